@@ -1,0 +1,10 @@
+"""The schedule library: pure, jittable `step -> learning rate` pytrees (jax and optax only)."""
+
+# Importing the modules registers every schedule factory for `from_config`.
+from lrjax.schedules import compose as compose
+from lrjax.schedules import cosine as cosine
+from lrjax.schedules import cyclic as cyclic
+from lrjax.schedules import decay as decay
+from lrjax.schedules import piecewise as piecewise
+from lrjax.schedules import plateau as plateau
+from lrjax.schedules import wsd as wsd
