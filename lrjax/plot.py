@@ -11,7 +11,9 @@ import numpy as np
 from lrjax.schedules.base import Schedule
 
 
-def _named(schedules: Schedule | Mapping[str, Schedule] | Sequence[Schedule]) -> dict[str, Schedule]:
+def _named(
+  schedules: Schedule | Mapping[str, Schedule] | Sequence[Schedule],
+) -> dict[str, Schedule]:
   if isinstance(schedules, Schedule):
     schedules = [schedules]
   if isinstance(schedules, Mapping):
@@ -40,14 +42,14 @@ def schedule_values(schedule: Schedule, num_steps: int) -> np.ndarray:
 
 
 def plot_schedules(
-    schedules: Schedule | Mapping[str, Schedule] | Sequence[Schedule],
-    num_steps: int,
-    path: str | os.PathLike,
-    *,
-    steps_per_epoch: int | None = None,
-    panels: bool = False,
-    title: str | None = None,
-    log_scale: bool = False,
+  schedules: Schedule | Mapping[str, Schedule] | Sequence[Schedule],
+  num_steps: int,
+  path: str | os.PathLike,
+  *,
+  steps_per_epoch: int | None = None,
+  panels: bool = False,
+  title: str | None = None,
+  log_scale: bool = False,
 ) -> str:
   """Draws one or several schedules into a PNG, as the chapter's figures show each schedule.
 
@@ -74,8 +76,9 @@ def plot_schedules(
 
   named = _named(schedules)
   if steps_per_epoch is not None and (
-      isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, (int, np.integer))
-      or steps_per_epoch < 1
+    isinstance(steps_per_epoch, bool)
+    or not isinstance(steps_per_epoch, (int, np.integer))
+    or steps_per_epoch < 1
   ):
     raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
   x = np.arange(num_steps) / (steps_per_epoch or 1)
@@ -93,7 +96,7 @@ def plot_schedules(
       ax.grid(alpha=0.3)
       if log_scale:
         ax.set_yscale("log")
-    for ax in flat[len(named):]:
+    for ax in flat[len(named) :]:
       ax.axis("off")
   else:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))

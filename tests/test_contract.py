@@ -23,8 +23,15 @@ def example(name):
 
 
 def test_registry_is_populated():
-  chapter = {"constant", "time_based_decay", "step_decay", "linear_decay", "polynomial_decay",
-             "triangle", "cosine_annealing"}
+  chapter = {
+    "constant",
+    "time_based_decay",
+    "step_decay",
+    "linear_decay",
+    "polynomial_decay",
+    "triangle",
+    "cosine_annealing",
+  }
   assert chapter <= set(NAMES)
 
 
@@ -49,7 +56,7 @@ def dataclass_frozen_error():
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(
-    "step", [3, np.int32(3), np.int64(3), jnp.int32(3), 3.0, np.float32(3.7), jnp.float32(3.2)]
+  "step", [3, np.int32(3), np.int64(3), jnp.int32(3), 3.0, np.float32(3.7), jnp.float32(3.2)]
 )
 def test_every_step_kind_gives_a_float32_array(name, step):
   s = example(name)

@@ -19,8 +19,9 @@ def test_overlay_and_panels(tmp_path):
   size, w, h = _png_size(plot.plot_schedules(named, 120, tmp_path / "a" / "overlay.png"))
   assert size > 10_000 and w > 600 and h > 300
   size, w, h = _png_size(
-      plot.plot_schedules(list(named.values()), 120, tmp_path / "p.png", panels=True,
-                          steps_per_epoch=10, title="t")
+    plot.plot_schedules(
+      list(named.values()), 120, tmp_path / "p.png", panels=True, steps_per_epoch=10, title="t"
+    )
   )
   assert size > 10_000 and w > h
 
@@ -31,13 +32,13 @@ def test_values_match_the_schedule():
 
 
 @pytest.mark.parametrize(
-    "kwargs, argument",
-    [
-        (dict(schedules={}, num_steps=10), "schedules"),
-        (dict(schedules={"x": 0.1}, num_steps=10), "schedules"),
-        (dict(schedules=lrjax.constant(0.1), num_steps=0), "num_steps"),
-        (dict(schedules=lrjax.constant(0.1), num_steps=5, steps_per_epoch=0), "steps_per_epoch"),
-    ],
+  "kwargs, argument",
+  [
+    (dict(schedules={}, num_steps=10), "schedules"),
+    (dict(schedules={"x": 0.1}, num_steps=10), "schedules"),
+    (dict(schedules=lrjax.constant(0.1), num_steps=0), "num_steps"),
+    (dict(schedules=lrjax.constant(0.1), num_steps=5, steps_per_epoch=0), "steps_per_epoch"),
+  ],
 )
 def test_bad_input(tmp_path, kwargs, argument):
   with pytest.raises(ValueError, match=argument):

@@ -45,7 +45,7 @@ def schedule_class(cls: type | None = None, *, static: tuple[str, ...] = ()) -> 
     c._static_fields = tuple(n for n in names if n in static)
     c._child_fields = tuple(n for n in names if n not in static)
     jax.tree_util.register_dataclass(
-        c, data_fields=list(c._child_fields), meta_fields=list(c._static_fields)
+      c, data_fields=list(c._child_fields), meta_fields=list(c._static_fields)
     )
     return c
 
@@ -162,7 +162,7 @@ def as_int32_step(step: Step, fold: Callable[[np.ndarray], np.ndarray] | None = 
   if isinstance(step, (int, float, np.ndarray, np.generic)):
     arr = np.asarray(step)
     if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+      np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
       raise ValueError(f"step must be an integer or float, got {step!r}")
     if np.issubdtype(arr.dtype, np.floating):

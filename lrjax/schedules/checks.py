@@ -1,4 +1,4 @@
-"""Validators for schedule hyperparameters: concrete bad input raises ValueError, traced input passes.
+"""Validators for schedule hyperparameters: bad concrete input raises ValueError; traced passes.
 
 Every check converts its argument to the leaf it is stored as (float32 for values, int32 for
 durations and boundaries) and returns it, so a factory validates and normalises in one line:
@@ -19,7 +19,7 @@ from lrjax.schedules.base import INT32_MAX
 
 def is_traced(x: Any) -> bool:
   return isinstance(x, jax.core.Tracer) or (
-      isinstance(x, (list, tuple)) and any(isinstance(v, jax.core.Tracer) for v in x)
+    isinstance(x, (list, tuple)) and any(isinstance(v, jax.core.Tracer) for v in x)
   )
 
 
@@ -34,7 +34,7 @@ def _as_array(name: str, x: Any, dtype: Any) -> Any:
   except Exception as e:  # a malformed argument: name it instead of a numpy traceback
     raise ValueError(f"{name} must be a number, got {x!r}") from e
   if host.dtype == object or not (
-      np.issubdtype(host.dtype, np.number) or np.issubdtype(host.dtype, np.bool_)
+    np.issubdtype(host.dtype, np.number) or np.issubdtype(host.dtype, np.bool_)
   ):
     raise ValueError(f"{name} must be a number, got {x!r}")
   if np.issubdtype(host.dtype, np.bool_):
@@ -52,23 +52,34 @@ def _leaf(x: Any, host: np.ndarray, dtype: Any) -> Any:
   return np.asarray(host, dtype=dtype)
 
 
-def real(name: str, x: Any, *, lo: float | None = None, hi: float | None = None,
-         lo_open: bool = False, hi_open: bool = False, what: str = "") -> Any:
+def real(
+  name: str,
+  x: Any,
+  *,
+  lo: float | None = None,
+  hi: float | None = None,
+  lo_open: bool = False,
+  hi_open: bool = False,
+  what: str = "",
+) -> Any:
   """A float32 leaf; optional bounds [lo, hi] (open ends with lo_open / hi_open)."""
   traced, host = _as_array(name, x, jnp.float32)
   if host is None:
     return traced
   bad = (lo is not None and (np.any(host < lo) or (lo_open and np.any(host == lo)))) or (
-      hi is not None and (np.any(host > hi) or (hi_open and np.any(host == hi)))
+    hi is not None and (np.any(host > hi) or (hi_open and np.any(host == hi)))
   )
   if bad:
     lo_s = "" if lo is None else ("(" if lo_open else "[") + f"{lo}, "
     hi_s = "" if hi is None else f"{hi}" + (")" if hi_open else "]")
-    rng = what or {
+    rng = (
+      what
+      or {
         (True, True): f"in {lo_s}{hi_s}",
         (True, False): f"{'>' if lo_open else '>='} {lo}",
         (False, True): f"{'<' if hi_open else '<='} {hi}",
-    }[(lo is not None, hi is not None)]
+      }[(lo is not None, hi is not None)]
+    )
     raise ValueError(f"{name} must be {rng}, got {_show(x)}")
   return _leaf(x, host, jnp.float32)
 
@@ -132,12 +143,14 @@ def same_length(names: tuple[str, str], a: Any, b: Any, offset: int = 0) -> None
   if lb != la + offset:
     want = f"len({names[0]}) + {offset}" if offset else f"len({names[0]})"
     raise ValueError(
-        f"{names[1]} must have {want} = {la + offset} entries, got {lb}: "
-        f"{names[0]}={_show(a)}, {names[1]}={_show(b)}"
+      f"{names[1]} must have {want} = {la + offset} entries, got {lb}: "
+      f"{names[0]}={_show(a)}, {names[1]}={_show(b)}"
     )
 
 
-def not_longer(short_name: str, short: Any, long_name: str, long: Any, strict: bool = False) -> None:
+def not_longer(
+  short_name: str, short: Any, long_name: str, long: Any, strict: bool = False
+) -> None:
   """short <= long (or <) when both are concrete, e.g. warmup_steps <= total_steps."""
   if is_traced(short) or is_traced(long):
     return

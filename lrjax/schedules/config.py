@@ -1,6 +1,6 @@
 """Config round trip: every schedule factory is registered under a name.
 
-`to_config(schedule)` gives `{"name": <factory name>, <argument>: <value>, ...}`: a JSON-serialisable
+`to_config(schedule)` gives `{"name": <factory name>, <argument>: <value>, ...}`: a JSON-ready
 dict whose keys are the factory's keyword arguments (a schedule's fields are exactly those), with
 child schedules as nested dicts. `from_config(dict)` calls the factory again, so every value is
 validated exactly as when the schedule was first built.
@@ -42,8 +42,8 @@ def register(name: str, cls: type[Schedule], example: Mapping[str, Any]) -> Call
     fields = {f.name for f in dataclasses.fields(cls)}
     if params != fields:
       raise TypeError(
-          f"{name}: factory arguments {sorted(params)} must equal {cls.__name__} fields "
-          f"{sorted(fields)} for the config round trip"
+        f"{name}: factory arguments {sorted(params)} must equal {cls.__name__} fields "
+        f"{sorted(fields)} for the config round trip"
       )
     cls.config_name = name
     _REGISTRY[name] = Entry(name, factory, cls, dict(example))
@@ -111,11 +111,11 @@ def from_config(config: Mapping[str, Any]) -> Schedule:
   unknown = sorted(set(kwargs) - set(params))
   if unknown:
     raise ValueError(
-        f"unknown key {unknown[0]!r} in the config of schedule {name!r}; "
-        f"its keys are {sorted(params)}"
+      f"unknown key {unknown[0]!r} in the config of schedule {name!r}; "
+      f"its keys are {sorted(params)}"
     )
   missing = [
-      k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs
+    k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs
   ]
   if missing:
     raise ValueError(f"the config of schedule {name!r} is missing the key {missing[0]!r}")
@@ -125,8 +125,10 @@ def from_config(config: Mapping[str, Any]) -> Schedule:
 def _build(value: Any) -> Any:
   if isinstance(value, Mapping) and "name" in value:
     return from_config(value)
-  if isinstance(value, (list, tuple)) and value and all(
-      isinstance(v, Mapping) and "name" in v for v in value
+  if (
+    isinstance(value, (list, tuple))
+    and value
+    and all(isinstance(v, Mapping) and "name" in v for v in value)
   ):
     return [from_config(v) for v in value]
   return value

@@ -83,8 +83,8 @@ def time_based_decay(init_value: Any, decay_rate: Any) -> TimeBasedDecay:
     ValueError: if a value is negative or not finite.
   """
   return TimeBasedDecay(
-      init_value=checks.lr_value("init_value", init_value),
-      decay_rate=checks.non_negative("decay_rate", decay_rate),
+    init_value=checks.lr_value("init_value", init_value),
+    decay_rate=checks.non_negative("decay_rate", decay_rate),
   )
 
 
@@ -120,9 +120,9 @@ def step_decay(init_value: Any, drop_factor: Any, drop_every: Any) -> StepDecay:
       negative or not finite.
   """
   return StepDecay(
-      init_value=checks.lr_value("init_value", init_value),
-      drop_factor=checks.positive("drop_factor", drop_factor),
-      drop_every=checks.duration("drop_every", drop_every),
+    init_value=checks.lr_value("init_value", init_value),
+    drop_factor=checks.positive("drop_factor", drop_factor),
+    drop_every=checks.duration("drop_every", drop_every),
   )
 
 
@@ -145,22 +145,22 @@ class ExponentialDecay(Schedule):
     if self.end_value is None:
       return v
     return jnp.where(
-        self.decay_rate < 1, jnp.maximum(v, self.end_value), jnp.minimum(v, self.end_value)
+      self.decay_rate < 1, jnp.maximum(v, self.end_value), jnp.minimum(v, self.end_value)
     )
 
 
 @register(
-    "exponential_decay",
-    ExponentialDecay,
-    example=dict(init_value=0.1, transition_steps=20, decay_rate=0.5, end_value=0.005),
+  "exponential_decay",
+  ExponentialDecay,
+  example=dict(init_value=0.1, transition_steps=20, decay_rate=0.5, end_value=0.005),
 )
 def exponential_decay(
-    init_value: Any,
-    transition_steps: Any,
-    decay_rate: Any,
-    transition_begin: Any = 0,
-    staircase: bool = False,
-    end_value: Any = None,
+  init_value: Any,
+  transition_steps: Any,
+  decay_rate: Any,
+  transition_begin: Any = 0,
+  staircase: bool = False,
+  end_value: Any = None,
 ) -> ExponentialDecay:
   r"""Exponential decay, continuous or staircase, with a begin step and an end value (optax's).
 
@@ -187,12 +187,12 @@ def exponential_decay(
       `transition_begin`, or a negative or non-finite value.
   """
   return ExponentialDecay(
-      init_value=checks.lr_value("init_value", init_value),
-      transition_steps=checks.duration("transition_steps", transition_steps),
-      decay_rate=checks.positive("decay_rate", decay_rate),
-      transition_begin=checks.steps("transition_begin", transition_begin),
-      end_value=None if end_value is None else checks.lr_value("end_value", end_value),
-      staircase=checks.flag("staircase", staircase),
+    init_value=checks.lr_value("init_value", init_value),
+    transition_steps=checks.duration("transition_steps", transition_steps),
+    decay_rate=checks.positive("decay_rate", decay_rate),
+    transition_begin=checks.steps("transition_begin", transition_begin),
+    end_value=None if end_value is None else checks.lr_value("end_value", end_value),
+    staircase=checks.flag("staircase", staircase),
   )
 
 
@@ -209,12 +209,12 @@ class PolynomialDecay(Schedule):
 
 
 @register(
-    "polynomial_decay",
-    PolynomialDecay,
-    example=dict(init_value=0.1, total_steps=100, power=5.0),
+  "polynomial_decay",
+  PolynomialDecay,
+  example=dict(init_value=0.1, total_steps=100, power=5.0),
 )
 def polynomial_decay(
-    init_value: Any, total_steps: Any, power: Any, end_value: Any = 0.0
+  init_value: Any, total_steps: Any, power: Any, end_value: Any = 0.0
 ) -> PolynomialDecay:
   r"""Polynomial decay from `init_value` to `end_value` at `total_steps`, then constant.
 
@@ -238,10 +238,10 @@ def polynomial_decay(
       non-finite value.
   """
   return PolynomialDecay(
-      init_value=checks.lr_value("init_value", init_value),
-      total_steps=checks.duration("total_steps", total_steps),
-      power=checks.non_negative("power", power),
-      end_value=checks.lr_value("end_value", end_value),
+    init_value=checks.lr_value("init_value", init_value),
+    total_steps=checks.duration("total_steps", total_steps),
+    power=checks.non_negative("power", power),
+    end_value=checks.lr_value("end_value", end_value),
   )
 
 
@@ -275,13 +275,19 @@ def linear_decay(init_value: Any, total_steps: Any, end_value: Any = 0.0) -> Lin
     ValueError: for a non-positive `total_steps` or a negative or non-finite value.
   """
   return LinearDecay(
-      init_value=checks.lr_value("init_value", init_value),
-      total_steps=checks.duration("total_steps", total_steps),
-      end_value=checks.lr_value("end_value", end_value),
+    init_value=checks.lr_value("init_value", init_value),
+    total_steps=checks.duration("total_steps", total_steps),
+    end_value=checks.lr_value("end_value", end_value),
   )
 
 
 __all__ = [
-    "constant", "time_based_decay", "step_decay", "exponential_decay", "linear_decay",
-    "polynomial_decay", "safe_div", "safe_pow",
+  "constant",
+  "time_based_decay",
+  "step_decay",
+  "exponential_decay",
+  "linear_decay",
+  "polynomial_decay",
+  "safe_div",
+  "safe_pow",
 ]

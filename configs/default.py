@@ -1,0 +1,43 @@
+"""The chapter's experiment: ResNet-50 (CIFAR stem) on CIFAR-10, lr 0.1, 100 epochs, batch 128.
+
+    lrjax train --config configs/default.py --workdir runs/cifar10_constant
+
+Costs about 39 PFLOP (7.8 GFLOP per training image): minutes per epoch on one modern GPU, days on
+a laptop CPU. Other configs import this one and change a few fields.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  # Model.
+  config.model = "resnet50"
+  config.stem = "cifar"  # 3x3 stride-1 stem without max-pool; "imagenet" for 7x7/2 + max-pool.
+  config.half_precision = False  # bfloat16 compute (float32 parameters): for accelerators.
+  # Data.
+  config.dataset = "cifar10"
+  config.data_dir = ""  # "" = the dataset's default place (tfds, or the Debian IDX folder).
+  config.train_limit = 0  # train on the first N examples of each epoch's order only; 0 = all.
+  config.augment = True  # pad-`pad` random crop + horizontal flip, on the device.
+  config.pad = 4
+  config.flip = True
+  # Optimisation.
+  config.optimizer = "sgd"
+  config.momentum = 0.9
+  config.nesterov = False
+  config.weight_decay = 5e-4  # coupled L2 on kernels (the Keras tutorial's 0.0005)
+  config.batch_size = 128
+  config.num_epochs = 100
+  # An lrjax.from_config dict; durations may be {"epochs": e}, {"steps": s} or {"fraction": f}.
+  config.schedule = {"name": "constant", "value": 0.1}
+  # Run.
+  config.seed = 0
+  config.eval_batch_size = 1000
+  config.checkpoint_every_epochs = 1
+  config.checkpoint_every_steps = 0  # > 0: also save mid-epoch every that many steps.
+  config.keep_checkpoints = 2
+  config.log_every_steps = 50
+  config.progress = True
+  config.tensorboard = True
+  return config

@@ -1,0 +1,136 @@
+"""The command line: `lrjax train | plot`.
+
+lrjax train --config configs/fashion_mnist.py --workdir runs/fmnist --config.num_epochs=3
+lrjax plot --all --steps 120 --out schedules.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+USAGE = """usage: lrjax <command> [options]
+
+commands:
+  train   train a model from a config file:  lrjax train --config FILE[:VARIANT] --workdir DIR
+          [--config.FIELD=VALUE ...] [--coordinator_address HOST:PORT --num_processes N
+          --process_id I]
+  plot    draw schedules into a PNG:  lrjax plot (--all | --schedule JSON ...) --steps N --out FILE
+
+Run `lrjax <command> --help` for a command's options.
+"""
+
+
+def _load_config_flags(argv: list[str], extra: dict[str, str]):
+  """Parses `--config FILE[:VARIANT]` with `--config.FIELD=VALUE` overrides, the Flax way."""
+  from absl import flags
+  from ml_collections import config_flags
+
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file.", flag_values=fv, lock_config=True
+  )
+  for name, help_text in extra.items():
+    flags.DEFINE_string(name, None, help_text, flag_values=fv)
+  # Config files import their siblings as `configs.<name>`: make the repository root importable.
+  for arg in argv:
+    if arg.startswith("--config=") or arg.endswith(".py"):
+      path = arg.split("=", 1)[-1].split(":", 1)[0]
+      root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+      if root not in sys.path:
+        sys.path.insert(0, root)
+  try:
+    fv(argv)
+  except flags.Error as e:
+    raise SystemExit(f"lrjax: {e}") from None
+  if fv.config is None:
+    raise SystemExit("lrjax: --config is required (for example --config configs/smoke.py)")
+  return fv
+
+
+def _train(argv: list[str]) -> int:
+  fv = _load_config_flags(
+    argv,
+    {
+      "workdir": "Directory for checkpoints, metrics and the resolved config.",
+      "coordinator_address": "host:port of process 0, for a multi-process run.",
+      "num_processes": "Number of processes of a multi-process run.",
+      "process_id": "This process's index in a multi-process run.",
+    },
+  )
+  if not fv.workdir:
+    raise SystemExit("lrjax: --workdir is required")
+  from lrjax.train import devices
+
+  devices.maybe_initialize_distributed(
+    fv.coordinator_address,
+    int(fv.num_processes) if fv.num_processes else None,
+    int(fv.process_id) if fv.process_id else None,
+  )
+  from lrjax.train import data, loop
+
+  try:
+    summary = loop.train_and_evaluate(fv.config, fv.workdir)
+  except (ValueError, data.DatasetNotFoundError, loop.NonFiniteLossError) as e:
+    raise SystemExit(f"lrjax: {e}") from None
+  summary.pop("state", None)
+  print(json.dumps({k: v for k, v in summary.items() if k != "schedule"}, indent=2))
+  return 0
+
+
+def _plot(argv: list[str]) -> int:
+  import lrjax
+  from lrjax import plot
+
+  p = argparse.ArgumentParser(prog="lrjax plot", description="Draw schedules into a PNG.")
+  p.add_argument(
+    "--schedule",
+    action="append",
+    default=[],
+    help='a schedule config as JSON, e.g. \'{"name": "linear_decay", '
+    '"init_value": 0.1, "total_steps": 100}\' (repeatable)',
+  )
+  p.add_argument("--all", action="store_true", help="every registered schedule's example")
+  p.add_argument("--steps", type=int, default=120)
+  p.add_argument("--out", required=True)
+  p.add_argument("--panels", action="store_true", help="one panel per schedule")
+  args = p.parse_args(argv[1:])
+  named = {}
+  for text in args.schedule:
+    try:
+      s = lrjax.from_config(json.loads(text))
+    except (json.JSONDecodeError, ValueError) as e:
+      raise SystemExit(f"lrjax plot: bad --schedule {text!r}: {e}") from None
+    named[f"{s.config_name} {len(named) + 1}"] = s
+  if args.all:
+    for name, entry in sorted(lrjax.registry().items()):
+      named[name] = entry.factory(**entry.example)
+  if not named:
+    raise SystemExit("lrjax plot: give --schedule JSON or --all")
+  try:
+    path = plot.plot_schedules(named, args.steps, args.out, panels=args.panels or args.all)
+  except ValueError as e:
+    raise SystemExit(f"lrjax plot: {e}") from None
+  print(path)
+  return 0
+
+
+COMMANDS = {"train": _train, "plot": _plot}
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print(USAGE)
+    return 0
+  command = argv[1]
+  if command not in COMMANDS:
+    print(f"lrjax: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+  return COMMANDS[command]([f"lrjax {command}", *argv[2:]])
+
+
+if __name__ == "__main__":
+  sys.exit(main())

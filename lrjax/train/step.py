@@ -1,0 +1,208 @@
+"""The train state, the optimizer, and the pure train and eval steps.
+
+The optimizer is built with `optax.inject_hyperparams` and a placeholder learning rate; the train
+step writes `schedule(step)` into the optimizer state before each update. The schedule is an
+ordinary argument of the jitted step (a pytree), not a constant baked into the program, so every
+schedule of one kind, whatever its values, runs the same compiled step, and the current learning
+rate is visible in `state.opt_state`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from lrjax.schedules.base import Schedule
+from lrjax.train import data as data_lib
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+class TrainState(struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  key: jax.Array  # raw uint32 key: augmentation noise for step t is fold_in(key, t)
+  tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+  def checkpoint_items(self) -> dict[str, Any]:
+    return {
+      "step": self.step,
+      "params": self.params,
+      "batch_stats": self.batch_stats,
+      "opt_state": self.opt_state,
+      "key": self.key,
+    }
+
+
+def _decay_mask(params: Any) -> Any:
+  # Weight decay on kernels only, not on BatchNorm scales or biases (as the Flax examples do).
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def make_optimizer(
+  name: str = "sgd",
+  *,
+  momentum: float = 0.9,
+  nesterov: bool = False,
+  weight_decay: float = 0.0,
+  b1: float = 0.9,
+  b2: float = 0.999,
+) -> optax.GradientTransformation:
+  """SGD (momentum, Nesterov, coupled L2 weight decay), Adam (L2) or AdamW (decoupled decay).
+
+  The learning rate is an injected hyperparameter; the train step sets it every update.
+  """
+  if name not in OPTIMIZERS:
+    raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
+  if weight_decay < 0:
+    raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+
+  def build(learning_rate):
+    if name == "adamw":
+      return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=_decay_mask)
+    base = (
+      optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+      if name == "sgd"
+      else optax.adam(learning_rate, b1=b1, b2=b2)
+    )
+    if weight_decay:
+      return optax.chain(optax.add_decayed_weights(weight_decay, mask=_decay_mask), base)
+    return base
+
+  return optax.inject_hyperparams(build)(learning_rate=0.0)
+
+
+def create_train_state(
+  model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int
+) -> TrainState:
+  """Initialises parameters from `seed` alone, so every schedule of a study starts alike."""
+  init_key, aug_key = jax.random.split(jax.random.PRNGKey(seed))
+  variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+  params = variables["params"]
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get("batch_stats", {}),
+    opt_state=tx.init(params),
+    key=aug_key,
+    tx=tx,
+  )
+
+
+def current_lr(state: TrainState) -> jax.Array:
+  return state.opt_state.hyperparams["learning_rate"]
+
+
+def _with_lr(opt_state: Any, lr: jax.Array) -> Any:
+  hyper = dict(opt_state.hyperparams)
+  hyper["learning_rate"] = jnp.asarray(lr, hyper["learning_rate"].dtype)
+  return opt_state._replace(hyperparams=hyper)
+
+
+def train_step(
+  state: TrainState,
+  batch: dict[str, jax.Array],
+  schedule: Schedule,
+  *,
+  model: nn.Module,
+  mean: Any,
+  std: Any,
+  augment: bool,
+  pad: int = 4,
+  flip: bool = True,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD update on a batch of uint8 images; returns the new state and per-step metrics."""
+  lr = schedule(state.step)
+  images = batch["image"]
+  if augment:
+    images = data_lib.augment(jax.random.fold_in(state.key, state.step), images, pad=pad, flip=flip)
+  x = data_lib.normalize(images, mean, std)
+
+  def loss_fn(params):
+    logits, updates = model.apply(
+      {"params": params, "batch_stats": state.batch_stats},
+      x,
+      train=True,
+      mutable=["batch_stats"],
+    )
+    logits = logits.astype(jnp.float32)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    return loss, (logits, updates["batch_stats"])
+
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  opt_state = _with_lr(state.opt_state, lr)
+  updates, opt_state = state.tx.update(grads, opt_state, state.params)
+  new_state = state.replace(
+    step=state.step + 1,
+    params=optax.apply_updates(state.params, updates),
+    batch_stats=batch_stats,
+    opt_state=opt_state,
+  )
+  correct = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
+  return new_state, {"loss": loss, "accuracy": correct, "lr": lr}
+
+
+def eval_step(
+  state: TrainState, batch: dict[str, jax.Array], *, model: nn.Module, mean: Any, std: Any
+) -> dict[str, jax.Array]:
+  """Sums of loss, correct predictions and examples; `batch["mask"]` marks padding rows."""
+  x = data_lib.normalize(batch["image"], mean, std)
+  logits = model.apply(
+    {"params": state.params, "batch_stats": state.batch_stats}, x, train=False
+  ).astype(jnp.float32)
+  mask = batch["mask"].astype(jnp.float32)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+  correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
+  return {
+    "loss_sum": jnp.sum(loss * mask),
+    "correct": jnp.sum(correct * mask),
+    "count": jnp.sum(mask),
+  }
+
+
+def predict_probs(
+  state: TrainState, images: jax.Array, *, model: nn.Module, mean: Any, std: Any
+) -> jax.Array:
+  """Softmax probabilities (for snapshot ensembles)."""
+  x = data_lib.normalize(images, mean, std)
+  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
+  return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+
+def jit_steps(
+  model: nn.Module,
+  mean: Any,
+  std: Any,
+  augment: bool,
+  pad: int,
+  flip: bool,
+  state_sharding: Any,
+  batch_sharding: Any,
+) -> tuple[Callable, Callable]:
+  """The jitted train and eval steps, with the state replicated and the batch sharded.
+
+  The state is donated: XLA updates parameters and optimizer state in place.
+  """
+  replicated = state_sharding
+  train = jax.jit(
+    functools.partial(
+      train_step, model=model, mean=mean, std=std, augment=augment, pad=pad, flip=flip
+    ),
+    in_shardings=(replicated, batch_sharding, None),
+    out_shardings=(replicated, None),
+    donate_argnums=0,
+  )
+  evaluate = jax.jit(
+    functools.partial(eval_step, model=model, mean=mean, std=std),
+    in_shardings=(replicated, batch_sharding),
+  )
+  return train, evaluate
