@@ -29,8 +29,9 @@ def _load_config_flags(argv: list[str], extra: dict[str, str]):
   from ml_collections import config_flags
 
   fv = flags.FlagValues()
+  # sys_argv: the overrides are read from this argv, not from the process's own.
   config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file.", flag_values=fv, lock_config=True
+    "config", None, "Experiment config file.", flag_values=fv, lock_config=True, sys_argv=argv
   )
   for name, help_text in extra.items():
     flags.DEFINE_string(name, None, help_text, flag_values=fv)
@@ -75,8 +76,8 @@ def _train(argv: list[str]) -> int:
     summary = loop.train_and_evaluate(fv.config, fv.workdir)
   except (ValueError, data.DatasetNotFoundError, loop.NonFiniteLossError) as e:
     raise SystemExit(f"lrjax: {e}") from None
-  summary.pop("state", None)
-  print(json.dumps({k: v for k, v in summary.items() if k != "schedule"}, indent=2))
+  hidden = ("state", "run", "schedule")
+  print(json.dumps({k: v for k, v in summary.items() if k not in hidden}, indent=2))
   return 0
 
 

@@ -1,0 +1,168 @@
+"""The training loop on the tiny model and synthetic data: records, compilation, errors, NaN."""
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import lrjax
+from lrjax import cli
+from lrjax.train import loop, resolve
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from configs import smoke  # noqa: E402
+
+
+def smoke_config(**changes):
+  config = smoke.get_config()
+  config.dataset = "synthetic:16x16x3:256:64:4"
+  config.batch_size = 32
+  config.eval_batch_size = 64
+  for k, v in changes.items():
+    config[k] = v
+  return config
+
+
+def test_run_writes_records_and_compiles_once(tmp_path):
+  out = loop.train_and_evaluate(smoke_config(num_epochs=3), str(tmp_path), quiet=True)
+  assert out["compilations"] == 1  # one program for all epochs and every per-step lr
+  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert [r["epoch"] for r in records] == [0, 1, 2]
+  for key in (
+    "step",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "seconds",
+    "images_per_second",
+  ):
+    assert all(np.isfinite(r[key]) for r in records), key
+  schedule = out["run"].schedule
+  assert [r["lr"] for r in records] == pytest.approx([float(schedule(s)) for s in (0, 8, 16)])
+  assert records[-1]["train_loss"] < records[0]["train_loss"]
+  assert out["final_test_accuracy"] > 0.5  # 4 classes: chance is 0.25
+  resolved = json.load(open(tmp_path / "config.json"))
+  assert resolved["steps_per_epoch"] == 8 and resolved["total_steps"] == 24
+  assert resolved["schedule"]["total_steps"] == 24  # {"fraction": 1.0} resolved to steps
+  assert json.load(open(tmp_path / "summary.json"))["epochs"] == 3
+  assert os.listdir(tmp_path / "checkpoints")
+
+
+def test_no_recompilation_across_schedule_values(tmp_path):
+  run = loop.Run(smoke_config(), str(tmp_path))
+  state = run.init_state()
+  perm = np.arange(256)
+  for init in (0.1, 0.05, 0.2):
+    schedule = lrjax.linear_decay(init, 24)
+    state, metrics = run.train_step(state, run.train_batch(perm, 0), schedule)
+    assert float(metrics["lr"]) == pytest.approx(float(schedule(int(state.step) - 1)))
+  assert run.train_step._cache_size() == 1
+  # The optimizer state shows the lr of the last update.
+  assert float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.2 * 22 / 24)
+
+
+def test_durations_in_epochs_steps_and_fractions():
+  cfg = {
+    "name": "per_epoch",
+    "steps_per_epoch": {"epochs": 1},
+    "schedule": {"name": "step_decay", "init_value": 0.1, "drop_factor": 0.5, "drop_every": 2},
+  }
+  s = resolve.resolve_schedule(cfg, steps_per_epoch=10, total_steps=100)
+  assert float(s(19)) == pytest.approx(0.1) and float(s(20)) == pytest.approx(0.05)
+  s = resolve.resolve_schedule(
+    {
+      "name": "triangle",
+      "peak_value": 1.0,
+      "warmup_steps": {"fraction": 0.25},
+      "total_steps": {"steps": 40},
+    },
+    10,
+    40,
+  )
+  assert float(s(10)) == 1.0 and float(s(40)) == 0.0
+  with pytest.raises(ValueError, match="epochs"):
+    resolve.resolve_schedule(
+      {"name": "linear_decay", "init_value": 0.1, "total_steps": {"epochs": -1}}, 10, 100
+    )
+
+
+@pytest.mark.parametrize(
+  "changes, field",
+  [
+    (dict(model="resnet9000"), "config.model"),
+    (dict(dataset="imagenet"), "config.dataset"),
+    (dict(batch_size=0), "config.batch_size"),
+    (dict(batch_size=1000), "config.batch_size"),
+    (dict(num_epochs=-1), "config.num_epochs"),
+    (dict(optimizer="lion"), "config.optimizer"),
+    (dict(schedule={"name": "nope"}), "nope"),
+    (dict(schedule={"name": "linear_decay", "init_value": -1.0, "total_steps": 5}), "init_value"),
+  ],
+)
+def test_bad_config_stops_before_compiling(tmp_path, changes, field):
+  with pytest.raises(ValueError, match=field):
+    loop.Run(smoke_config(**changes), str(tmp_path))
+
+
+def test_non_finite_loss_stops_with_step_and_lr(tmp_path):
+  config = smoke_config(num_epochs=2, checkpoint_every_epochs=1)
+  config.schedule = {"name": "step_decay", "init_value": 0.05, "drop_factor": 1e12, "drop_every": 8}
+  with pytest.raises(loop.NonFiniteLossError, match=r"at step \d+ \(learning rate"):
+    loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  # Epoch 0 was fine and saved; nothing after the blow-up was.
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["8"]
+
+
+def test_cli_train_with_overrides(tmp_path, capsys):
+  code = cli.main(
+    [
+      "lrjax",
+      "train",
+      "--config",
+      os.path.join(ROOT, "configs", "smoke.py"),
+      "--workdir",
+      str(tmp_path),
+      "--config.num_epochs=1",
+      "--config.dataset=synthetic:16x16x3:128:32:4",
+      "--config.schedule.init_value=0.02",
+    ]
+  )
+  assert code == 0
+  printed = json.loads(capsys.readouterr().out)
+  assert printed["epochs"] == 1
+  record = json.loads(open(tmp_path / "metrics.jsonl").readline())
+  assert record["lr"] == pytest.approx(0.02)
+
+
+def test_cli_reports_bad_config_field(tmp_path):
+  with pytest.raises(SystemExit, match="config.batch_size"):
+    cli.main(
+      [
+        "lrjax",
+        "train",
+        "--config",
+        os.path.join(ROOT, "configs", "smoke.py"),
+        "--workdir",
+        str(tmp_path),
+        "--config.batch_size=-4",
+      ]
+    )
+
+
+def test_cli_plot(tmp_path, capsys):
+  out = tmp_path / "all.png"
+  assert cli.main(["lrjax", "plot", "--all", "--steps", "50", "--out", str(out)]) == 0
+  assert out.stat().st_size > 20_000
+  with pytest.raises(SystemExit, match="bad --schedule"):
+    cli.main(["lrjax", "plot", "--schedule", '{"name": "x"}', "--out", str(out)])
+
+
+def test_devices_visible():
+  assert jax.device_count() >= 1
