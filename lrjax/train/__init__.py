@@ -1,0 +1,1 @@
+"""The experiment half of lrjax: models, data and training for comparing schedules."""
