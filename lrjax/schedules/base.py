@@ -82,6 +82,8 @@ class Schedule:
   def __add__(self, other: Any) -> Schedule:
     from lrjax.schedules import compose
 
+    if not _operand(other):
+      return NotImplemented
     return compose.add(self, other)
 
   __radd__ = __add__
@@ -89,6 +91,8 @@ class Schedule:
   def __mul__(self, other: Any) -> Schedule:
     from lrjax.schedules import compose
 
+    if not _operand(other):
+      return NotImplemented
     if isinstance(other, Schedule):
       return compose.multiply(self, other)
     return compose.scale(self, other)
@@ -128,6 +132,13 @@ class Schedule:
     for name, v in self.fields().items():
       parts.append(f"{name}={_short_repr(v)}")
     return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _operand(x: Any) -> bool:
+  """Schedules combine with schedules and numbers; anything else gets Python's TypeError."""
+  return isinstance(x, (Schedule, int, float, np.number, np.ndarray, jax.Array)) and not isinstance(
+    x, bool
+  )
 
 
 def _short_repr(v: Any) -> str:
