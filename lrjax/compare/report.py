@@ -1,0 +1,280 @@
+"""The study's report: the chapter's Table 1.1 with spread over seeds, paired tests, and a CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from lrjax.compare import stats
+
+# The chapter's Table 1.1 reports the final-epoch test accuracy and loss.
+TABLE_ROWS = (("Accuracy", "final_test_accuracy", 3), ("Loss", "final_test_loss", 4))
+CSV_FIELDS = (
+  "schedule",
+  "label",
+  "seed",
+  "final_test_accuracy",
+  "best_test_accuracy",
+  "final_test_loss",
+  "final_train_loss",
+  "seconds",
+  "num_snapshots",
+  "ensemble_accuracy",
+  "last_snapshot_accuracy",
+  "ensemble_loss",
+)
+_ENSEMBLE = ("num_snapshots", "ensemble_accuracy", "last_snapshot_accuracy", "ensemble_loss")
+
+
+def _config_field(config: Any, name: str) -> Any:
+  """`config.name`, also one level down (a study config may nest the training config)."""
+  if isinstance(config, Mapping):
+    if config.get(name) is not None:
+      return config[name]
+    for value in config.values():
+      if isinstance(value, Mapping) and value.get(name) is not None:
+        return value[name]
+    return None
+  return getattr(config, name, None)
+
+
+def _md(text: Any) -> str:
+  return str(text).replace("|", r"\|")
+
+
+def _num(x: float, decimals: int, sign: bool = False) -> str:
+  return "n/a" if not math.isfinite(x) else f"{x:{'+' if sign else ''}.{decimals}f}"
+
+
+def _p(p: float) -> str:
+  if not math.isfinite(p):
+    return "n/a"
+  return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _cell(cell: Mapping[str, Any], decimals: int, num_seeds: int) -> str:
+  n = cell["n"]
+  if n == 0:
+    return "n/a (n=0)"
+  text = _num(cell["mean"], decimals)
+  if n >= 2:
+    text += f" ± {_num(cell['std'], decimals)}"
+  return text if n == num_seeds else f"{text} (n={n})"
+
+
+def _table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
+  lines = ["| " + " | ".join(_md(h) for h in header) + " |"]
+  lines.append("| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |")
+  lines += ["| " + " | ".join(row) + " |" for row in rows]
+  return lines
+
+
+def _caption(results: Mapping[str, Any], num_seeds: int) -> str:
+  config = results.get("config") or {}
+  model, dataset = _config_field(config, "model"), _config_field(config, "dataset")
+  epochs = _config_field(config, "num_epochs")
+  parts = [str(model) if model else "", f"on {dataset}" if dataset else ""]
+  setting = " ".join(p for p in parts if p)
+  if epochs:
+    setting = f"{setting}, {epochs} epochs" if setting else f"{epochs} epochs"
+  seeds = stats.seeds_of(results)
+  seed_text = f"seeds {', '.join(map(str, seeds))}" if seeds else "no seeds"
+  setting = f"{setting}, {seed_text}" if setting else seed_text
+  spread = (
+    f"mean ± sample std over {num_seeds} seeds" if num_seeds >= 2 else "a single seed, no spread"
+  )
+  return (
+    f"*Table 1.1 (reproduced): {setting}. Test accuracy and loss, {spread}; final epoch."
+    " (n=k) marks a cell with fewer runs.*"
+  )
+
+
+def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
+  base = stats.label(results, baseline)
+  lines = [
+    f"## Paired comparison with {_md(base)}",
+    "",
+    f"Difference = schedule - {_md(base)} on the same seed, over the seeds both ran; "
+    "95% CI from the t distribution; p from a two-sided paired t-test.",
+  ]
+  for title, metric, decimals in TABLE_ROWS:
+    direction = "lower" if not stats.higher_is_better_for(metric) else "higher"
+    rows = []
+    for r in stats.paired_comparison(results, baseline, metric):
+      ci = (
+        f"[{_num(r['ci_low'], decimals, True)}, {_num(r['ci_high'], decimals, True)}]"
+        if math.isfinite(r["ci_low"])
+        else "n/a"
+      )
+      rows.append(
+        [
+          _md(r["label"]),
+          _num(r["mean_difference"], decimals, True),
+          ci,
+          _p(r["p_value"]),
+          r["verdict"],
+          str(r["n"]),
+        ]
+      )
+    lines += ["", f"{title} ({direction} is better):", ""]
+    header = ["Schedule", "Difference", "95% CI", "p", "Verdict", "n"]
+    lines += _table(header, rows, ["l", "r", "r", "r", "l", "r"])
+  return lines
+
+
+def _snapshot_lines(results: Mapping[str, Any]) -> list[str]:
+  cells = stats.run_table(results)
+  rows = []
+  for name in stats.schedule_names(results):
+    pairs, counts = [], set()
+    for (s, _), run in cells.items():
+      ens = stats.metric_value(run, "snapshot_ensemble.ensemble_accuracy")
+      last = stats.metric_value(run, "snapshot_ensemble.last_snapshot_accuracy")
+      if s == name and ens is not None and last is not None:
+        pairs.append((ens, last))
+        count = stats.metric_value(run, "snapshot_ensemble.num_snapshots")
+        counts.add("?" if count is None else str(int(count)))
+    if not pairs:
+      continue
+    ens = stats.summarize(
+      {"schedules": [name], "runs": [r for (s, _), r in cells.items() if s == name]},
+      ("snapshot_ensemble.ensemble_accuracy", "snapshot_ensemble.last_snapshot_accuracy"),
+    )[name]
+    gain = stats.paired_stats([e - la for e, la in pairs])
+    n = len(pairs)
+    rows.append(
+      [
+        _md(stats.label(results, name)),
+        ", ".join(sorted(counts)),
+        _cell(ens["snapshot_ensemble.ensemble_accuracy"], 3, n),
+        _cell(ens["snapshot_ensemble.last_snapshot_accuracy"], 3, n),
+        _num(gain["mean_difference"], 3, True),
+        _p(gain["p_value"]),
+        str(n),
+      ]
+    )
+  if not rows:
+    return []
+  header = ["Schedule", "Snapshots", "Ensemble accuracy", "Last snapshot", "Gain", "p", "n"]
+  return [
+    "## Snapshot ensembles",
+    "",
+    "Test accuracy of the averaged snapshot predictions against the last snapshot alone "
+    "(gain paired by seed, two-sided t-test).",
+    "",
+    *_table(header, rows, ["l", "r", "r", "r", "r", "r", "r"]),
+  ]
+
+
+def results_markdown(results: Mapping[str, Any], baseline: str | None = None) -> str:
+  """The study's report in Markdown.
+
+  The chapter's Table 1.1 (rows Accuracy and Loss, one column per schedule, cells mean ± sample
+  std over seeds of the final-epoch test metric), its caption, the paired comparison of every
+  schedule with the baseline, a snapshot-ensemble table when any run has one, the wall time per
+  schedule and the runs still missing.
+
+  Args:
+    results: a study's results (`lrjax.compare.stats` describes missing data).
+    baseline: the schedule the others are compared with; default the first column.
+
+  Returns:
+    The Markdown text, ending with a newline.
+
+  Raises:
+    ValueError: if `results` has no runs list or no schedules, or `baseline` is not a schedule.
+  """
+  names = stats.schedule_names(results)
+  if not names:
+    raise ValueError("results must name at least one schedule, got none")
+  baseline = names[0] if baseline is None else baseline
+  if baseline not in names:
+    raise ValueError(f"baseline must be one of {names}, got {baseline!r}")
+  seeds = stats.seeds_of(results)
+  summary = stats.summarize(results)
+  header = ["Metric"] + [stats.label(results, n) for n in names]
+  rows = [
+    [title] + [_cell(summary[n][metric], decimals, len(seeds)) for n in names]
+    for title, metric, decimals in TABLE_ROWS
+  ]
+  lines = ["# Learning-rate schedules compared", ""]
+  lines += _table(header, rows, ["l"] + ["r"] * len(names))
+  lines += ["", _caption(results, len(seeds)), ""]
+  if len(names) > 1:
+    lines += _comparison_lines(results, baseline) + [""]
+  snapshot = _snapshot_lines(results)
+  if snapshot:
+    lines += snapshot + [""]
+  lines += ["## Wall time", ""]
+  for n in names:
+    cell = summary[n]["seconds"]
+    if cell["n"] == 0:
+      lines.append(f"- {_md(stats.label(results, n))}: no runs")
+      continue
+    spread = f" ± {cell['std']:.1f}" if cell["n"] >= 2 else ""
+    lines.append(
+      f"- {_md(stats.label(results, n))}: {cell['mean']:.1f}{spread} s per run "
+      f"(n={cell['n']}, total {sum(cell['values']):.0f} s)"
+    )
+  cells = stats.run_table(results)
+  missing = [
+    f"{stats.label(results, n)} seed {s}" for n in names for s in seeds if (n, s) not in cells
+  ]
+  if missing:
+    lines += ["", f"Missing runs ({len(missing)}): {_md(', '.join(missing))}."]
+  return "\n".join(lines) + "\n"
+
+
+def _csv_value(value: float | None) -> str:
+  return "" if value is None else repr(value)
+
+
+def results_csv(results: Mapping[str, Any]) -> str:
+  """One row per run (in column, then seed order) with its final metrics, under a header.
+
+  Snapshot-ensemble columns are always present and empty for runs without an ensemble, so the
+  header does not depend on the study. Missing or non-finite values are empty cells.
+  """
+  names = stats.schedule_names(results)
+  seeds = stats.seeds_of(results)
+
+  def order(run: Mapping[str, Any]) -> tuple:
+    s, seed = run.get("schedule"), run.get("seed")
+    return (names.index(s), seeds.index(seed) if seed in seeds else len(seeds), repr(seed))
+
+  out = io.StringIO()
+  writer = csv.writer(out, lineterminator="\n")
+  writer.writerow(CSV_FIELDS)
+  for run in sorted(stats.run_table(results).values(), key=order):
+    row = [run.get("schedule"), stats.label(results, run.get("schedule")), run.get("seed")]
+    for field in CSV_FIELDS[3:]:
+      key = f"snapshot_ensemble.{field}" if field in _ENSEMBLE else field
+      value = stats.metric_value(run, key)
+      if field == "num_snapshots" and value is not None:
+        value = int(value)
+      row.append(_csv_value(value))
+    writer.writerow(row)
+  return out.getvalue()
+
+
+def write_reports(results: Mapping[str, Any], workdir: str | os.PathLike) -> dict[str, str]:
+  """Writes `results.md` and `results.csv` into `workdir` (created if needed).
+
+  Returns:
+    `{"markdown": path, "csv": path}`.
+  """
+  workdir = os.fspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  paths = {
+    "markdown": os.path.join(workdir, "results.md"),
+    "csv": os.path.join(workdir, "results.csv"),
+  }
+  with open(paths["markdown"], "w", encoding="utf-8") as f:
+    f.write(results_markdown(results))
+  with open(paths["csv"], "w", encoding="utf-8", newline="") as f:
+    f.write(results_csv(results))
+  return paths

@@ -1,0 +1,243 @@
+"""Statistics over seeds: per-schedule summaries and paired comparisons against a baseline.
+
+A study's results hold one run per (schedule, seed). Runs of different schedules that share a seed
+share the initialisation and data order, so schedules are compared seed by seed (a paired t-test)
+rather than as two independent samples: the seed-to-seed spread cancels out of the differences.
+
+Missing data: a (schedule, seed) run that is absent, or whose metric is absent, None or not finite,
+counts as missing; every statistic reports the `n` it was computed from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+METRICS = ("final_test_accuracy", "final_test_loss", "best_test_accuracy", "seconds")
+NEEDS_SEEDS = "needs >= 2 seeds"
+
+
+def _check_results(results: Any) -> None:
+  if not isinstance(results, Mapping) or not isinstance(results.get("runs"), Sequence):
+    raise ValueError(f"results must be a mapping with a list of 'runs', got {type(results)!r}")
+
+
+def schedule_names(results: Mapping[str, Any]) -> list[str]:
+  """The schedules in column order: `results["schedules"]`, then any others the runs name."""
+  _check_results(results)
+  names = list(results.get("schedules") or [])
+  for run in results["runs"]:
+    if run.get("schedule") is not None and run["schedule"] not in names:
+      names.append(run["schedule"])
+  return names
+
+
+def label(results: Mapping[str, Any], schedule: str) -> str:
+  """The display name of `schedule` (its key when `results["labels"]` has none)."""
+  return str((results.get("labels") or {}).get(schedule, schedule))
+
+
+def seeds_of(results: Mapping[str, Any]) -> list[Any]:
+  """The study's seeds: `results["seeds"]`, else those the runs name, sorted."""
+  _check_results(results)
+  if results.get("seeds"):
+    return list(results["seeds"])
+  return sorted({run.get("seed") for run in results["runs"] if run.get("seed") is not None})
+
+
+def run_table(results: Mapping[str, Any]) -> dict[tuple[str, Any], Mapping[str, Any]]:
+  """The runs keyed by (schedule, seed); when a cell was run twice the later run counts."""
+  _check_results(results)
+  return {(run.get("schedule"), run.get("seed")): run for run in results["runs"]}
+
+
+def metric_value(run: Mapping[str, Any] | None, metric: str) -> float | None:
+  """`run[metric]` as a float, or None when missing or not finite.
+
+  A dotted metric reads into a nested record: "snapshot_ensemble.ensemble_accuracy".
+  """
+  value: Any = run
+  for key in metric.split("."):
+    if not isinstance(value, Mapping):
+      return None
+    value = value.get(key)
+  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    return None
+  value = float(value)
+  return value if math.isfinite(value) else None
+
+
+def higher_is_better_for(metric: str) -> bool:
+  """False for losses and times (lower is better), True otherwise (accuracies)."""
+  name = metric.rsplit(".", 1)[-1]
+  return not ("loss" in name or name in ("seconds", "time", "wall_time"))
+
+
+def _sample_std(values: Sequence[float]) -> float:
+  # ddof=1 is undefined for one value: nan, not numpy's RuntimeWarning and not a misleading 0.
+  return float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan
+
+
+def summarize(
+  results: Mapping[str, Any], metrics: Iterable[str] = METRICS
+) -> dict[str, dict[str, dict[str, Any]]]:
+  """Mean and spread over seeds of each metric, per schedule.
+
+  Args:
+    results: a study's results (see the module docstring for missing data).
+    metrics: metric names of a run, dotted for nested records.
+
+  Returns:
+    `summary[schedule][metric] = {"mean", "std", "n", "values", "seeds"}`: `std` is the sample
+    standard deviation (ddof=1), nan when n < 2; `mean` is nan when n = 0. `values` and `seeds`
+    are in the study's seed order. Every schedule appears, even one with no runs.
+
+  Raises:
+    ValueError: if `results` has no list of runs.
+  """
+  metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+  cells = run_table(results)
+  seeds = seeds_of(results)
+  extra = sorted({s for (_, s) in cells if s not in seeds}, key=repr)
+  summary: dict[str, dict[str, dict[str, Any]]] = {}
+  for name in schedule_names(results):
+    summary[name] = {}
+    for metric in metrics:
+      pairs = [(s, metric_value(cells.get((name, s)), metric)) for s in seeds + extra]
+      pairs = [(s, v) for s, v in pairs if v is not None]
+      values = [v for _, v in pairs]
+      summary[name][metric] = {
+        "mean": float(np.mean(values)) if values else math.nan,
+        "std": _sample_std(values),
+        "n": len(values),
+        "values": values,
+        "seeds": [s for s, _ in pairs],
+      }
+  return summary
+
+
+def paired_stats(
+  differences: Sequence[float], *, higher_is_better: bool = True, alpha: float = 0.05
+) -> dict[str, Any]:
+  r"""Mean, t confidence interval, two-sided paired t-test and verdict for per-seed differences.
+
+  .. math::
+    \bar d \pm t_{1-\alpha/2,\,n-1}\,\frac{s_d}{\sqrt n}, \qquad
+    p = 2\,P\!\left(T_{n-1} > \frac{|\bar d|}{s_d/\sqrt n}\right)
+
+  where :math:`d_i` = (schedule - baseline) on seed :math:`i` and :math:`s_d` their sample std.
+
+  With zero spread (:math:`s_d = 0`, e.g. identical runs) the t statistic is 0/0 or x/0: here
+  p = 1 when every difference is 0 and p = 0 otherwise, with the interval collapsed to
+  :math:`\bar d`, so no NaN or warning arises. With n < 2 the interval and p are nan.
+
+  Args:
+    differences: the per-seed differences, all finite.
+    higher_is_better: the metric's direction; for a loss pass False so a negative difference is
+      "better".
+    alpha: the test level; the interval has confidence 1 - alpha.
+
+  Returns:
+    `{"n", "mean_difference", "std_difference", "ci_low", "ci_high", "p_value", "verdict"}`; the
+    verdict is "better" or "worse" when p < alpha, "no significant difference at 5%" (with
+    alpha's percentage) otherwise, or "needs >= 2 seeds".
+
+  Raises:
+    ValueError: if `alpha` is not in (0, 1) or a difference is not finite.
+  """
+  if not 0 < alpha < 1:
+    raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+  d = np.asarray(differences, dtype=np.float64).reshape(-1)
+  if not np.all(np.isfinite(d)):
+    raise ValueError(f"differences must be finite, got {list(differences)!r}")
+  n = int(d.size)
+  out = {
+    "n": n,
+    "mean_difference": float(d.mean()) if n else math.nan,
+    "std_difference": _sample_std(d),
+    "ci_low": math.nan,
+    "ci_high": math.nan,
+    "p_value": math.nan,
+    "verdict": NEEDS_SEEDS,
+  }
+  if n < 2:
+    return out
+  mean, se = out["mean_difference"], out["std_difference"] / math.sqrt(n)
+  if se == 0:
+    out["p_value"] = 1.0 if mean == 0 else 0.0
+    out["ci_low"] = out["ci_high"] = mean
+  else:
+    df = n - 1
+    half = float(sps.t.ppf(1 - alpha / 2, df)) * se
+    out["p_value"] = float(2 * sps.t.sf(abs(mean) / se, df))
+    out["ci_low"], out["ci_high"] = mean - half, mean + half
+  if out["p_value"] < alpha:
+    out["verdict"] = "better" if (mean > 0) == higher_is_better else "worse"
+  else:
+    out["verdict"] = f"no significant difference at {alpha:.0%}"
+  return out
+
+
+def paired_comparison(
+  results: Mapping[str, Any],
+  baseline: str | None = None,
+  metric: str = "final_test_accuracy",
+  *,
+  higher_is_better: bool | None = None,
+  alpha: float = 0.05,
+) -> list[dict[str, Any]]:
+  """Each schedule against the baseline, paired by seed over the seeds both have.
+
+  Args:
+    results: a study's results.
+    baseline: the schedule to compare against; default the first of `results["schedules"]`.
+    metric: the run metric compared (dotted for nested records).
+    higher_is_better: the metric's direction; default inferred from the name (losses and
+      seconds: lower is better).
+    alpha: the test level (see `paired_stats`).
+
+  Returns:
+    One row per other schedule, in column order: `{"schedule", "label", "baseline", "metric",
+    "seeds", "differences"}` plus the keys of `paired_stats`. Differences are schedule - baseline.
+
+  Raises:
+    ValueError: if `results` has no runs list or no schedules, or `baseline` is not one of them.
+  """
+  names = schedule_names(results)
+  if not names:
+    raise ValueError("results must name at least one schedule, got none")
+  if baseline is None:
+    baseline = names[0]
+  if baseline not in names:
+    raise ValueError(f"baseline must be one of {names}, got {baseline!r}")
+  if higher_is_better is None:
+    higher_is_better = higher_is_better_for(metric)
+  cells = run_table(results)
+  seeds = seeds_of(results)
+  seeds += sorted({s for (_, s) in cells if s not in seeds}, key=repr)
+  rows = []
+  for name in names:
+    if name == baseline:
+      continue
+    shared, diffs = [], []
+    for s in seeds:
+      a = metric_value(cells.get((name, s)), metric)
+      b = metric_value(cells.get((baseline, s)), metric)
+      if a is not None and b is not None:
+        shared.append(s)
+        diffs.append(a - b)
+    row = {
+      "schedule": name,
+      "label": label(results, name),
+      "baseline": baseline,
+      "metric": metric,
+      "seeds": shared,
+      "differences": diffs,
+    }
+    row.update(paired_stats(diffs, higher_is_better=higher_is_better, alpha=alpha))
+    rows.append(row)
+  return rows

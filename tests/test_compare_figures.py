@@ -1,0 +1,65 @@
+"""Study figures are written, are PNGs of a sane size, and survive an unfinished study."""
+
+import os
+
+import pytest
+from compare_fixtures import make_results
+
+from lrjax.compare import figures
+
+
+def _png(path):
+  data = open(path, "rb").read()
+  assert data[:8] == b"\x89PNG\r\n\x1a\n"
+  return len(data), int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_write_figures(tmp_path):
+  r = make_results(4, 2, 10)
+  paths = figures.write_figures(r, tmp_path)
+  names = sorted(os.path.basename(p) for p in paths)
+  expected = ["lr_all.png", "lr_schedules.png", "accuracy_overlay.png"]
+  expected += [f"curves_{n}.png" for n in r["schedules"]]
+  assert names == sorted(expected)
+  for path in paths:
+    assert os.path.dirname(path) == os.path.join(tmp_path, "figures")
+    size, width, height = _png(path)
+    assert size > 10_000
+    if not path.endswith("lr_schedules.png"):
+      assert width > height
+
+
+def test_missing_runs_and_a_schedule_without_runs(tmp_path):
+  r = make_results(3, 3, 8, missing=(("constant", 0), ("time_based", 1)))
+  r["schedules"].append("linear")
+  paths = figures.write_figures(r, tmp_path)
+  assert not any(p.endswith("curves_linear.png") for p in paths)
+  assert any(p.endswith("curves_constant.png") for p in paths)
+  with pytest.raises(ValueError, match="linear"):
+    figures.plot_run_curves(r, "linear", tmp_path / "x.png")
+
+
+def test_unequal_curve_lengths_and_one_seed(tmp_path):
+  r = make_results(2, 2, 8)
+  for key, values in r["runs"][1]["curves"].items():
+    r["runs"][1]["curves"][key] = values[:5]  # a run cut short
+  path = figures.plot_run_curves(r, "constant", tmp_path / "c.png")
+  assert _png(path)[0] > 10_000
+  one = make_results(2, 1, 8)
+  assert _png(figures.plot_accuracy_overlay(one, tmp_path / "o.png", bars=False))[1] > 600
+
+
+def test_lr_overlay_and_errors(tmp_path):
+  r = make_results(3, 2, 8)
+  size, width, height = _png(figures.plot_lr_curves(r, tmp_path / "a.png", panels=False))
+  assert size > 10_000 and width > height
+  with pytest.raises(ValueError, match="schedule"):
+    figures.plot_run_curves(r, "nope", tmp_path / "x.png")
+  for run in r["runs"]:
+    run["curves"] = {}
+  with pytest.raises(ValueError, match="lr"):
+    figures.plot_lr_curves(r, tmp_path / "x.png")
+  # no curves yet: only the final-accuracy bars remain to draw
+  assert [os.path.basename(p) for p in figures.write_figures(r, tmp_path)] == [
+    "accuracy_overlay.png"
+  ]

@@ -1,0 +1,118 @@
+"""The results report: Table 1.1's layout, the paired comparison, the CSV of runs."""
+
+import csv
+import io
+import re
+
+import pytest
+from compare_fixtures import make_results, with_metric
+
+from lrjax.compare import report
+
+ACC_CELL = re.compile(r"^\d\.\d{3} ± \d\.\d{3}$")
+LOSS_CELL = re.compile(r"^\d\.\d{4} ± \d\.\d{4}$")
+
+
+def _cells(line):
+  return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table(md):
+  lines = md.splitlines()
+  start = next(i for i, line in enumerate(lines) if line.startswith("| Metric"))
+  return [_cells(line) for line in lines[start : start + 4]]
+
+
+def test_table_layout_like_the_chapter():
+  r = make_results(5, 3, 6)
+  header, rule, accuracy, loss = _table(report.results_markdown(r))
+  assert header == [
+    "Metric",
+    "Constant",
+    "Time based decay",
+    "Drop based decay",
+    "Linear decay",
+    "Polynomial decay",
+  ]
+  assert all(set(c) <= set("-:") for c in rule)
+  assert accuracy[0] == "Accuracy" and all(ACC_CELL.match(c) for c in accuracy[1:])
+  assert loss[0] == "Loss" and all(LOSS_CELL.match(c) for c in loss[1:])
+
+
+def test_cells_hand_computed_and_caption():
+  r = with_metric(make_results(2, 3, 6), "final_test_accuracy", {"constant": [0.86, 0.871, 0.882]})
+  r = with_metric(r, "final_test_loss", {"constant": [0.1009, 0.104, 0.1071]})
+  md = report.results_markdown(r)
+  _, _, accuracy, loss = _table(md)
+  assert accuracy[1] == "0.871 ± 0.011" and loss[1] == "0.1040 ± 0.0031"
+  assert "resnet20 on cifar10, 6 epochs, seeds 0, 1, 2" in md
+  assert "mean ± sample std over 3 seeds; final epoch" in md
+
+
+def test_paired_section_and_verdicts():
+  md = report.results_markdown(make_results(3, 3, 6))
+  assert "## Paired comparison with Constant" in md
+  assert "Accuracy (higher is better):" in md and "Loss (lower is better):" in md
+  assert "| Difference | 95% CI | p | Verdict | n |" in md
+  # the fixture's accuracy rises by 0.01 per schedule with small seed noise
+  assert re.search(r"\| Drop based decay \| \+0\.0\d\d \| \[\+0\.\d+, \+0\.\d+\] \| [\d.<]", md)
+  assert "| better | 3 |" in md
+
+
+def test_missing_runs_and_empty_schedule():
+  r = make_results(3, 3, 6, missing=(("time_based", 2),))
+  r["schedules"].append("linear")
+  r["labels"]["linear"] = "Linear decay"
+  md = report.results_markdown(r)
+  _, _, accuracy, loss = _table(md)
+  assert accuracy[2].endswith("(n=2)") and ACC_CELL.match(accuracy[2].removesuffix(" (n=2)"))
+  assert accuracy[4] == loss[4] == "n/a (n=0)"
+  assert "Missing runs (4): Time based decay seed 2, Linear decay seed 0" in md
+  assert "- Linear decay: no runs" in md
+
+
+def test_single_seed_and_no_config():
+  r = make_results(2, 1, 4, config={})
+  md = report.results_markdown(r)
+  _, _, accuracy, _ = _table(md)
+  assert "±" not in accuracy[1] and "(n=" not in accuracy[1]
+  assert "seeds 0. Test accuracy and loss, a single seed, no spread; final epoch" in md
+  assert "needs >= 2 seeds" in md
+  del r["config"], r["seeds"], r["labels"]
+  assert "| Metric | constant | time_based |" in report.results_markdown(r)
+
+
+def test_snapshot_table_only_with_snapshots():
+  assert "Snapshot ensembles" not in report.results_markdown(make_results(7, 2, 4))
+  md = report.results_markdown(make_results(7, 2, 4, snapshots=True))
+  row = next(line for line in md.splitlines() if line.startswith("| Cosine annealing | 2 |"))
+  assert "+0.010" in row
+
+
+def test_wall_time_lines():
+  md = report.results_markdown(make_results(2, 3, 4))
+  assert "- Constant: 10.1 ± 0.1 s per run (n=3, total 30 s)" in md
+
+
+def test_csv_one_row_per_run():
+  r = make_results(7, 3, 4, missing=(("linear", 1),), snapshots=True)
+  rows = list(csv.DictReader(io.StringIO(report.results_csv(r))))
+  assert len(rows) == len(r["runs"]) == 20
+  assert tuple(rows[0]) == report.CSV_FIELDS
+  assert (rows[0]["schedule"], rows[0]["seed"], rows[0]["label"]) == ("constant", "0", "Constant")
+  run = r["runs"][0]
+  assert float(rows[0]["final_test_accuracy"]) == run["final_test_accuracy"]
+  assert rows[0]["ensemble_accuracy"] == ""
+  assert rows[-1]["num_snapshots"] == "2" and float(rows[-1]["ensemble_accuracy"]) > 0
+  assert ("linear", "1") not in {(row["schedule"], row["seed"]) for row in rows}
+
+
+def test_write_reports(tmp_path):
+  paths = report.write_reports(make_results(2, 2, 4), tmp_path / "study")
+  assert open(paths["markdown"], encoding="utf-8").read().startswith("# ")
+  assert len(list(csv.reader(open(paths["csv"], encoding="utf-8")))) == 5
+
+
+def test_bad_baseline():
+  with pytest.raises(ValueError, match="baseline"):
+    report.results_markdown(make_results(1, 2, 3), baseline="linear")

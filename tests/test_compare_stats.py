@@ -1,0 +1,162 @@
+"""Summaries over seeds and paired comparisons, checked against hand-computed numbers."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from compare_fixtures import make_results, with_metric
+from scipy import stats as sps
+
+from lrjax.compare import stats
+
+# df = 2: t_{0.975} and the closed form P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2.
+T975_DF2 = 4.302652729911275
+
+
+def _sf_df2(t):
+  return 0.5 * (1 - t / math.sqrt(t * t + 2))
+
+
+def _two(accuracy_a, accuracy_b, metric="final_test_accuracy", **kwargs):
+  r = make_results(2, len(accuracy_a), 4, **kwargs)
+  return with_metric(r, metric, {"constant": accuracy_a, "time_based": accuracy_b})
+
+
+def test_summarize_mean_and_sample_std():
+  r = with_metric(make_results(2, 3, 4), "final_test_accuracy", {"constant": [0.80, 0.82, 0.84]})
+  cell = stats.summarize(r)["constant"]["final_test_accuracy"]
+  assert cell["n"] == 3 and cell["seeds"] == [0, 1, 2]
+  assert cell["mean"] == pytest.approx(0.82)
+  assert cell["std"] == pytest.approx(0.02)  # ddof=1: sqrt((0.02^2 + 0 + 0.02^2) / 2)
+  assert set(stats.summarize(r)["constant"]) == set(stats.METRICS)
+
+
+def test_paired_hand_computed_not_significant():
+  base = [0.80, 0.80, 0.80]
+  row = stats.paired_comparison(_two(base, [0.81, 0.82, 0.83]))[0]
+  assert row["schedule"] == "time_based" and row["baseline"] == "constant"
+  np.testing.assert_allclose(row["differences"], [0.01, 0.02, 0.03], atol=1e-12)
+  se = 0.01 / math.sqrt(3)
+  assert row["mean_difference"] == pytest.approx(0.02)
+  assert row["ci_low"] == pytest.approx(0.02 - T975_DF2 * se)
+  assert row["ci_high"] == pytest.approx(0.02 + T975_DF2 * se)
+  assert row["p_value"] == pytest.approx(2 * _sf_df2(0.02 / se))  # 0.0742
+  assert row["n"] == 3
+  assert row["verdict"] == "no significant difference at 5%"
+
+
+@pytest.mark.parametrize(
+  "metric, delta, verdict",
+  [
+    ("final_test_accuracy", +1, "better"),
+    ("final_test_accuracy", -1, "worse"),
+    ("final_test_loss", +1, "worse"),  # a higher loss is worse
+    ("final_test_loss", -1, "better"),
+  ],
+)
+def test_paired_verdict_follows_direction(metric, delta, verdict):
+  diffs = np.array([0.02, 0.03, 0.04]) * delta
+  base = [0.5, 0.5, 0.5]
+  row = stats.paired_comparison(_two(base, list(0.5 + diffs), metric), metric=metric)[0]
+  se = 0.01 / math.sqrt(3)
+  assert row["p_value"] == pytest.approx(2 * _sf_df2(0.03 / se))  # 0.0351
+  assert row["verdict"] == verdict
+
+
+def test_agrees_with_scipy_ttest_rel():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(0.8, 0.01, 5), rng.normal(0.81, 0.01, 5)
+  row = stats.paired_comparison(_two(list(a), list(b)))[0]
+  ref = sps.ttest_rel(b, a)
+  assert row["p_value"] == pytest.approx(ref.pvalue)
+  ci = ref.confidence_interval(0.95)
+  assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+
+
+def test_one_seed():
+  r = _two([0.8], [0.9])
+  cell = stats.summarize(r)["constant"]["final_test_accuracy"]
+  assert cell["n"] == 1 and cell["mean"] == 0.8 and math.isnan(cell["std"])
+  row = stats.paired_comparison(r)[0]
+  assert row["n"] == 1 and row["mean_difference"] == pytest.approx(0.1)
+  assert math.isnan(row["p_value"]) and math.isnan(row["ci_low"])
+  assert row["verdict"] == stats.NEEDS_SEEDS
+
+
+def test_missing_runs_pair_over_shared_seeds():
+  r = make_results(3, 4, 4, missing=(("constant", 1), ("time_based", 2), ("drop_based", 0)))
+  summary = stats.summarize(r)
+  assert summary["constant"]["final_test_accuracy"]["seeds"] == [0, 2, 3]
+  assert summary["time_based"]["seconds"]["n"] == 3
+  rows = {row["schedule"]: row for row in stats.paired_comparison(r)}
+  assert rows["time_based"]["seeds"] == [0, 3] and rows["time_based"]["n"] == 2
+  assert rows["drop_based"]["seeds"] == [2, 3]
+
+
+def test_schedule_without_runs():
+  r = make_results(3, 2, 4, missing=(("linear", 0),))
+  r["schedules"].append("linear")
+  cell = stats.summarize(r)["linear"]["final_test_loss"]
+  assert cell["n"] == 0 and math.isnan(cell["mean"]) and math.isnan(cell["std"])
+  row = stats.paired_comparison(r)[-1]
+  assert row["schedule"] == "linear" and row["n"] == 0 and row["verdict"] == stats.NEEDS_SEEDS
+
+
+def test_missing_baseline_runs_leave_nothing_to_pair():
+  r = make_results(2, 3, 4)
+  r["runs"] = [run for run in r["runs"] if run["schedule"] != "constant"]
+  assert stats.paired_comparison(r)[0]["verdict"] == stats.NEEDS_SEEDS
+
+
+def test_identical_values_have_p_one_and_no_warning():
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    row = stats.paired_comparison(_two([0.8, 0.85, 0.9], [0.8, 0.85, 0.9]))[0]
+    summary = stats.summarize(_two([0.8, 0.8], [0.8, 0.8]))
+  assert row["p_value"] == 1.0 and row["ci_low"] == row["ci_high"] == 0.0
+  assert row["verdict"] == "no significant difference at 5%"
+  assert summary["constant"]["final_test_accuracy"]["std"] == 0.0
+
+
+def test_constant_nonzero_difference_is_significant():
+  out = stats.paired_stats([0.5, 0.5, 0.5])
+  assert out["p_value"] == 0.0 and out["ci_low"] == out["ci_high"] == 0.5
+  assert out["verdict"] == "better"
+  assert stats.paired_stats([0.5, 0.5], higher_is_better=False)["verdict"] == "worse"
+
+
+def test_missing_or_non_finite_metrics_count_as_missing():
+  r = _two([0.8, None, float("nan")], [0.81, 0.82, 0.83])
+  assert stats.summarize(r)["constant"]["final_test_accuracy"]["n"] == 1
+  assert stats.paired_comparison(r)[0]["n"] == 1
+
+
+def test_explicit_baseline_and_nested_metric():
+  r = make_results(3, 2, 4, snapshots=True)
+  rows = stats.paired_comparison(r, baseline="drop_based", metric="best_test_accuracy")
+  assert [row["schedule"] for row in rows] == ["constant", "time_based"]
+  run = {"snapshot_ensemble": {"ensemble_accuracy": 0.9}}
+  assert stats.metric_value(run, "snapshot_ensemble.ensemble_accuracy") == 0.9
+  assert stats.metric_value({"snapshot_ensemble": None}, "snapshot_ensemble.x") is None
+
+
+def test_direction_inferred_from_name():
+  assert stats.higher_is_better_for("final_test_accuracy")
+  assert not stats.higher_is_better_for("final_test_loss")
+  assert not stats.higher_is_better_for("seconds")
+
+
+@pytest.mark.parametrize(
+  "call, argument",
+  [
+    (lambda: stats.summarize({"runs": None}), "results"),
+    (lambda: stats.paired_comparison(make_results(2, 2, 3), baseline="nope"), "baseline"),
+    (lambda: stats.paired_stats([0.1, 0.2], alpha=1.5), "alpha"),
+    (lambda: stats.paired_stats([0.1, float("inf")]), "differences"),
+    (lambda: stats.paired_comparison({"schedules": [], "runs": []}), "schedule"),
+  ],
+)
+def test_bad_input(call, argument):
+  with pytest.raises(ValueError, match=argument):
+    call()
