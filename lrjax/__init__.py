@@ -1,27 +1,85 @@
 """lrjax: learning-rate schedules for JAX, and the experiments to choose one with evidence."""
 
+from lrjax.plot import plot_schedules as plot_schedules
 from lrjax.schedules.base import Schedule as Schedule
+from lrjax.schedules.compose import add as add
+from lrjax.schedules.compose import clip as clip
+from lrjax.schedules.compose import join as join
+from lrjax.schedules.compose import multiply as multiply
+from lrjax.schedules.compose import per_epoch as per_epoch
+from lrjax.schedules.compose import repeat as repeat
+from lrjax.schedules.compose import scale as scale
+from lrjax.schedules.compose import shift as shift
+from lrjax.schedules.compose import warmup as warmup
 from lrjax.schedules.config import from_config as from_config
 from lrjax.schedules.config import registry as registry
 from lrjax.schedules.config import to_config as to_config
+from lrjax.schedules.cosine import cosine_annealing as cosine_annealing
+from lrjax.schedules.cosine import cosine_decay as cosine_decay
+from lrjax.schedules.cosine import sgdr as sgdr
+from lrjax.schedules.cosine import tanh_decay as tanh_decay
+from lrjax.schedules.cosine import warmup_cosine_decay as warmup_cosine_decay
+from lrjax.schedules.cyclic import cyclical as cyclical
+from lrjax.schedules.cyclic import one_cycle as one_cycle
+from lrjax.schedules.cyclic import triangle as triangle
 from lrjax.schedules.decay import constant as constant
 from lrjax.schedules.decay import exponential_decay as exponential_decay
 from lrjax.schedules.decay import linear_decay as linear_decay
 from lrjax.schedules.decay import polynomial_decay as polynomial_decay
 from lrjax.schedules.decay import step_decay as step_decay
 from lrjax.schedules.decay import time_based_decay as time_based_decay
+from lrjax.schedules.piecewise import multi_step as multi_step
+from lrjax.schedules.piecewise import piecewise_constant as piecewise_constant
+from lrjax.schedules.piecewise import piecewise_linear as piecewise_linear
+from lrjax.schedules.plateau import PlateauState as PlateauState
+from lrjax.schedules.plateau import ReduceOnPlateau as ReduceOnPlateau
+from lrjax.schedules.plateau import plateau_from_config as plateau_from_config
+from lrjax.schedules.plateau import reduce_on_plateau as reduce_on_plateau
+from lrjax.schedules.plateau import set_learning_rate as set_learning_rate
+from lrjax.schedules.wsd import inverse_sqrt as inverse_sqrt
+from lrjax.schedules.wsd import warmup_stable_decay as warmup_stable_decay
+from lrjax.schedules.wsd import wsd as wsd
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Schedule",
-    "constant",
-    "exponential_decay",
-    "from_config",
-    "linear_decay",
-    "polynomial_decay",
-    "registry",
-    "step_decay",
-    "time_based_decay",
-    "to_config",
+  "PlateauState",
+  "ReduceOnPlateau",
+  "Schedule",
+  "add",
+  "clip",
+  "constant",
+  "cosine_annealing",
+  "cosine_decay",
+  "cyclical",
+  "exponential_decay",
+  "from_config",
+  "inverse_sqrt",
+  "join",
+  "linear_decay",
+  "multi_step",
+  "multiply",
+  "one_cycle",
+  "per_epoch",
+  "piecewise_constant",
+  "piecewise_linear",
+  "plateau_from_config",
+  "plot_schedules",
+  "polynomial_decay",
+  "reduce_on_plateau",
+  "registry",
+  "repeat",
+  "scale",
+  "set_learning_rate",
+  "sgdr",
+  "shift",
+  "step_decay",
+  "tanh_decay",
+  "time_based_decay",
+  "to_config",
+  "triangle",
+  "warmup",
+  "warmup_cosine_decay",
+  "warmup_stable_decay",
+  "wsd",
 ]

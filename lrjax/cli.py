@@ -1,6 +1,8 @@
-"""The command line: `lrjax train | plot`.
+"""The command line: `lrjax train | compare | find-lr | plot`.
 
 lrjax train --config configs/fashion_mnist.py --workdir runs/fmnist --config.num_epochs=3
+lrjax compare --config configs/study_fashion_mnist.py --workdir runs/study
+lrjax find-lr --config configs/fashion_mnist.py --workdir runs/lr_range
 lrjax plot --all --steps 120 --out schedules.png
 """
 
@@ -17,6 +19,10 @@ commands:
   train   train a model from a config file:  lrjax train --config FILE[:VARIANT] --workdir DIR
           [--config.FIELD=VALUE ...] [--coordinator_address HOST:PORT --num_processes N
           --process_id I]
+  compare train every schedule of a study for every seed, then write the table and figures:
+          lrjax compare --config FILE --workdir DIR [--config.FIELD=VALUE ...]
+  find-lr learning-rate range test:  lrjax find-lr --config FILE --workdir DIR
+          [--min_lr 1e-5 --max_lr 10 --num_steps 200]
   plot    draw schedules into a PNG:  lrjax plot (--all | --schedule JSON ...) --steps N --out FILE
 
 Run `lrjax <command> --help` for a command's options.
@@ -118,7 +124,53 @@ def _plot(argv: list[str]) -> int:
   return 0
 
 
-COMMANDS = {"train": _train, "plot": _plot}
+def _compare(argv: list[str]) -> int:
+  fv = _load_config_flags(argv, {"workdir": "Directory of the study's runs and results."})
+  if not fv.workdir:
+    raise SystemExit("lrjax: --workdir is required")
+  from lrjax.compare import runner
+  from lrjax.train import data, loop
+
+  try:
+    runner.compare(fv.config, fv.workdir)
+  except (ValueError, data.DatasetNotFoundError, loop.NonFiniteLossError) as e:
+    raise SystemExit(f"lrjax: {e}") from None
+  with open(os.path.join(fv.workdir, "results.md")) as f:
+    print(f.read())
+  return 0
+
+
+def _find_lr(argv: list[str]) -> int:
+  fv = _load_config_flags(
+    argv,
+    {
+      "workdir": "Directory for lr_finder.json and lr_finder.png.",
+      "min_lr": "Smallest learning rate of the sweep (default 1e-5).",
+      "max_lr": "Largest learning rate of the sweep (default 10).",
+      "num_steps": "Steps of the sweep (default 200).",
+    },
+  )
+  if not fv.workdir:
+    raise SystemExit("lrjax: --workdir is required")
+  from lrjax.compare import lr_finder
+  from lrjax.train import data
+
+  try:
+    result = lr_finder.find_lr(
+      fv.config,
+      fv.workdir,
+      min_lr=float(fv.min_lr or 1e-5),
+      max_lr=float(fv.max_lr or 10.0),
+      num_steps=int(fv.num_steps or 200),
+    )
+  except (ValueError, data.DatasetNotFoundError) as e:
+    raise SystemExit(f"lrjax: {e}") from None
+  keys = ("suggested_lr", "steepest_lr", "min_loss_lr", "steps_run", "figure")
+  print(json.dumps({k: result[k] for k in keys}, indent=2))
+  return 0
+
+
+COMMANDS = {"train": _train, "compare": _compare, "find-lr": _find_lr, "plot": _plot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,7 +114,7 @@ def test_parity_with_optax(t):
 )
 def test_polynomial_stays_between_its_ends(init, end, total, power, t):
   v = float(lrjax.polynomial_decay(init, total, power, end)(t))
-  lo, hi = min(init, end), max(init, end)
+  lo, hi = float(np.float32(min(init, end))), float(np.float32(max(init, end)))
   assert lo - 1e-6 * hi <= v <= hi + 1e-6 * hi
 
 

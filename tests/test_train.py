@@ -166,3 +166,32 @@ def test_cli_plot(tmp_path, capsys):
 
 def test_devices_visible():
   assert jax.device_count() >= 1
+
+
+def test_snapshot_ensemble_of_cosine_cycles(tmp_path):
+  config = smoke_config(num_epochs=4, snapshot_ensemble=True)
+  config.schedule = {
+    "name": "cosine_annealing",
+    "peak_value": 0.1,
+    "total_steps": {"fraction": 1.0},
+    "num_cycles": 2,
+  }
+  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  assert out["run"].snapshot_epochs == [1, 3]  # 32 steps, period 16 = 2 epochs
+  assert sorted(os.listdir(tmp_path / "snapshots")) == ["epoch_00001.npy", "epoch_00003.npy"]
+  report = out["snapshot_ensemble"]
+  assert report["num_snapshots"] == 2
+  records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  # The last snapshot is the final model: its accuracy is the run's final test accuracy.
+  assert report["last_snapshot_accuracy"] == pytest.approx(records[-1]["test_accuracy"])
+  assert 0.0 <= report["ensemble_accuracy"] <= 1.0 and np.isfinite(report["ensemble_loss"])
+  probs = np.load(tmp_path / "snapshots" / "epoch_00001.npy")
+  np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_cycle_end_epochs():
+  from lrjax.train.snapshots import cycle_end_epochs
+
+  assert cycle_end_epochs(lrjax.cosine_annealing(0.1, 100, 5), 10, 100) == [1, 3, 5, 7, 9]
+  assert cycle_end_epochs(lrjax.cosine_annealing(0.1, 100, 3), 10, 100) == [3, 6, 9]
+  assert cycle_end_epochs(lrjax.linear_decay(0.1, 100), 10, 100) == []

@@ -170,6 +170,8 @@ def as_int32_step(step: Step, fold: Callable[[np.ndarray], np.ndarray] | None = 
   """
   if isinstance(step, bool):
     raise ValueError(f"step must be an integer or float, got {step!r}")
+  if isinstance(step, int) and step > 2**63 - 1:
+    step = 2**63 - 1  # int64 holds the rest of the way; folding makes it int32
   if isinstance(step, (int, float, np.ndarray, np.generic)):
     arr = np.asarray(step)
     if arr.dtype == object or not (
@@ -183,8 +185,6 @@ def as_int32_step(step: Step, fold: Callable[[np.ndarray], np.ndarray] | None = 
       arr = np.minimum(arr, float(2**63 - 1024))
     if np.any(arr < 0):
       raise ValueError(f"step must be non-negative, got {step!r}")
-    if isinstance(step, int) and step > 2**63 - 1:
-      arr = np.asarray(2**63 - 1)
     arr = arr.astype(np.int64)
     if np.any(arr > INT32_MAX):
       arr = (fold or (lambda s: np.minimum(s, INT32_MAX)))(arr)
@@ -200,12 +200,14 @@ def as_int32_step(step: Step, fold: Callable[[np.ndarray], np.ndarray] | None = 
   return jnp.maximum(step.astype(jnp.int32), 0)
 
 
-def fold_periodic(step: np.ndarray, offset: Any, period: Any, max_cycles: int = 1024) -> np.ndarray:
+def fold_periodic(
+  step: np.ndarray, offset: Any, period: Any, max_cycles: int | None = None
+) -> np.ndarray:
   """Host fold for schedules periodic with `period` after `offset` (both concrete ints).
 
-  Keeps the phase `(step - offset) % period` and the cycle index up to `max_cycles`: schedules whose
-  value still depends on the cycle index (a decay per cycle) have decayed to float32 zero, or
-  to their floor, long before that.
+  Keeps the phase `(step - offset) % period` and as many whole cycles as int32 holds (or
+  `max_cycles`): a schedule whose value still depends on the cycle index (a decay per cycle) is
+  then as far along its decay as an int32 step can take it.
   """
   try:
     offset, period = int(offset), int(period)
@@ -213,8 +215,9 @@ def fold_periodic(step: np.ndarray, offset: Any, period: Any, max_cycles: int = 
     return np.minimum(step, INT32_MAX)
   if period <= 0:
     return np.minimum(step, INT32_MAX)
+  fit = max((INT32_MAX - offset - period + 1) // period, 0)
   rel = step - offset
-  cycles = np.minimum(rel // period, max_cycles)
+  cycles = np.minimum(rel // period, fit if max_cycles is None else min(max_cycles, fit))
   folded = offset + cycles * period + rel % period
   return np.where(step > INT32_MAX, np.minimum(folded, INT32_MAX), step)
 

@@ -205,7 +205,9 @@ class PolynomialDecay(Schedule):
 
   def _value(self, t):
     frac = fraction_left(t, self.total_steps)
-    return self.end_value + (self.init_value - self.end_value) * safe_pow(frac, self.power)
+    v = self.end_value + (self.init_value - self.end_value) * safe_pow(frac, self.power)
+    # end + (init - end) * 1 is not always init in float32: pin both ends.
+    return jnp.where(frac >= 1, self.init_value, jnp.where(frac <= 0, self.end_value, v))
 
 
 @register(
@@ -253,7 +255,8 @@ class LinearDecay(Schedule):
 
   def _value(self, t):
     frac = fraction_left(t, self.total_steps)
-    return self.end_value + (self.init_value - self.end_value) * frac
+    v = self.end_value + (self.init_value - self.end_value) * frac
+    return jnp.where(frac >= 1, self.init_value, jnp.where(frac <= 0, self.end_value, v))
 
 
 @register("linear_decay", LinearDecay, example=dict(init_value=0.1, total_steps=100))

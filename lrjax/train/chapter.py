@@ -62,3 +62,20 @@ def chapter_schedule(name: str, init_lr: float = 0.1, num_epochs: int = 100) -> 
   if name not in table:
     raise ValueError(f"schedule must be one of {list(CHAPTER_SCHEDULES)}, got {name!r}")
   return table[name]
+
+
+# Display names, as the chapter's Table 1.1 heads its columns.
+LABELS = {
+  "constant": "Constant",
+  "time_based": "Time based decay",
+  "drop_based": "Drop based decay",
+  "linear": "Linear decay",
+  "polynomial": "Polynomial decay",
+  "triangle": "Triangle",
+  "cosine_annealing": "Cosine annealing",
+}
+
+
+def chapter_study(init_lr: float = 0.1, num_epochs: int = 100) -> dict[str, dict[str, Any]]:
+  """All of the chapter's schedules (constant first: the baseline), by name."""
+  return {name: chapter_schedule(name, init_lr, num_epochs) for name in CHAPTER_SCHEDULES}

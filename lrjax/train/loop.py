@@ -8,6 +8,7 @@ data order and schedule position, so an interrupted run ends where an uninterrup
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import numpy as np
 
 from lrjax.train import checkpoint as ckpt_lib
 from lrjax.train import data as data_lib
-from lrjax.train import devices, models, settings
+from lrjax.train import devices, models, settings, snapshots
 from lrjax.train import step as step_lib
 from lrjax.train.progress import Progress
 from lrjax.train.resolve import resolve_schedule
@@ -82,6 +83,16 @@ class Run:
       self.placement.batch,
     )
     self.eval_batch = settings.round_up(config.eval_batch_size, self.placement.num_devices)
+    self.snapshot_epochs = (
+      snapshots.cycle_end_epochs(self.schedule, self.steps_per_epoch, self.total_steps)
+      if config.get("snapshot_ensemble", False)
+      else []
+    )
+    self._predict = jax.jit(
+      functools.partial(step_lib.predict_probs, model=self.model, mean=mean, std=std),
+      in_shardings=(self.placement.replicated, self.placement.batch),
+      out_shardings=self.placement.replicated,
+    )
 
   def init_state(self) -> step_lib.TrainState:
     state = step_lib.create_train_state(
@@ -95,9 +106,9 @@ class Run:
       {"image": self.ds.train_images[idx], "label": self.ds.train_labels[idx]}
     )
 
-  def evaluate(self, state: step_lib.TrainState) -> dict[str, float]:
+  def _test_batches(self):
+    """The test set in padded batches; `mask` marks the real rows."""
     images, labels = self.ds.test_images, self.ds.test_labels
-    sums = []
     for start in range(0, len(labels), self.eval_batch):
       img, lab = images[start : start + self.eval_batch], labels[start : start + self.eval_batch]
       pad = self.eval_batch - len(lab)
@@ -105,9 +116,17 @@ class Run:
       if pad:
         img = np.concatenate([img, np.zeros((pad, *img.shape[1:]), img.dtype)])
         lab = np.concatenate([lab, np.zeros(pad, lab.dtype)])
-      sums.append(
-        self.eval_step(state, self.placement.put_batch({"image": img, "label": lab, "mask": mask}))
-      )
+      yield self.placement.put_batch({"image": img, "label": lab, "mask": mask}), len(lab)
+
+  def predict(self, state: step_lib.TrainState) -> np.ndarray:
+    """Test-set softmax probabilities, [num_test, num_classes]."""
+    out = [
+      np.asarray(self._predict(state, batch["image"]))[:n] for batch, n in self._test_batches()
+    ]
+    return np.concatenate(out)
+
+  def evaluate(self, state: step_lib.TrainState) -> dict[str, float]:
+    sums = [self.eval_step(state, batch) for batch, _ in self._test_batches()]
     total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
     count = float(total["count"])
     return {
@@ -181,6 +200,10 @@ def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dic
               writer.add_scalar(k, v, record["step"])
           writer.flush()
       progress.epoch_done(record)
+      if epoch in run.snapshot_epochs:
+        probs = run.predict(state)
+        if run.is_main:
+          snapshots.save_snapshot(workdir, epoch, probs)
       if (epoch + 1) % cfg.checkpoint_every_epochs == 0 or epoch + 1 == cfg.num_epochs:
         checkpoints.save(
           (epoch + 1) * spe,
@@ -194,6 +217,8 @@ def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dic
       writer.close()
   summary = _summary(records, run)
   summary["params_sha256"] = _digest(state.params)
+  if run.snapshot_epochs:
+    summary["snapshot_ensemble"] = snapshots.ensemble_report(workdir, run.ds.test_labels)
   if run.is_main:
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2)

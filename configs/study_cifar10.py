@@ -1,0 +1,23 @@
+"""The chapter's study as it ran it: ResNet-50 (CIFAR stem) on CIFAR-10, lr 0.1, 100 epochs.
+
+    lrjax compare --config configs/study_cifar10.py --workdir runs/study_cifar10
+
+Seven schedules x 3 seeds = 21 runs of 100 epochs (about 39 PFLOP each). Needs CIFAR-10 through
+tensorflow-datasets or the binary archive (--config.data_dir). For the cheaper tutorial-sized
+network: --config.model=preact_resnet_tutorial --config.augment=False.
+"""
+
+import ml_collections
+
+from configs import default
+from lrjax.train.chapter import CHAPTER_SCHEDULES, chapter_study
+
+
+def get_config():
+  config = default.get_config()
+  config.progress = True
+  config.study = ml_collections.ConfigDict()
+  config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
+  config.study.order = list(CHAPTER_SCHEDULES)  # constant first: the baseline
+  config.study.seeds = [0, 1, 2]
+  return config

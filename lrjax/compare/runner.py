@@ -1,0 +1,158 @@
+"""`lrjax compare`: train every schedule of a study for every seed, fairly, and report.
+
+Fairness: a run's initial parameters, data order and augmentation noise derive from its seed
+alone, so for each seed every schedule starts from the same weights and sees the same batches in
+the same order; only the learning rate differs. Each run lives in `runs/<schedule>/seed_<s>/`;
+one with a `summary.json` is finished and is not run again, and an interrupted one resumes from
+its checkpoint, so an interrupted study picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from lrjax.compare import figures, report
+from lrjax.train import loop, settings
+from lrjax.train.chapter import LABELS
+from lrjax.train.resolve import resolve_schedule
+
+
+def study_plan(config: Any) -> tuple[list[str], list[int], dict[str, Any]]:
+  """(schedule names in column order, seeds, schedule configs) of a study config.
+
+  `config.study.schedules` maps a name to a schedule config (durations may be in epochs);
+  `config.study.order` lists the names to run, in column order (a config dict does not keep its
+  keys in order), the first being the baseline of the paired comparison; without it the names
+  are sorted. `config.study.seeds` lists the seeds.
+  """
+  if "study" not in config or "schedules" not in config.study or "seeds" not in config.study:
+    raise ValueError(
+      "config.study must have 'schedules' (name -> schedule config) and 'seeds'; "
+      "see configs/study_fashion_mnist.py"
+    )
+  schedules = config.study.schedules
+  schedules = schedules.to_dict() if hasattr(schedules, "to_dict") else dict(schedules)
+  if not schedules:
+    raise ValueError("config.study.schedules must name at least one schedule, got none")
+  order = list(config.study.get("order", None) or sorted(schedules))
+  unknown = [n for n in order if n not in schedules]
+  if unknown or len(set(order)) != len(order):
+    raise ValueError(
+      f"config.study.order must list distinct names of config.study.schedules "
+      f"{sorted(schedules)}, got {order}"
+    )
+  seeds = list(config.study.seeds)
+  if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    raise ValueError(f"config.study.seeds must be a non-empty list of integers >= 0, got {seeds}")
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"config.study.seeds must not repeat a seed, got {seeds}")
+  return order, seeds, schedules
+
+
+def run_config(config: Any, name: str, seed: int, schedule: dict[str, Any]) -> Any:
+  """The training config of one run: the study's config with its schedule and seed."""
+  cfg = copy.deepcopy(config)
+  with cfg.unlocked():
+    del cfg["study"]
+    cfg.seed = seed
+    cfg.schedule = schedule
+    # Snapshot ensembles are reported for the cyclic schedules (Huang et al. 2017).
+    cfg.snapshot_ensemble = schedule.get("name") in ("cosine_annealing", "sgdr")
+  return cfg
+
+
+def run_dir(workdir: str, name: str, seed: int) -> str:
+  return os.path.join(workdir, "runs", name, f"seed_{seed}")
+
+
+def compare(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]:
+  """Runs (or resumes) the whole study in `workdir` and writes results, tables and figures."""
+  names, seeds, schedules = study_plan(config)
+  # Validate every run's config before the first one trains for minutes.
+  configs = {(n, s): run_config(config, n, s, schedules[n]) for s in seeds for n in names}
+  for name in names:  # a typo in the last schedule should not wait for the first runs to end
+    settings.check_config(configs[name, seeds[0]])
+    resolve_schedule(schedules[name], 1000, 1000 * config.num_epochs)
+  os.makedirs(workdir, exist_ok=True)
+  total, t0 = len(configs), time.perf_counter()
+  for i, ((name, seed), cfg) in enumerate(configs.items(), 1):
+    out = run_dir(workdir, name, seed)
+    if os.path.exists(os.path.join(out, "summary.json")):
+      _say(quiet, f"[{i}/{total}] {name} seed {seed}: finished earlier, skipped")
+      continue
+    _say(quiet, f"[{i}/{total}] {name} seed {seed}: training ({_elapsed(t0)} so far)")
+    summary = loop.train_and_evaluate(cfg, out, quiet=quiet)
+    _say(
+      quiet,
+      f"[{i}/{total}] {name} seed {seed}: test accuracy "
+      f"{summary['final_test_accuracy']:.4f}, loss {summary['final_test_loss']:.4f}",
+    )
+  results = collect(config, workdir)
+  write_results(results, workdir)
+  _say(quiet, f"study done in {_elapsed(t0)}: {os.path.join(workdir, 'results.md')}")
+  return results
+
+
+def collect(config: Any, workdir: str) -> dict[str, Any]:
+  """The results dict (see `lrjax.compare.report`) from the finished runs in `workdir`."""
+  names, seeds, _ = study_plan(config)
+  runs = []
+  for seed in seeds:
+    for name in names:
+      out = run_dir(workdir, name, seed)
+      path = os.path.join(out, "summary.json")
+      if not os.path.exists(path):
+        continue
+      with open(path) as f:
+        summary = json.load(f)
+      with open(os.path.join(out, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+      curves = {
+        k: [r[k] for r in records]
+        for k in ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+      }
+      runs.append(
+        {
+          "schedule": name,
+          "seed": seed,
+          "final_test_accuracy": summary["final_test_accuracy"],
+          "final_test_loss": summary["final_test_loss"],
+          "best_test_accuracy": summary["best_test_accuracy"],
+          "final_train_loss": summary["final_train_loss"],
+          "seconds": summary["seconds"],
+          "curves": curves,
+          "snapshot_ensemble": summary.get("snapshot_ensemble"),
+        }
+      )
+  plain = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  return {
+    "config": plain,
+    "schedules": names,
+    "seeds": seeds,
+    "labels": {n: LABELS.get(n, n.replace("_", " ")) for n in names},
+    "runs": runs,
+  }
+
+
+def write_results(results: dict[str, Any], workdir: str) -> None:
+  tmp = os.path.join(workdir, "results.json.tmp")
+  with open(tmp, "w") as f:
+    json.dump(results, f, indent=1)
+  os.replace(tmp, os.path.join(workdir, "results.json"))
+  report.write_reports(results, workdir)
+  figures.write_figures(results, workdir)
+
+
+def _elapsed(t0: float) -> str:
+  s = int(time.perf_counter() - t0)
+  return f"{s // 60}m{s % 60:02d}s"
+
+
+def _say(quiet: bool, text: str) -> None:
+  if not quiet:
+    print(text, file=sys.stderr, flush=True)
