@@ -1,8 +1,9 @@
 """Fashion-MNIST on a laptop CPU in minutes: `lrjax train --config configs/fashion_mnist.py`.
 
-ResNet-20-style network (0.27M parameters) on the real Fashion-MNIST IDX files (Debian package
-dataset-fashion-mnist, or --config.data_dir), SGD momentum 0.9, linear decay from 0.05 per step.
-Reaches about 90% test accuracy.
+The small ConvNet (0.1M parameters) on the real Fashion-MNIST IDX files (Debian package
+dataset-fashion-mnist, or --config.data_dir), SGD momentum 0.9, linear decay from 0.1 to 0 over
+4 epochs. Reaches about 90% test accuracy in a few minutes on two CPU cores. For the
+ResNet-20 of He et al.: --config.model=resnet20 (about 4x slower).
 """
 
 from configs import default
@@ -10,11 +11,14 @@ from configs import default
 
 def get_config():
   config = default.get_config()
-  config.model = "resnet20"
+  config.model = "convnet"
   config.dataset = "fashion_mnist"
   config.augment = False
-  config.weight_decay = 5e-4
   config.batch_size = 128
-  config.num_epochs = 3
-  config.schedule = {"name": "linear_decay", "init_value": 0.05, "total_steps": {"fraction": 1.0}}
+  config.num_epochs = 4
+  config.schedule = {
+    "name": "linear_decay",
+    "init_value": 0.1,
+    "total_steps": {"fraction": 1.0},
+  }
   return config

@@ -191,3 +191,11 @@ def test_bad_input_names_the_argument(factory, kwargs, argument):
 def test_error_message_shows_the_value():
   with pytest.raises(ValueError, match=r"drop_every must be a positive integer, got 0"):
     lrjax.step_decay(0.1, 0.5, 0)
+
+
+def test_time_based_decay_keeps_falling_past_int32():
+  # It never settles, so a huge step is evaluated in float32 rather than saturated.
+  s = lrjax.time_based_decay(0.1, 0.05)
+  for step in [2**31, 2**40, 2**62]:
+    assert float(s(step)) == pytest.approx(0.1 / (1 + 0.05 * step), rel=1e-6)
+  np.testing.assert_allclose(s(np.array([5, 2**40])), [0.08, 0.1 / (1 + 0.05 * 2**40)], rtol=1e-6)

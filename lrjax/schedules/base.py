@@ -75,8 +75,24 @@ class Schedule:
     """
     return np.minimum(step, INT32_MAX)
 
+  def _tail(self, t_float: jax.Array, t: jax.Array) -> jax.Array | None:
+    """The value at concrete steps past INT32_MAX for schedules that never settle.
+
+    `t_float` holds the true steps in float32, `t` the folded int32 ones. None (the default)
+    means the folded steps give the right value; a schedule that keeps changing forever (time-based
+    decay, inverse square root) computes from `t_float` instead.
+    """
+    return None
+
   def __call__(self, step: Step) -> jax.Array:
-    return self._value(as_int32_step(step, self._fold)).astype(jnp.float32)
+    t = as_int32_step(step, self._fold)
+    if isinstance(step, (int, float, np.ndarray, np.generic)) and not isinstance(step, bool):
+      host = np.asarray(step if not isinstance(step, int) else min(step, 2**63 - 1))
+      if np.any(host > INT32_MAX):
+        tail = self._tail(jnp.asarray(np.floor(host.astype(np.float64)), jnp.float32), t)
+        if tail is not None:
+          return jnp.asarray(tail).astype(jnp.float32)
+    return self._value(t).astype(jnp.float32)
 
   # Arithmetic builds composed schedules (lrjax.schedules.compose) so `0.5 * a + b` just works.
   def __add__(self, other: Any) -> Schedule:

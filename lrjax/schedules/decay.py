@@ -62,6 +62,9 @@ class TimeBasedDecay(Schedule):
   def _value(self, t):
     return self.init_value / (1.0 + self.decay_rate * t.astype(jnp.float32))
 
+  def _tail(self, t_float, t):
+    return self._value(t_float)  # never settles: evaluate huge steps in float32
+
 
 @register("time_based_decay", TimeBasedDecay, example=dict(init_value=0.1, decay_rate=0.05))
 def time_based_decay(init_value: Any, decay_rate: Any) -> TimeBasedDecay:

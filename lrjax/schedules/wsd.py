@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
 from lrjax.schedules.base import (
-  INT32_MAX,
   Schedule,
-  as_int32_step,
   fraction_done,
   fraction_left,
   schedule_class,
@@ -47,14 +44,9 @@ class InverseSqrt(Schedule):
     # Exactly the peak at t = W: XLA may divide by multiplying with a rounded reciprocal.
     return jnp.where(t < w, up, jnp.where(d > 0, down, self.peak_value))
 
-  def __call__(self, step: Any) -> jax.Array:
-    t = as_int32_step(step)  # validates the step; saturates past int32
-    if isinstance(step, (int, float, np.ndarray, np.generic)):
-      host = np.floor(np.asarray(step, np.float64))
-      if np.any(host > INT32_MAX):
-        # The value keeps falling past int32, where no int32 step has it: use the float step.
-        return self._value(t, jnp.asarray(host.astype(np.float32))).astype(jnp.float32)
-    return self._value(t).astype(jnp.float32)
+  def _tail(self, t_float, t):
+    # The value keeps falling past int32, where no int32 step has it: use the float step.
+    return self._value(t, t_float)
 
 
 @register("inverse_sqrt", InverseSqrt, example=dict(peak_value=0.1, warmup_steps=10))
