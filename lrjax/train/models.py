@@ -250,8 +250,9 @@ class ConvNet(nn.Module):
       if i:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
       x = nn.Conv(width, (3, 3), use_bias=False, kernel_init=he_normal, dtype=self.dtype)(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       dtype=self.dtype)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype)(
+        x
+      )
       x = nn.relu(x)
     x = jnp.mean(x, axis=(1, 2))
     return jnp.asarray(nn.Dense(self.num_classes, dtype=self.dtype)(x), jnp.float32)

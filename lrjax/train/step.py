@@ -16,6 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -48,6 +49,7 @@ def _decay_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+@functools.lru_cache(maxsize=32)
 def make_optimizer(
   name: str = "sgd",
   *,
@@ -180,10 +182,11 @@ def predict_probs(
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
+@functools.lru_cache(maxsize=32)
 def jit_steps(
   model: nn.Module,
-  mean: Any,
-  std: Any,
+  mean: tuple[float, ...],
+  std: tuple[float, ...],
   augment: bool,
   pad: int,
   flip: bool,
@@ -192,9 +195,12 @@ def jit_steps(
 ) -> tuple[Callable, Callable]:
   """The jitted train and eval steps, with the state replicated and the batch sharded.
 
-  The state is donated: XLA updates parameters and optimizer state in place.
+  The state is donated: XLA updates parameters and optimizer state in place. Cached (like
+  `make_optimizer`), so the runs of a study that differ only in schedule values share one
+  compiled step.
   """
   replicated = state_sharding
+  mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
   train = jax.jit(
     functools.partial(
       train_step, model=model, mean=mean, std=std, augment=augment, pad=pad, flip=flip
