@@ -2,7 +2,7 @@
 
 The small ConvNet (0.1M parameters) on the real Fashion-MNIST IDX files (Debian package
 dataset-fashion-mnist, or --config.data_dir), SGD momentum 0.9, linear decay from 0.1 to 0 over
-4 epochs. Reaches about 90% test accuracy in a few minutes on two CPU cores. For the
+5 epochs. Reaches about 91% test accuracy in about 7 minutes on two CPU cores. For the
 ResNet-20 of He et al.: --config.model=resnet20 (about 4x slower).
 """
 
@@ -15,7 +15,7 @@ def get_config():
   config.dataset = "fashion_mnist"
   config.augment = False
   config.batch_size = 128
-  config.num_epochs = 4
+  config.num_epochs = 5
   config.schedule = {
     "name": "linear_decay",
     "init_value": 0.1,

@@ -1,14 +1,14 @@
 """lrjax: learning-rate schedules for JAX, and the experiments to choose one with evidence."""
 
 from lrjax.plot import plot_schedules as plot_schedules
+from lrjax.schedules.arithmetic import add as add
+from lrjax.schedules.arithmetic import clip as clip
+from lrjax.schedules.arithmetic import multiply as multiply
+from lrjax.schedules.arithmetic import scale as scale
 from lrjax.schedules.base import Schedule as Schedule
-from lrjax.schedules.compose import add as add
-from lrjax.schedules.compose import clip as clip
 from lrjax.schedules.compose import join as join
-from lrjax.schedules.compose import multiply as multiply
 from lrjax.schedules.compose import per_epoch as per_epoch
 from lrjax.schedules.compose import repeat as repeat
-from lrjax.schedules.compose import scale as scale
 from lrjax.schedules.compose import shift as shift
 from lrjax.schedules.compose import warmup as warmup
 from lrjax.schedules.config import from_config as from_config
@@ -17,7 +17,6 @@ from lrjax.schedules.config import to_config as to_config
 from lrjax.schedules.cosine import cosine_annealing as cosine_annealing
 from lrjax.schedules.cosine import cosine_decay as cosine_decay
 from lrjax.schedules.cosine import sgdr as sgdr
-from lrjax.schedules.cosine import tanh_decay as tanh_decay
 from lrjax.schedules.cosine import warmup_cosine_decay as warmup_cosine_decay
 from lrjax.schedules.cyclic import cyclical as cyclical
 from lrjax.schedules.cyclic import one_cycle as one_cycle
@@ -27,6 +26,7 @@ from lrjax.schedules.decay import exponential_decay as exponential_decay
 from lrjax.schedules.decay import linear_decay as linear_decay
 from lrjax.schedules.decay import polynomial_decay as polynomial_decay
 from lrjax.schedules.decay import step_decay as step_decay
+from lrjax.schedules.decay import tanh_decay as tanh_decay
 from lrjax.schedules.decay import time_based_decay as time_based_decay
 from lrjax.schedules.piecewise import multi_step as multi_step
 from lrjax.schedules.piecewise import piecewise_constant as piecewise_constant

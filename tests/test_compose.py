@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lrjax
-from lrjax.schedules import compose as c
+from lrjax.schedules import arithmetic, compose
 from lrjax.schedules.base import INT32_MAX, Schedule, fraction_done, schedule_class
 from lrjax.schedules.decay import (
   Constant,
@@ -16,6 +16,9 @@ from lrjax.schedules.decay import (
   linear_decay,
   step_decay,
 )
+
+# One namespace for the combinators of both modules.
+c = type("Combinators", (), {**vars(compose), **vars(arithmetic)})
 
 _jit_call = jax.jit(lambda s, t: s(t))
 

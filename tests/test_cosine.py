@@ -14,9 +14,9 @@ from lrjax.schedules.cosine import (
   cosine_annealing,
   cosine_decay,
   sgdr,
-  tanh_decay,
   warmup_cosine_decay,
 )
+from lrjax.schedules.decay import tanh_decay
 
 jit_eval = jax.jit(lambda s, t: s(t))
 I32_MAX = 2**31 - 1

@@ -208,3 +208,22 @@ def test_runs_differing_only_in_schedule_values_share_one_compilation(tmp_path):
     sizes.append(out["compilations"])
   assert runs[0].train_step is runs[1].train_step
   assert sizes[1] == 0  # the second run compiled nothing new
+
+
+@pytest.mark.parametrize(
+  "changes",
+  [
+    dict(optimizer="adamw", weight_decay=1e-4, half_precision=True, tensorboard=True),
+    dict(optimizer="adam", nesterov=True, augment=False, tensorboard=False),
+    dict(optimizer="sgd", nesterov=True, momentum=0.9, stem="imagenet", tensorboard=False),
+  ],
+)
+def test_optimizers_precision_and_tensorboard(tmp_path, changes):
+  out = loop.train_and_evaluate(smoke_config(num_epochs=1, **changes), str(tmp_path), quiet=True)
+  assert np.isfinite(out["final_test_loss"])
+  if changes.get("half_precision"):
+    # bfloat16 compute, float32 parameters.
+    assert all(p.dtype == np.float32 for p in jax.tree.leaves(out["state"].params))
+  if changes["tensorboard"]:
+    events = os.listdir(tmp_path / "tb")
+    assert events and all(f.startswith("events.out.tfevents") for f in events)

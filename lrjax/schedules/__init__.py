@@ -1,6 +1,7 @@
 """The schedule library: pure, jittable `step -> learning rate` pytrees (jax and optax only)."""
 
 # Importing the modules registers every schedule factory for `from_config`.
+from lrjax.schedules import arithmetic as arithmetic
 from lrjax.schedules import compose as compose
 from lrjax.schedules import cosine as cosine
 from lrjax.schedules import cyclic as cyclic

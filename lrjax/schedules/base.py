@@ -94,9 +94,9 @@ class Schedule:
           return jnp.asarray(tail).astype(jnp.float32)
     return self._value(t).astype(jnp.float32)
 
-  # Arithmetic builds composed schedules (lrjax.schedules.compose) so `0.5 * a + b` just works.
+  # Arithmetic builds composed schedules (lrjax.schedules.arithmetic): `0.5 * a + b` just works.
   def __add__(self, other: Any) -> Schedule:
-    from lrjax.schedules import compose
+    from lrjax.schedules import arithmetic as compose
 
     if not _operand(other):
       return NotImplemented
@@ -105,7 +105,7 @@ class Schedule:
   __radd__ = __add__
 
   def __mul__(self, other: Any) -> Schedule:
-    from lrjax.schedules import compose
+    from lrjax.schedules import arithmetic as compose
 
     if not _operand(other):
       return NotImplemented
@@ -259,3 +259,34 @@ def fraction_done(t: jax.Array, total: jax.Array) -> jax.Array:
   t = jnp.clip(t, 0, total)
   frac = safe_div(t.astype(jnp.float32), jnp.asarray(total, jnp.float32))
   return jnp.where(t >= total, 1.0, jnp.where(t <= 0, 0.0, frac))
+
+
+def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
+  """base ** exponent for base >= 0 with 0 ** 0 = 1 and gradients that stay finite at base = 0."""
+  pos = base > 0
+  powered = jnp.power(jnp.where(pos, base, 1.0), exponent)
+  return jnp.where(pos, powered, jnp.where(exponent == 0, 1.0, 0.0))
+
+
+def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) -> jax.Array:
+  """start + (end - start) * frac: exactly `start` at frac <= 0 and `end` at frac >= 1.
+
+  `rest` is 1 - frac where the caller has it exactly (from integer steps). The value is anchored
+  at the smaller end (start + (end - start) * frac when rising, end + (start - end) * rest when
+  falling), so values near it, a decay to 0 or a warmup from 0, keep full relative precision.
+  The clip stops a rounded value from overshooting an end, keeping the result monotone in frac.
+  """
+  rest = 1.0 - frac if rest is None else rest
+  v = jnp.where(start <= end, start + (end - start) * frac, end + (start - end) * rest)
+  v = jnp.clip(v, jnp.minimum(start, end), jnp.maximum(start, end))
+  return jnp.where(frac <= 0, start, jnp.where(frac >= 1, end, v))
+
+
+def cosine_ramp(frac: jax.Array) -> jax.Array:
+  """(1 - cos(pi * frac)) / 2: exactly 0 at frac <= 0 and exactly 1 at frac >= 1.
+
+  Computed as sin(pi * frac / 2) ** 2, which keeps full relative precision near frac = 0 where
+  1 - cos cancels.
+  """
+  ramp = jnp.square(jnp.sin(0.5 * jnp.pi * frac))
+  return jnp.where(frac <= 0, 0.0, jnp.where(frac >= 1, 1.0, ramp))

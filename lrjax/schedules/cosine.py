@@ -1,4 +1,4 @@
-"""Cosine-shaped schedules: cosine decay (with warmup), cyclic cosine annealing, SGDR, tanh decay.
+"""Cosine-shaped schedules: cosine decay (with warmup), cyclic cosine annealing and SGDR.
 
 `t` is the 0-based optimizer update. Decays clamp at their end value past their horizon (as optax,
 Keras and timm; PyTorch `CosineAnnealingLR` and Hugging Face cosine instead keep following the
@@ -17,15 +17,16 @@ from lrjax.schedules import checks
 from lrjax.schedules.base import (
   INT32_MAX,
   Schedule,
+  cosine_ramp,
   fold_periodic,
   fraction_done,
   fraction_left,
+  lerp,
   safe_div,
+  safe_pow,
   schedule_class,
 )
 from lrjax.schedules.config import register
-from lrjax.schedules.decay import safe_pow
-from lrjax.schedules.piecewise import cosine_ramp, lerp
 
 # Largest float32 below 2**31, so a float cycle start converts to int32 without overflow.
 _F32_BELOW_2_31 = 2147483520.0
@@ -364,77 +365,4 @@ def sgdr(
   )
 
 
-@schedule_class
-class TanhDecay(Schedule):
-  init_value: Any
-  total_steps: Any
-  lower: Any
-  upper: Any
-  end_value: Any
-
-  def _value(self, t):
-    left = fraction_left(t, self.total_steps)
-    span = self.upper - self.lower
-    # g(r) = (1 - tanh(x)) / 2 = sigmoid(-2 x) with x = upper - span * (1 - r): the rescaled
-    # (g(r) - g(1)) / (g(0) - g(1)) factors into two positive, decreasing terms, which keeps full
-    # relative precision next to T (where a plain difference cancels) and is monotone in float32.
-    x = self.upper - span * left
-    head = jnp.exp(jax.nn.log_sigmoid(-2.0 * x) - jax.nn.log_sigmoid(-2.0 * self.lower))
-    tail = safe_div(jnp.expm1(-2.0 * span * left), jnp.expm1(-2.0 * span))
-    w = jnp.clip(head * tail, 0.0, 1.0)
-    w = jnp.where(left >= 1, 1.0, jnp.where(left <= 0, 0.0, w))
-    return lerp(self.init_value, self.end_value, 1.0 - w, w)
-
-
-@register("tanh_decay", TanhDecay, example=dict(init_value=0.1, total_steps=100))
-def tanh_decay(
-  init_value: Any,
-  total_steps: Any,
-  lower: Any = -7.0,
-  upper: Any = 3.0,
-  end_value: Any = 0.0,
-) -> TanhDecay:
-  r"""Tanh decay (Hsueh et al. 2018), rescaled to start and end exactly at its values.
-
-  .. math::
-    \eta(t) = E + (\eta_0 - E)\,\frac{g(r) - g(1)}{g(0) - g(1)}, \quad
-    g(r) = \frac{1 - \tanh(a (1 - r) + b\, r)}{2}, \quad r = \frac{\min(t, T)}{T}
-
-  with :math:`a` = `lower`, :math:`b` = `upper`. timm `TanhLRScheduler(lb=a, ub=b)` uses
-  :math:`E + (\eta_0 - E)\, g(r)` unscaled: with the defaults it starts at
-  :math:`0.9999992\,\eta_0` and jumps to :math:`E` at :math:`T` from about
-  :math:`E + 0.0025(\eta_0 - E)`. lrjax rescales so that :math:`\eta(0) = \eta_0` and
-  :math:`\eta(T) = E` exactly, without the jump; elsewhere it differs from timm by at most
-  0.25% of :math:`\eta_0 - E`.
-
-  Args:
-    init_value: :math:`\eta_0`, finite and >= 0.
-    total_steps: :math:`T`, a positive integer.
-    lower: :math:`a`, the tanh argument at step 0 (default -7), finite.
-    upper: :math:`b`, the tanh argument at step :math:`T` (default 3), finite and > `lower`.
-    end_value: :math:`E`, finite and >= 0 (default 0).
-
-  Raises:
-    ValueError: if `lower >= upper`, `total_steps` is not positive, or a value is negative or
-      not finite.
-
-  Example:
-    >>> s = lrjax.tanh_decay(1.0, 10)
-    >>> [round(float(s(t)), 4) for t in (0, 5, 10)]
-    [1.0, 0.982, 0.0]
-  """
-  lower = checks.real("lower", lower)
-  upper = checks.real("upper", upper)
-  if not checks.is_traced(lower) and not checks.is_traced(upper):
-    if not np.all(np.asarray(lower) < np.asarray(upper)):
-      raise ValueError(f"lower must be less than upper = {upper.tolist()}, got {lower.tolist()}")
-  return TanhDecay(
-    init_value=checks.lr_value("init_value", init_value),
-    total_steps=checks.duration("total_steps", total_steps),
-    lower=lower,
-    upper=upper,
-    end_value=checks.lr_value("end_value", end_value),
-  )
-
-
-__all__ = ["cosine_annealing", "cosine_decay", "sgdr", "tanh_decay", "warmup_cosine_decay"]
+__all__ = ["cosine_annealing", "cosine_decay", "sgdr", "warmup_cosine_decay"]

@@ -20,10 +20,10 @@ from lrjax.schedules.base import (
   fold_periodic,
   fraction_done,
   fraction_left,
+  safe_pow,
   schedule_class,
 )
 from lrjax.schedules.config import register
-from lrjax.schedules.decay import safe_pow
 
 
 def cos_weight(q: jax.Array) -> jax.Array:

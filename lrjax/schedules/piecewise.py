@@ -8,37 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import Schedule, fraction_done, fraction_left, schedule_class
+from lrjax.schedules.base import (
+  Schedule,
+  cosine_ramp,
+  fraction_done,
+  fraction_left,
+  lerp,
+  safe_pow,
+  schedule_class,
+)
 from lrjax.schedules.config import register
-from lrjax.schedules.decay import safe_pow
-
-
-def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) -> jax.Array:
-  """start + (end - start) * frac: exactly `start` at frac <= 0 and `end` at frac >= 1.
-
-  `rest` is 1 - frac where the caller has it exactly (from integer steps). The value is anchored
-  at the smaller end (start + (end - start) * frac when rising, end + (start - end) * rest when
-  falling), so values near it, a decay to 0 or a warmup from 0, keep full relative precision.
-  The clip stops a rounded value from overshooting an end, keeping the result monotone in frac.
-  """
-  rest = 1.0 - frac if rest is None else rest
-  v = jnp.where(start <= end, start + (end - start) * frac, end + (start - end) * rest)
-  v = jnp.clip(v, jnp.minimum(start, end), jnp.maximum(start, end))
-  return jnp.where(frac <= 0, start, jnp.where(frac >= 1, end, v))
-
-
-def cosine_ramp(frac: jax.Array) -> jax.Array:
-  """(1 - cos(pi * frac)) / 2: exactly 0 at frac <= 0 and exactly 1 at frac >= 1.
-
-  Computed as sin(pi * frac / 2) ** 2, which keeps full relative precision near frac = 0 where
-  1 - cos cancels.
-  """
-  ramp = jnp.square(jnp.sin(0.5 * jnp.pi * frac))
-  return jnp.where(frac <= 0, 0.0, jnp.where(frac >= 1, 1.0, ramp))
 
 
 def _lr_values(name: str, values: Any) -> Any:
@@ -204,4 +186,4 @@ def piecewise_linear(
   return PiecewiseLinear(boundaries=b, values=v, interpolation=interpolation)
 
 
-__all__ = ["cosine_ramp", "lerp", "multi_step", "piecewise_constant", "piecewise_linear"]
+__all__ = ["multi_step", "piecewise_constant", "piecewise_linear"]

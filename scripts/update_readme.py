@@ -1,0 +1,59 @@
+"""Rewrites the README's generated blocks from what the code produced.
+
+    python scripts/update_readme.py --train-out runs/fmnist.out --study runs/study_fmnist
+
+Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
+- `schedule-table`: scripts/schedule_table.py's table of every registered schedule;
+- `train-output`: the JSON summary `lrjax train` printed (--train-out, a captured stdout);
+- `study-results`: the study's results.md, and its figures copied to docs/ (--study, a workdir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import shutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+  pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
+  if not pattern.search(text):
+    raise SystemExit(f"README has no block {name!r}")
+  return pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--train-out", help="stdout of `lrjax train` on configs/fashion_mnist.py")
+  p.add_argument("--study", help="workdir of `lrjax compare` on configs/study_fashion_mnist.py")
+  args = p.parse_args()
+  path = os.path.join(ROOT, "README.md")
+  text = open(path).read()
+
+  import schedule_table
+
+  buf = io.StringIO()
+  with contextlib.redirect_stdout(buf):
+    schedule_table.main()
+  text = replace_block(text, "schedule-table", buf.getvalue())
+  if args.train_out:
+    out = open(args.train_out).read().strip()
+    text = replace_block(text, "train-output", f"```\n{out}\n```")
+  if args.study:
+    md = open(os.path.join(args.study, "results.md")).read()
+    text = replace_block(text, "study-results", md)
+    docs = os.path.join(ROOT, "docs", "study_fashion_mnist")
+    os.makedirs(docs, exist_ok=True)
+    for name in os.listdir(os.path.join(args.study, "figures")):
+      shutil.copy(os.path.join(args.study, "figures", name), os.path.join(docs, name))
+  with open(path, "w") as f:
+    f.write(text)
+
+
+if __name__ == "__main__":
+  main()

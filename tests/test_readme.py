@@ -1,0 +1,23 @@
+"""The README's Python examples run as printed."""
+
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_readme_python_blocks_run(tmp_path, monkeypatch):
+  text = open(os.path.join(ROOT, "README.md")).read()
+  blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+  assert len(blocks) >= 2
+  monkeypatch.chdir(tmp_path)
+  for block in blocks:
+    exec(compile(block, "README.md", "exec"), {})
+  assert (tmp_path / "schedule.png").stat().st_size > 10_000
+
+
+def test_readme_generated_blocks_are_filled():
+  text = open(os.path.join(ROOT, "README.md")).read()
+  for name in ("schedule-table", "train-output", "study-results"):
+    block = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->", text, re.S)
+    assert block and block.group(1).strip(), f"README block {name} is empty"
