@@ -57,6 +57,15 @@ def _load_config_flags(argv: list[str], extra: dict[str, str]):
   return fv
 
 
+def _as_flags(error: Exception) -> str:
+  """The library says `data_dir=<folder>`; on the command line that is a config override."""
+  return (
+    str(error)
+    .replace("pass data_dir=", "pass --config.data_dir=")
+    .replace(" as data_dir.", " as --config.data_dir.")
+  )
+
+
 def _train(argv: list[str]) -> int:
   fv = _load_config_flags(
     argv,
@@ -81,7 +90,7 @@ def _train(argv: list[str]) -> int:
   try:
     summary = loop.train_and_evaluate(fv.config, fv.workdir)
   except (ValueError, data.DatasetNotFoundError, loop.NonFiniteLossError) as e:
-    raise SystemExit(f"lrjax: {e}") from None
+    raise SystemExit(f"lrjax: {_as_flags(e)}") from None
   hidden = ("state", "run", "schedule")
   print(json.dumps({k: v for k, v in summary.items() if k not in hidden}, indent=2))
   return 0
@@ -134,7 +143,7 @@ def _compare(argv: list[str]) -> int:
   try:
     runner.compare(fv.config, fv.workdir)
   except (ValueError, data.DatasetNotFoundError, loop.NonFiniteLossError) as e:
-    raise SystemExit(f"lrjax: {e}") from None
+    raise SystemExit(f"lrjax: {_as_flags(e)}") from None
   with open(os.path.join(fv.workdir, "results.md")) as f:
     print(f.read())
   return 0

@@ -227,3 +227,19 @@ def test_optimizers_precision_and_tensorboard(tmp_path, changes):
   if changes["tensorboard"]:
     events = os.listdir(tmp_path / "tb")
     assert events and all(f.startswith("events.out.tfevents") for f in events)
+
+
+def test_cli_missing_dataset_says_how_to_get_it(tmp_path):
+  with pytest.raises(SystemExit, match=r"--config\.data_dir"):
+    cli.main(
+      [
+        "lrjax",
+        "train",
+        "--config",
+        os.path.join(ROOT, "configs", "smoke.py"),
+        "--workdir",
+        str(tmp_path),
+        "--config.dataset=mnist",
+        f"--config.data_dir={tmp_path / 'empty'}",
+      ]
+    )

@@ -28,6 +28,12 @@ def _pyplot():
   return plt
 
 
+def _integer_epochs(ax) -> None:
+  from matplotlib.ticker import MaxNLocator
+
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig, path: str | os.PathLike) -> str:
   path = os.fspath(path)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -86,7 +92,23 @@ def _draw(ax, band, color: str, label: str, linestyle: str = "-") -> None:
 
 
 def _lr_curve(results: Mapping[str, Any], schedule: str):
-  """(epochs, lr) from the seed-0 run, else the first run in seed order with an lr curve."""
+  """(epochs, lr) of a schedule: at every step (up to 2,000 points) when the run recorded its
+  schedule config and steps per epoch, else the per-epoch lr its records hold (seed 0 first)."""
+  for run in sorted(
+    (r for r in results.get("runs", []) if r.get("schedule") == schedule),
+    key=lambda r: r.get("seed") != 0,
+  ):
+    config, spe, total = (
+      run.get("schedule_config"),
+      run.get("steps_per_epoch"),
+      run.get("total_steps"),
+    )
+    if config and spe and total:
+      import lrjax
+
+      # The steps trained: 0 .. T - 1.
+      steps = np.unique(np.linspace(0, total - 1, min(total, 2000)).astype(np.int64))
+      return steps / spe, np.asarray(lrjax.from_config(config)(steps), np.float64)
   curves = _curves(results, schedule, "lr")
   if not curves:
     return None
@@ -129,6 +151,7 @@ def plot_lr_curves(
       ax.plot(x, lr, color=colors[name], lw=1.6, marker="." if len(x) <= 30 else None)
       ax.set_title(stats.label(results, name), fontsize=10)
       ax.set_xlabel("epoch")
+      _integer_epochs(ax)
       ax.set_ylabel("learning rate")
       ax.grid(alpha=0.3)
       if log_scale:
@@ -137,14 +160,15 @@ def plot_lr_curves(
         ax.set_ylim(bottom=0)  # a constant lr would otherwise fill the panel with tick noise
     for ax in flat[len(named) :]:
       ax.axis("off")
-    fig.suptitle("Learning rate per epoch")
+    fig.suptitle("Learning rate over training")
   else:
     fig, ax = plt.subplots(figsize=(9.0, 4.4))
     for name, (x, lr) in named.items():
       ax.plot(x, lr, color=colors[name], lw=1.6, label=stats.label(results, name))
     ax.set_xlabel("epoch")
+    _integer_epochs(ax)
     ax.set_ylabel("learning rate")
-    ax.set_title("Learning rate per epoch")
+    ax.set_title("Learning rate over training")
     ax.grid(alpha=0.3)
     if log_scale:
       ax.set_yscale("log")
@@ -179,6 +203,7 @@ def plot_run_curves(results: Mapping[str, Any], schedule: str, path: str | os.Pa
       if bands[key]:
         _draw(ax, bands[key], color, name)
     ax.set_xlabel("epoch")
+    _integer_epochs(ax)
     ax.set_ylabel(what)
     ax.set_title(f"{what.capitalize()}", fontsize=10)
     ax.grid(alpha=0.3)
@@ -223,6 +248,7 @@ def plot_accuracy_overlay(
     for name, band in bands.items():
       _draw(ax, band, colors[name], f"{stats.label(results, name)} (n={band[4]})")
     ax.set_xlabel("epoch")
+    _integer_epochs(ax)
     ax.set_ylabel("validation accuracy")
     ax.set_title("Validation accuracy per epoch (mean over seeds, band min..max)", fontsize=10)
     ax.grid(alpha=0.3)

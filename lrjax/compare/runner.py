@@ -112,6 +112,8 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
         summary = json.load(f)
       with open(os.path.join(out, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f if line.strip()]
+      with open(os.path.join(out, "config.json")) as f:
+        resolved = json.load(f)
       curves = {
         k: [r[k] for r in records]
         for k in ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -127,6 +129,10 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
           "seconds": summary["seconds"],
           "curves": curves,
           "snapshot_ensemble": summary.get("snapshot_ensemble"),
+          # The schedule in steps, to draw it at every step, not only at epoch starts.
+          "schedule_config": resolved["schedule"],
+          "steps_per_epoch": resolved["steps_per_epoch"],
+          "total_steps": resolved["total_steps"],
         }
       )
   plain = config.to_dict() if hasattr(config, "to_dict") else dict(config)
