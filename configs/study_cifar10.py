@@ -18,6 +18,6 @@ def get_config():
   config.progress = True
   config.study = ml_collections.ConfigDict()
   config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
-  config.study.order = list(CHAPTER_SCHEDULES)  # constant first: the baseline
-  config.study.seeds = [0, 1, 2]
+  config.study.order = tuple(CHAPTER_SCHEDULES)  # constant first: the baseline
+  config.study.seeds = (0, 1, 2)
   return config

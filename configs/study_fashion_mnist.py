@@ -24,6 +24,6 @@ def get_config():
   config.tensorboard = False
   config.study = ml_collections.ConfigDict()
   config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
-  config.study.order = list(CHAPTER_SCHEDULES)  # constant first: the baseline
-  config.study.seeds = [0, 1]
+  config.study.order = tuple(CHAPTER_SCHEDULES)  # constant first: the baseline
+  config.study.seeds = (0, 1)  # a tuple, so --config.study.seeds="(0,1,2)" overrides it
   return config

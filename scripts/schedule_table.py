@@ -40,8 +40,11 @@ def call(name: str, example: dict) -> str:
 
 
 def main() -> None:
-  print("| schedule | formula | example | lr at t = " + ", ".join(
-    {10**9: "1e9", 2**62: "2^62"}.get(s, str(s)) for s in STEPS) + " |")
+  print(
+    "| schedule | formula | example | lr at t = "
+    + ", ".join({10**9: "1e9", 2**62: "2^62"}.get(s, str(s)) for s in STEPS)
+    + " |"
+  )
   print("|---|---|---|---|")
   for name, entry in sorted(lrjax.registry().items()):
     s = entry.factory(**entry.example)

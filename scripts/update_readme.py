@@ -5,7 +5,8 @@
 Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
 - `schedule-table`: scripts/schedule_table.py's table of every registered schedule;
 - `train-output`: the JSON summary `lrjax train` printed (--train-out, a captured stdout);
-- `study-results`: the study's results.md, and its figures copied to docs/ (--study, a workdir).
+- `study-results`: the study's results.md, and its figures copied to docs/ (--study, a workdir);
+- `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def replace_block(text: str, name: str, body: str) -> str:
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--train-out", help="stdout of `lrjax train` on configs/fashion_mnist.py")
+  p.add_argument("--train-err", help="stderr of the same run: its per-epoch summary lines")
   p.add_argument("--study", help="workdir of `lrjax compare` on configs/study_fashion_mnist.py")
+  p.add_argument("--bench", action="store_true", help="take benchmarks/results.md")
   args = p.parse_args()
   path = os.path.join(ROOT, "README.md")
   text = open(path).read()
@@ -43,14 +46,25 @@ def main() -> None:
   text = replace_block(text, "schedule-table", buf.getvalue())
   if args.train_out:
     out = open(args.train_out).read().strip()
+    if args.train_err:
+      epochs = [
+        ln for ln in open(args.train_err).read().splitlines() if re.match(r"epoch \d+/\d+: ", ln)
+      ]
+      out = "\n".join(epochs) + "\n" + out
     text = replace_block(text, "train-output", f"```\n{out}\n```")
   if args.study:
     md = open(os.path.join(args.study, "results.md")).read()
+    # Nested under the README's own headings.
+    md = re.sub(r"^(#{1,3}) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", md, flags=re.M)
     text = replace_block(text, "study-results", md)
     docs = os.path.join(ROOT, "docs", "study_fashion_mnist")
     os.makedirs(docs, exist_ok=True)
     for name in os.listdir(os.path.join(args.study, "figures")):
       shutil.copy(os.path.join(args.study, "figures", name), os.path.join(docs, name))
+  if args.bench:
+    text = replace_block(
+      text, "benchmarks", open(os.path.join(ROOT, "benchmarks", "results.md")).read()
+    )
   with open(path, "w") as f:
     f.write(text)
 
