@@ -21,6 +21,8 @@ STEPS = [0, 1, 50, 99, 100, 101, 10**9, 2**62]
 def formula(factory) -> str:
   doc = inspect.getdoc(factory) or ""
   m = re.search(r"\.\. math::\s*(.+?)(?:\n\s*\n|$)", doc, re.S)
+  if not m:  # a one-line formula in the summary: :math:`...`
+    m = re.search(r":math:`(.+?)`", doc.split("\n\n")[0], re.S)
   if not m:
     return ""
   text = " ".join(line.strip() for line in m.group(1).splitlines())

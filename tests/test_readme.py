@@ -21,3 +21,16 @@ def test_readme_generated_blocks_are_filled():
   for name in ("schedule-table", "train-output", "study-results"):
     block = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->", text, re.S)
     assert block and block.group(1).strip(), f"README block {name} is empty"
+
+
+def test_readme_schedule_table_is_current(capsys):
+  import sys
+
+  sys.path.insert(0, os.path.join(ROOT, "scripts"))
+  import schedule_table
+
+  schedule_table.main()
+  table = capsys.readouterr().out.strip()
+  text = open(os.path.join(ROOT, "README.md")).read()
+  block = re.search(r"<!-- BEGIN schedule-table -->\n(.*?)<!-- END schedule-table -->", text, re.S)
+  assert block.group(1).strip() == table, "run scripts/update_readme.py"
