@@ -1,6 +1,6 @@
 """Runs the benchmark suite and writes benchmarks/results.json and benchmarks/results.md.
 
-    python benchmarks/run.py            # about 5 minutes on two CPU cores
+    python benchmarks/run.py            # about 3 minutes on two CPU cores; PyTorch optional
 
 Every figure is a ratio of two timings taken side by side in this one process.
 """
@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import schedules  # noqa: E402
+import torch_compare  # noqa: E402
 import training  # noqa: E402
 
 TARGETS = {"schedule_vs_optax": 1.05, "schedule_in_step": 1.02, "host_overhead": 1.05}
@@ -31,7 +32,8 @@ def _mark(value: float, target: float) -> str:
 def markdown(results: dict) -> str:
   lines = [
     f"Measured {results['date']} on {results['machine']} (jax {results['jax']}, "
-    f"{results['devices']}).", "",
+    f"{results['devices']}).",
+    "",
     "| schedule | lrjax / optax, 10^6 steps at once | lrjax / optax, 10^5 calls in fori_loop "
     "| same, lrjax schedule as a jit argument | lrjax / constant lr, in the train step |",
     "|---|---|---|---|---|",
@@ -60,6 +62,31 @@ def markdown(results: dict) -> str:
     f"({c['epoch_seconds']:.2f} s / ({c['steps_per_epoch']} x {c['device_step_ms']:.1f} ms)) | "
     f"{TARGETS['host_overhead']} | {_mark(c['host_overhead_ratio'], TARGETS['host_overhead'])} |",
   ]
+  p = results["population"]
+  lines += [
+    f"| {p['members']} schedules as one vmapped train step / {p['members']} sequential steps "
+    f"({p['platform']}) | {p['population_over_sequential']:.2f} ({p['population_ms']:.0f} ms / "
+    f"{p['sequential_ms']:.0f} ms) | < 1 to use it | "
+    f"{_mark(p['population_over_sequential'], 1.0)} |",
+  ]
+  t = results["torch"]
+  if "skipped" in t:
+    lines += ["", f"Throughput against PyTorch: skipped ({t['skipped']})."]
+  else:
+    lines += [
+      "",
+      "| train step, batch 128 | lrjax img/s | PyTorch NCHW img/s | PyTorch channels_last img/s "
+      "| lrjax / best PyTorch (target >= 1.0) |",
+      "|---|---|---|---|---|",
+    ]
+    for name, row in t.items():
+      if isinstance(row, dict):
+        lines.append(
+          f"| {name} | {row['lrjax_images_per_second']:.0f} | "
+          f"{row['torch_nchw_images_per_second']:.0f} | "
+          f"{row['torch_channels_last_images_per_second']:.0f} | "
+          f"{row['lrjax_over_best_torch']:.2f} |"
+        )
   return "\n".join(lines) + "\n"
 
 
@@ -76,6 +103,10 @@ def main() -> None:
   results["schedule_in_step"] = training.schedule_in_step()
   print("compilations and host overhead ...", flush=True)
   results["compilations_and_overhead"] = training.compilations_and_overhead()
+  print("population (vmapped schedules) against sequential ...", flush=True)
+  results["population"] = training.population()
+  print("throughput against PyTorch ...", flush=True)
+  results["torch"] = torch_compare.measure()
   with open(os.path.join(HERE, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   md = markdown(results)

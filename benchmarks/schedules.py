@@ -20,20 +20,36 @@ import lrjax
 
 def pairs() -> dict[str, tuple]:
   return {
-    "cosine_decay": (lrjax.cosine_decay(0.1, 10_000, end_value=0.001),
-                     optax.cosine_decay_schedule(0.1, 10_000, alpha=0.01)),
-    "polynomial": (lrjax.polynomial_decay(0.1, 10_000, 2.0, 0.001),
-                   optax.polynomial_schedule(0.1, 0.001, 2.0, 10_000)),
+    "cosine_decay": (
+      lrjax.cosine_decay(0.1, 10_000, end_value=0.001),
+      optax.cosine_decay_schedule(0.1, 10_000, alpha=0.01),
+    ),
+    "polynomial": (
+      lrjax.polynomial_decay(0.1, 10_000, 2.0, 0.001),
+      optax.polynomial_schedule(0.1, 0.001, 2.0, 10_000),
+    ),
     "staircase_exponential": (
       lrjax.exponential_decay(0.1, 1000, 0.5, staircase=True),
-      optax.exponential_decay(0.1, 1000, 0.5, staircase=True)),
-    "warmup_cosine": (lrjax.warmup_cosine_decay(0.0, 0.1, 500, 10_000),
-                      optax.warmup_cosine_decay_schedule(0.0, 0.1, 500, 10_000)),
+      optax.exponential_decay(0.1, 1000, 0.5, staircase=True),
+    ),
+    "warmup_cosine": (
+      lrjax.warmup_cosine_decay(0.0, 0.1, 500, 10_000),
+      optax.warmup_cosine_decay_schedule(0.0, 0.1, 500, 10_000),
+    ),
     "join_of_three": (
-      lrjax.join([lrjax.linear_decay(0.0, 500, 0.1), lrjax.constant(0.1),
-                  lrjax.cosine_decay(0.1, 5000)], [500, 3000]),
-      optax.join_schedules([optax.linear_schedule(0.0, 0.1, 500), optax.constant_schedule(0.1),
-                            optax.cosine_decay_schedule(0.1, 5000)], [500, 3000])),
+      lrjax.join(
+        [lrjax.linear_decay(0.0, 500, 0.1), lrjax.constant(0.1), lrjax.cosine_decay(0.1, 5000)],
+        [500, 3000],
+      ),
+      optax.join_schedules(
+        [
+          optax.linear_schedule(0.0, 0.1, 500),
+          optax.constant_schedule(0.1),
+          optax.cosine_decay_schedule(0.1, 5000),
+        ],
+        [500, 3000],
+      ),
+    ),
   }
 
 
@@ -64,8 +80,9 @@ def measure(num_vector: int = 10**6, num_scalar: int = 10**5, repeats: int = 15)
     loop_ours = jax.jit(lambda f=ours: looped(f))
     loop_arg = jax.jit(looped)
     loop_theirs = jax.jit(lambda f=theirs: looped(f))
-    np.testing.assert_allclose(vec_ours(steps[:20_000]), vec_theirs(steps[:20_000]),
-                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+      vec_ours(steps[:20_000]), vec_theirs(steps[:20_000]), rtol=1e-4, atol=1e-7
+    )
     t = {k: [] for k in ("vo", "va", "vt", "lo", "la", "lt")}
     # Interleave the sides so drifts in machine speed hit them alike.
     for _ in range(3):
@@ -77,9 +94,11 @@ def measure(num_vector: int = 10**6, num_scalar: int = 10**5, repeats: int = 15)
       t["lt"] += _time(loop_theirs, repeats=repeats // 3)
     m = {k: float(np.median(v)) for k, v in t.items()}
     results[name] = {
-      "vectorised_ratio": m["vo"] / m["vt"], "scalar_loop_ratio": m["lo"] / m["lt"],
+      "vectorised_ratio": m["vo"] / m["vt"],
+      "scalar_loop_ratio": m["lo"] / m["lt"],
       "as_argument_vectorised_ratio": m["va"] / m["vt"],
       "as_argument_scalar_loop_ratio": m["la"] / m["lt"],
-      "optax_vectorised_ms": m["vt"] * 1e3, "optax_scalar_loop_ms": m["lt"] * 1e3,
+      "optax_vectorised_ms": m["vt"] * 1e3,
+      "optax_scalar_loop_ms": m["lt"] * 1e3,
     }
   return results

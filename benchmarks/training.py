@@ -55,8 +55,10 @@ def schedule_in_step(model: str = "convnet", n: int = 20, rounds: int = 3) -> di
       "polynomial": lrjax.polynomial_decay(0.1, 10_000, 2.0),
       "staircase_exponential": lrjax.exponential_decay(0.1, 1000, 0.5, staircase=True),
       "warmup_cosine": lrjax.warmup_cosine_decay(0.0, 0.1, 500, 10_000),
-      "join_of_three": lrjax.join([lrjax.linear_decay(0.0, 500, 0.1), lrjax.constant(0.1),
-                                   lrjax.cosine_decay(0.1, 5000)], [500, 3000]),
+      "join_of_three": lrjax.join(
+        [lrjax.linear_decay(0.0, 500, 0.1), lrjax.constant(0.1), lrjax.cosine_decay(0.1, 5000)],
+        [500, 3000],
+      ),
     }
     times = {k: [] for k in schedules}
     for _ in range(rounds):  # interleaved, so machine drift hits every schedule alike
@@ -65,7 +67,8 @@ def schedule_in_step(model: str = "convnet", n: int = 20, rounds: int = 3) -> di
         times[name].append(dt)
   base = float(np.median(times["constant"]))
   return {
-    "model": model, "constant_step_ms": base * 1e3,
+    "model": model,
+    "constant_step_ms": base * 1e3,
     "ratios": {k: float(np.median(v)) / base for k, v in times.items() if k != "constant"},
   }
 
@@ -75,8 +78,7 @@ def compilations_and_overhead(model: str = "convnet") -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     config = _config(model, dataset, epochs=3)
     first = loop.train_and_evaluate(config, os.path.join(tmp, "a"), quiet=True)
-    config.schedule = {"name": "linear_decay", "init_value": 0.05,
-                       "total_steps": {"fraction": 1.0}}
+    config.schedule = {"name": "linear_decay", "init_value": 0.05, "total_steps": {"fraction": 1.0}}
     second = loop.train_and_evaluate(config, os.path.join(tmp, "b"), quiet=True)
     run = second["run"]
     state = second["state"]
@@ -97,4 +99,53 @@ def compilations_and_overhead(model: str = "convnet") -> dict:
     "epoch_seconds": epoch_seconds,
     "device_step_ms": device_step * 1e3,
     "host_overhead_ratio": epoch_seconds / (run.steps_per_epoch * device_step),
+  }
+
+
+def population(model: str = "convnet", k: int = 4, n: int = 5, rounds: int = 2) -> dict:
+  """K schedule variants trained as one vmapped program against K sequential steps.
+
+  Same batch for all members (a study shares data order), per-member state and schedule values.
+  """
+  import functools
+
+  import jax.numpy as jnp
+
+  from lrjax.train import step as step_lib
+
+  with tempfile.TemporaryDirectory() as tmp:
+    run = loop.Run(_config(model, "synthetic:28x28x1:2048:256:10"), tmp)
+    state = run.init_state()
+    batch = run.train_batch(np.arange(2048), 0)
+    schedules = [lrjax.linear_decay(0.1 * (i + 1) / k, 10_000) for i in range(k)]
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *schedules)
+    states = jax.tree.map(lambda x: jnp.stack([x] * k), state)
+    mean, std = np.float32(run.ds.mean), np.float32(run.ds.std)
+    vstep = jax.jit(
+      jax.vmap(
+        functools.partial(step_lib.train_step, model=run.model, mean=mean, std=std, augment=False),
+        in_axes=(0, None, 0),
+      )
+    )
+    seq, pop = [], []
+    for _ in range(rounds):
+      t = 0.0
+      for s in schedules:
+        dt, state = _step_time(run, state, batch, s, n)
+        t += dt
+      seq.append(t)
+      states, m = vstep(states, batch, stacked)
+      jax.block_until_ready(m)
+      t0 = time.perf_counter()
+      for _ in range(n):
+        states, m = vstep(states, batch, stacked)
+      jax.block_until_ready(m)
+      pop.append((time.perf_counter() - t0) / n)
+  return {
+    "model": model,
+    "members": k,
+    "platform": jax.default_backend(),
+    "sequential_ms": float(np.median(seq)) * 1e3,
+    "population_ms": float(np.median(pop)) * 1e3,
+    "population_over_sequential": float(np.median(pop) / np.median(seq)),
   }
