@@ -60,11 +60,14 @@ def test_no_recompilation_across_schedule_values(tmp_path):
   run = loop.Run(smoke_config(), str(tmp_path))
   state = run.init_state()
   perm = np.arange(256)
+  sizes = []
   for init in (0.1, 0.05, 0.2):
     schedule = lrjax.linear_decay(init, 24)
     state, metrics = run.train_step(state, run.train_batch(perm, 0), schedule)
     assert float(metrics["lr"]) == pytest.approx(float(schedule(int(state.step) - 1)))
-  assert run.train_step._cache_size() == 1
+    sizes.append(run.train_step._cache_size())
+  # The compiled step is shared with other runs (and tests), so count what these calls added.
+  assert sizes[1] == sizes[0] and sizes[2] == sizes[0]
   # The optimizer state shows the lr of the last update.
   assert float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.2 * 22 / 24)
 

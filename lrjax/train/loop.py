@@ -26,6 +26,9 @@ from lrjax.train import step as step_lib
 from lrjax.train.progress import Progress
 from lrjax.train.resolve import resolve_schedule
 
+# The runs of a study share their dataset: read (and un-gzip) it once per process.
+_load_dataset = functools.lru_cache(maxsize=2)(data_lib.load_dataset)
+
 
 class NonFiniteLossError(RuntimeError):
   """The training loss became NaN or infinite; the last good checkpoint is kept."""
@@ -50,7 +53,7 @@ class Run:
     self.is_main = jax.process_index() == 0
     self.placement = devices.make_placement()
     settings.check_devices(config, self.placement.num_devices)
-    self.ds = data_lib.load_dataset(config.dataset, config.data_dir or None)
+    self.ds = _load_dataset(config.dataset, config.data_dir or None)
     n = len(self.ds.train_labels)
     self.num_train = min(n, config.train_limit) if config.train_limit else n
     self.steps_per_epoch = self.num_train // config.batch_size
