@@ -6,24 +6,8 @@ import copy
 
 import numpy as np
 
-SCHEDULES = (
-  "constant",
-  "time_based",
-  "drop_based",
-  "linear",
-  "polynomial",
-  "triangle",
-  "cosine_annealing",
-)
-LABELS = {
-  "constant": "Constant",
-  "time_based": "Time based decay",
-  "drop_based": "Drop based decay",
-  "linear": "Linear decay",
-  "polynomial": "Polynomial decay",
-  "triangle": "Triangle",
-  "cosine_annealing": "Cosine annealing",
-}
+from lrjax.train.chapter import CHAPTER_SCHEDULES as SCHEDULES
+from lrjax.train.chapter import LABELS
 
 
 def _lr(name: str, epochs: int) -> np.ndarray:
