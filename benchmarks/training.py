@@ -102,7 +102,9 @@ def compilations_and_overhead(model: str = "convnet") -> dict:
   }
 
 
-def population(model: str = "convnet", k: int = 4, n: int = 5, rounds: int = 2) -> dict:
+def population(
+  model: str = "convnet", k: int = 4, n: int = 5, rounds: int = 2, config=None
+) -> dict:
   """K schedule variants trained as one vmapped program against K sequential steps.
 
   Same batch for all members (a study shares data order), per-member state and schedule values.
@@ -114,7 +116,7 @@ def population(model: str = "convnet", k: int = 4, n: int = 5, rounds: int = 2) 
   from lrjax.train import step as step_lib
 
   with tempfile.TemporaryDirectory() as tmp:
-    run = loop.Run(_config(model, "synthetic:28x28x1:2048:256:10"), tmp)
+    run = loop.Run(config or _config(model, "synthetic:28x28x1:2048:256:10"), tmp)
     state = run.init_state()
     batch = run.train_batch(np.arange(2048), 0)
     schedules = [lrjax.linear_decay(0.1 * (i + 1) / k, 10_000) for i in range(k)]
