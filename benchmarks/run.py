@@ -18,6 +18,7 @@ import jax
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import profile_step  # noqa: E402
 import schedules  # noqa: E402
 import torch_compare  # noqa: E402
 import training  # noqa: E402
@@ -38,21 +39,36 @@ def markdown(results: dict) -> str:
     "| same, lrjax schedule as a jit argument | lrjax / constant lr, in the train step |",
     "|---|---|---|---|---|",
   ]
-  in_step = results["schedule_in_step"]["ratios"]
+  step = results["schedule_in_step"]
+  in_step, in_q = step["ratios"], step.get("ratio_quartiles", {})
+
+  def iqr(q):
+    return f" ({q[0]:.2f}-{q[1]:.2f})" if q else ""
+
   for name, row in results["schedule_vs_optax"].items():
     lines.append(
-      f"| {name} | {row['vectorised_ratio']:.3f} | {row['scalar_loop_ratio']:.3f} | "
+      f"| {name} | {row['vectorised_ratio']:.3f}{iqr(row.get('vectorised_ratio_quartiles'))} | "
+      f"{row['scalar_loop_ratio']:.3f}{iqr(row.get('scalar_loop_ratio_quartiles'))} | "
       f"{row['as_argument_vectorised_ratio']:.2f} / {row['as_argument_scalar_loop_ratio']:.2f} "
-      f"| {in_step.get(name, float('nan')):.3f} |"
+      f"| {in_step.get(name, float('nan')):.3f}{iqr(in_q.get(name))} |"
+    )
+  control = in_step.get("control: constant")
+  if control is not None:
+    lines.append(
+      f"| control: a second constant | | | | {control:.3f}{iqr(in_q.get('control: constant'))} |"
     )
   c = results["compilations_and_overhead"]
   lines += [
     "",
+    "Each figure is the median over rounds of a ratio of two timings taken back to back "
+    "(quartiles in brackets: the noise). "
     f"Targets: <= {TARGETS['schedule_vs_optax']} against optax, <= "
     f"{TARGETS['schedule_in_step']} inside the step (constant-lr step: "
-    f"{results['schedule_in_step']['constant_step_ms']:.1f} ms, {c['model']}, batch 128).",
+    f"{step['constant_step_ms']:.1f} ms, {step['model']}, batch {step.get('batch_size', 128)}, "
+    f"{step.get('rounds', '?')} rounds; the control row is the same program with another "
+    "constant).",
     "",
-    "| figure | value | target | met |",
+    "| figure | value | target | met (or: what compare does) |",
     "|---|---|---|---|",
     f"| train-step compilations, 3 epochs, lr changing every step | "
     f"{c['first_run_compilations']} | 1 | {_mark(c['first_run_compilations'], 1)} |",
@@ -65,9 +81,10 @@ def markdown(results: dict) -> str:
   p = results["population"]
   lines += [
     f"| {p['members']} schedules as one vmapped train step / {p['members']} sequential steps "
-    f"({p['platform']}) | {p['population_over_sequential']:.2f} ({p['population_ms']:.0f} ms / "
-    f"{p['sequential_ms']:.0f} ms) | < 1 to use it | "
-    f"{_mark(p['population_over_sequential'], 1.0)} |",
+    f"({p['platform']}, the probe `lrjax compare` runs) | {p['population_over_sequential']:.2f} "
+    f"({p['population_ms']:.0f} ms / {p['sequential_ms']:.0f} ms) | < 1 to use it | "
+    + ("population" if p["population_over_sequential"] < 1 else "one after another")
+    + " |",
   ]
   t = results["torch"]
   if "skipped" in t:
@@ -87,6 +104,19 @@ def markdown(results: dict) -> str:
           f"{row['torch_channels_last_images_per_second']:.0f} | "
           f"{row['lrjax_over_best_torch']:.2f} |"
         )
+  prof = results.get("profile")
+  if prof:
+    lines += [
+      "",
+      "| where a train step's time goes, batch 128 | step | its convolutions, each timed alone "
+      "| their share |",
+      "|---|---|---|---|",
+    ]
+    for name, row in prof.items():
+      lines.append(
+        f"| {name} | {row['step_ms']:.0f} ms | {row['convolutions']} convolutions: "
+        f"{row['convolution_ms']:.0f} ms | {row['convolution_share']:.0%} |"
+      )
   return "\n".join(lines) + "\n"
 
 
@@ -107,6 +137,14 @@ def main() -> None:
   results["population"] = training.population()
   print("throughput against PyTorch ...", flush=True)
   results["torch"] = torch_compare.measure()
+  print("where the step's time goes ...", flush=True)
+  results["profile"] = {
+    model: profile_step.profile(training._config(model, dataset))
+    for model, dataset in (
+      ("resnet20", "synthetic:32x32x3:1024:256:10"),
+      ("convnet", "synthetic:28x28x1:1024:256:10"),
+    )
+  }
   with open(os.path.join(HERE, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   md = markdown(results)

@@ -3,7 +3,8 @@
 For each pair (an lrjax schedule and the optax schedule with the same values):
 - vectorised: one jitted call over 10**6 steps;
 - scalar: one call per step inside a jitted `lax.fori_loop` of 10**5 steps.
-The figure is lrjax time / optax time (target <= 1.05), the median of interleaved repeats.
+The figure is lrjax time / optax time (target <= 1.05): the median, over rounds, of the ratio
+of the two timed back to back (with its quartiles, to show the noise).
 """
 
 from __future__ import annotations
@@ -53,17 +54,33 @@ def pairs() -> dict[str, tuple]:
   }
 
 
-def _time(fn, *args, repeats: int) -> list[float]:
-  jax.block_until_ready(fn(*args))  # compile and warm up outside the timing
-  out = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    out.append(time.perf_counter() - t)
-  return out
+def _once(fn, *args) -> float:
+  t = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  return time.perf_counter() - t
 
 
-def measure(num_vector: int = 10**6, num_scalar: int = 10**5, repeats: int = 15) -> dict:
+def _paired_ratio(ours, theirs, args_ours=(), args_theirs=(), rounds: int = 61) -> tuple:
+  """Median over rounds of (time of ours / time of theirs), the two timed back to back.
+
+  Pairing cancels drifts in machine speed; alternating which side goes first cancels cache and
+  turbo effects of going second. Returns (median ratio, quartiles of the ratio, median theirs s).
+  """
+  for _ in range(3):  # compile and warm up outside the timing
+    _once(ours, *args_ours), _once(theirs, *args_theirs)
+  ratios, base = [], []
+  for r in range(rounds):
+    if r % 2:
+      a, b = _once(ours, *args_ours), _once(theirs, *args_theirs)
+    else:
+      b, a = _once(theirs, *args_theirs), _once(ours, *args_ours)
+    ratios.append(a / b)
+    base.append(b)
+  q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+  return float(med), (float(q1), float(q3)), float(np.median(base))
+
+
+def measure(num_vector: int = 10**6, num_scalar: int = 10**5, rounds: int = 61) -> dict:
   steps = jnp.arange(num_vector, dtype=jnp.int32)
   results = {}
   for name, (ours, theirs) in pairs().items():
@@ -83,22 +100,18 @@ def measure(num_vector: int = 10**6, num_scalar: int = 10**5, repeats: int = 15)
     np.testing.assert_allclose(
       vec_ours(steps[:20_000]), vec_theirs(steps[:20_000]), rtol=1e-4, atol=1e-7
     )
-    t = {k: [] for k in ("vo", "va", "vt", "lo", "la", "lt")}
-    # Interleave the sides so drifts in machine speed hit them alike.
-    for _ in range(3):
-      t["vo"] += _time(vec_ours, steps, repeats=repeats // 3)
-      t["va"] += _time(vec_arg, ours, steps, repeats=repeats // 3)
-      t["vt"] += _time(vec_theirs, steps, repeats=repeats // 3)
-      t["lo"] += _time(loop_ours, repeats=repeats // 3)
-      t["la"] += _time(loop_arg, ours, repeats=repeats // 3)
-      t["lt"] += _time(loop_theirs, repeats=repeats // 3)
-    m = {k: float(np.median(v)) for k, v in t.items()}
+    vec = _paired_ratio(vec_ours, vec_theirs, (steps,), (steps,), rounds)
+    loop = _paired_ratio(loop_ours, loop_theirs, rounds=rounds)
+    vec_a = _paired_ratio(vec_arg, vec_theirs, (ours, steps), (steps,), rounds)
+    loop_a = _paired_ratio(loop_arg, loop_theirs, (ours,), (), rounds)
     results[name] = {
-      "vectorised_ratio": m["vo"] / m["vt"],
-      "scalar_loop_ratio": m["lo"] / m["lt"],
-      "as_argument_vectorised_ratio": m["va"] / m["vt"],
-      "as_argument_scalar_loop_ratio": m["la"] / m["lt"],
-      "optax_vectorised_ms": m["vt"] * 1e3,
-      "optax_scalar_loop_ms": m["lt"] * 1e3,
+      "vectorised_ratio": vec[0],
+      "vectorised_ratio_quartiles": vec[1],
+      "scalar_loop_ratio": loop[0],
+      "scalar_loop_ratio_quartiles": loop[1],
+      "as_argument_vectorised_ratio": vec_a[0],
+      "as_argument_scalar_loop_ratio": loop_a[0],
+      "optax_vectorised_ms": vec[2] * 1e3,
+      "optax_scalar_loop_ms": loop[2] * 1e3,
     }
   return results

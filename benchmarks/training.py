@@ -44,13 +44,24 @@ def _step_time(run, state, batch, schedule, n: int) -> tuple[float, object]:
   return (time.perf_counter() - t) / n, state
 
 
-def schedule_in_step(model: str = "convnet", n: int = 20, rounds: int = 3) -> dict:
+def schedule_in_step(model: str = "convnet", batch_size: int = 32, rounds: int = 81) -> dict:
+  """Step time with each schedule / step time with a constant lr, paired.
+
+  Each round times one constant-lr step and one step with the schedule back to back (alternating
+  which goes first); the figure is the median over rounds of their ratio, with its quartiles.
+  A second constant (other value, same program) is the control: its ratio shows the noise. A
+  small batch makes the step short, so the schedule's share of it is larger (a stricter test)
+  and more rounds fit.
+  """
   with tempfile.TemporaryDirectory() as tmp:
-    run = loop.Run(_config(model, "synthetic:28x28x1:2048:256:10"), tmp)
+    config = _config(model, "synthetic:28x28x1:2048:256:10")
+    config.batch_size = batch_size
+    run = loop.Run(config, tmp)
     state = run.init_state()
     batch = run.train_batch(np.arange(2048), 0)
+    constant = lrjax.constant(0.1)
     schedules = {
-      "constant": lrjax.constant(0.1),
+      "control: constant": lrjax.constant(0.05),
       "cosine_decay": lrjax.cosine_decay(0.1, 10_000),
       "polynomial": lrjax.polynomial_decay(0.1, 10_000, 2.0),
       "staircase_exponential": lrjax.exponential_decay(0.1, 1000, 0.5, staircase=True),
@@ -60,16 +71,34 @@ def schedule_in_step(model: str = "convnet", n: int = 20, rounds: int = 3) -> di
         [500, 3000],
       ),
     }
-    times = {k: [] for k in schedules}
-    for _ in range(rounds):  # interleaved, so machine drift hits every schedule alike
+
+    def one(schedule):
+      nonlocal state
+      t = time.perf_counter()
+      state, m = run.train_step(state, batch, schedule)
+      jax.block_until_ready(m)
+      return time.perf_counter() - t
+
+    for s in [constant, *schedules.values()]:  # compile (once: same kind of pytree) and warm up
+      one(s), one(s)
+    ratios, base = {k: [] for k in schedules}, []
+    for r in range(rounds):
       for name, s in schedules.items():
-        dt, state = _step_time(run, state, batch, s, n)
-        times[name].append(dt)
-  base = float(np.median(times["constant"]))
+        if r % 2:
+          a, b = one(s), one(constant)
+        else:
+          b, a = one(constant), one(s)
+        ratios[name].append(a / b)
+        base.append(b)
   return {
     "model": model,
-    "constant_step_ms": base * 1e3,
-    "ratios": {k: float(np.median(v)) / base for k, v in times.items() if k != "constant"},
+    "batch_size": batch_size,
+    "rounds": rounds,
+    "constant_step_ms": float(np.median(base)) * 1e3,
+    "ratios": {k: float(np.median(v)) for k, v in ratios.items()},
+    "ratio_quartiles": {
+      k: [float(q) for q in np.percentile(v, [25, 75])] for k, v in ratios.items()
+    },
   }
 
 
@@ -105,49 +134,36 @@ def compilations_and_overhead(model: str = "convnet") -> dict:
 def population(
   model: str = "convnet", k: int = 4, n: int = 5, rounds: int = 2, config=None
 ) -> dict:
-  """K schedule variants trained as one vmapped program against K sequential steps.
+  """K schedules of different kinds trained as one vmapped program against K sequential steps.
 
-  Same batch for all members (a study shares data order), per-member state and schedule values.
+  This is the probe `lrjax compare` runs to choose (`lrjax.compare.population.probe`): same
+  batch for all members (a study shares its data order), per-member state and schedule.
+  `rounds` repeats the probe and keeps the median ratio.
   """
-  import functools
+  import copy
 
-  import jax.numpy as jnp
+  from lrjax.compare import population as population_lib
 
-  from lrjax.train import step as step_lib
-
+  base = config or _config(model, "synthetic:28x28x1:2048:256:10")
+  kinds = [
+    {"name": "constant", "value": 0.1},
+    {"name": "linear_decay", "init_value": 0.1, "total_steps": 10_000},
+    {"name": "cosine_decay", "init_value": 0.1, "decay_steps": 10_000},
+    {"name": "step_decay", "init_value": 0.1, "drop_factor": 0.5, "drop_every": 1000},
+  ]
   with tempfile.TemporaryDirectory() as tmp:
-    run = loop.Run(config or _config(model, "synthetic:28x28x1:2048:256:10"), tmp)
-    state = run.init_state()
-    batch = run.train_batch(np.arange(2048), 0)
-    schedules = [lrjax.linear_decay(0.1 * (i + 1) / k, 10_000) for i in range(k)]
-    stacked = jax.tree.map(lambda *x: jnp.stack(x), *schedules)
-    states = jax.tree.map(lambda x: jnp.stack([x] * k), state)
-    mean, std = np.float32(run.ds.mean), np.float32(run.ds.std)
-    vstep = jax.jit(
-      jax.vmap(
-        functools.partial(step_lib.train_step, model=run.model, mean=mean, std=std, augment=False),
-        in_axes=(0, None, 0),
-      )
-    )
-    seq, pop = [], []
-    for _ in range(rounds):
-      t = 0.0
-      for s in schedules:
-        dt, state = _step_time(run, state, batch, s, n)
-        t += dt
-      seq.append(t)
-      states, m = vstep(states, batch, stacked)
-      jax.block_until_ready(m)
-      t0 = time.perf_counter()
-      for _ in range(n):
-        states, m = vstep(states, batch, stacked)
-      jax.block_until_ready(m)
-      pop.append((time.perf_counter() - t0) / n)
+    runs = []
+    for i in range(k):
+      c = copy.deepcopy(base)
+      c.schedule = kinds[i % len(kinds)]
+      runs.append(loop.Run(c, os.path.join(tmp, str(i))))
+    probes = [population_lib.probe(runs, steps=n) for _ in range(rounds)]
+  best = sorted(probes, key=lambda p: p["ratio"])[len(probes) // 2]
   return {
-    "model": model,
+    "model": base.model,
     "members": k,
     "platform": jax.default_backend(),
-    "sequential_ms": float(np.median(seq)) * 1e3,
-    "population_ms": float(np.median(pop)) * 1e3,
-    "population_over_sequential": float(np.median(pop) / np.median(seq)),
+    "sequential_ms": best["sequential_ms"],
+    "population_ms": best["population_ms"],
+    "population_over_sequential": best["ratio"],
   }

@@ -6,6 +6,7 @@ from lrjax.schedules.arithmetic import clip as clip
 from lrjax.schedules.arithmetic import multiply as multiply
 from lrjax.schedules.arithmetic import scale as scale
 from lrjax.schedules.base import Schedule as Schedule
+from lrjax.schedules.compose import choose as choose
 from lrjax.schedules.compose import join as join
 from lrjax.schedules.compose import per_epoch as per_epoch
 from lrjax.schedules.compose import repeat as repeat

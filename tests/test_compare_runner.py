@@ -35,6 +35,7 @@ def study_config():
   }
   config.study.order = ["constant", "linear", "cosine_annealing"]
   config.study.seeds = [0, 1]
+  config.study.population = "never"  # one run at a time: the tests below count the runs
   return config
 
 

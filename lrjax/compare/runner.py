@@ -13,10 +13,11 @@ import copy
 import json
 import os
 import sys
+import tempfile
 import time
 from typing import Any
 
-from lrjax.compare import figures, report
+from lrjax.compare import figures, population, report
 from lrjax.train import loop, settings
 from lrjax.train.chapter import LABELS
 from lrjax.train.resolve import resolve_schedule
@@ -70,32 +71,105 @@ def run_dir(workdir: str, name: str, seed: int) -> str:
   return os.path.join(workdir, "runs", name, f"seed_{seed}")
 
 
+POPULATION_MODES = ("auto", "always", "never")
+
+
+def population_mode(config: Any) -> str:
+  """`config.study.population`: "auto" (the default), "always" or "never".
+
+  "auto" trains a seed's runs as one vmapped population where a measured probe on this machine
+  says that is faster than training them one after another (see `lrjax.compare.population`).
+  """
+  mode = config.study.get("population", "auto")
+  if mode not in POPULATION_MODES:
+    raise ValueError(
+      f"config.study.population must be one of {list(POPULATION_MODES)}, got {mode!r}"
+    )
+  return mode
+
+
 def compare(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]:
   """Runs (or resumes) the whole study in `workdir` and writes results, tables and figures."""
   names, seeds, schedules = study_plan(config)
+  mode = population_mode(config)
   # Validate every run's config before the first one trains for minutes.
   configs = {(n, s): run_config(config, n, s, schedules[n]) for s in seeds for n in names}
   for name in names:  # a typo in the last schedule should not wait for the first runs to end
     settings.check_config(configs[name, seeds[0]])
     resolve_schedule(schedules[name], 1000, 1000 * config.num_epochs)
   os.makedirs(workdir, exist_ok=True)
-  total, t0 = len(configs), time.perf_counter()
-  for i, ((name, seed), cfg) in enumerate(configs.items(), 1):
-    out = run_dir(workdir, name, seed)
-    if os.path.exists(os.path.join(out, "summary.json")):
-      _say(quiet, f"[{i}/{total}] {name} seed {seed}: finished earlier, skipped")
-      continue
-    _say(quiet, f"[{i}/{total}] {name} seed {seed}: training ({_elapsed(t0)} so far)")
-    summary = loop.train_and_evaluate(cfg, out, quiet=quiet)
-    _say(
-      quiet,
-      f"[{i}/{total}] {name} seed {seed}: test accuracy "
-      f"{summary['final_test_accuracy']:.4f}, loss {summary['final_test_loss']:.4f}",
-    )
+  total, t0, done = len(configs), time.perf_counter(), 0
+  for seed in seeds:
+    todo = []
+    for name in names:
+      out = run_dir(workdir, name, seed)
+      if os.path.exists(os.path.join(out, "summary.json")):
+        done += 1
+        _say(quiet, f"[{done}/{total}] {name} seed {seed}: finished earlier, skipped")
+      else:
+        todo.append(name)
+    # Runs that started on their own (they have a checkpoint) finish on their own.
+    fresh = [
+      n for n in todo if not os.path.isdir(os.path.join(run_dir(workdir, n, seed), "checkpoints"))
+    ]
+    if len(fresh) > 1 and _use_population(mode, [configs[n, seed] for n in fresh], workdir, quiet):
+      _say(
+        quiet, f"seed {seed}: training {', '.join(fresh)} as one population ({_elapsed(t0)} so far)"
+      )
+      summaries = population.train_population(
+        [configs[n, seed] for n in fresh],
+        [run_dir(workdir, n, seed) for n in fresh],
+        os.path.join(workdir, "runs", "_population", f"seed_{seed}"),
+        quiet=quiet,
+      )
+      for name, summary in zip(fresh, summaries):
+        done += 1
+        _report(quiet, done, total, name, seed, summary)
+      todo = [n for n in todo if n not in fresh]
+    for name in todo:
+      done += 1
+      _say(quiet, f"[{done}/{total}] {name} seed {seed}: training ({_elapsed(t0)} so far)")
+      summary = loop.train_and_evaluate(
+        configs[name, seed], run_dir(workdir, name, seed), quiet=quiet
+      )
+      _report(quiet, done, total, name, seed, summary)
   results = collect(config, workdir)
   write_results(results, workdir)
   _say(quiet, f"study done in {_elapsed(t0)}: {os.path.join(workdir, 'results.md')}")
   return results
+
+
+def _report(quiet: bool, i: int, total: int, name: str, seed: int, summary: dict) -> None:
+  _say(
+    quiet,
+    f"[{i}/{total}] {name} seed {seed}: test accuracy "
+    f"{summary['final_test_accuracy']:.4f}, loss {summary['final_test_loss']:.4f}",
+  )
+
+
+def _use_population(mode: str, configs: list[Any], workdir: str, quiet: bool) -> bool:
+  """The mode's answer; for "auto", a probe's, measured once per study and kept in
+  `execution.json` (so a resumed study decides as the first try did)."""
+  if mode != "auto":
+    return mode == "always"
+  path = os.path.join(workdir, "execution.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)["population"]
+  with tempfile.TemporaryDirectory() as tmp:
+    runs = [loop.Run(c, os.path.join(tmp, str(i))) for i, c in enumerate(configs)]
+    figures_ = population.probe(runs)
+  decision = figures_["ratio"] < 1.0
+  record = {"population": decision, "members": len(configs), **figures_}
+  with open(path, "w") as f:
+    json.dump(record, f, indent=2)
+  _say(
+    quiet,
+    f"probe: {len(configs)} runs as one population {figures_['population_ms']:.0f} ms/step, "
+    f"one after another {figures_['sequential_ms']:.0f} ms/step: "
+    + ("population" if decision else "one after another"),
+  )
+  return decision
 
 
 def collect(config: Any, workdir: str) -> dict[str, Any]:

@@ -282,6 +282,107 @@ def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) ->
   return jnp.where(frac <= 0, start, jnp.where(frac >= 1, end, v))
 
 
+def known_equal(x: Any, value: float) -> bool:
+  """True when `x` is known at trace time (not traced) and equal to `value` everywhere.
+
+  Lets a formula drop work that a hyperparameter makes unnecessary (an exponent of 1) when the
+  schedule's values are compile-time constants; traced values take the general path.
+  """
+  if isinstance(x, jax.core.Tracer):
+    return False
+  return bool(np.all(np.asarray(x) == value))
+
+
+def unit_scale(total: Any) -> np.float32 | None:
+  """A float32 r with T * r == 1 exactly, for a known integer T in [1, 2**24]; else None.
+
+  (T - t) * r is then exactly 1 at t = 0 and exactly 0 at t = T: a fraction with exact ends and
+  no pins. (XLA computes x / T as x * fl(1 / T), which can miss 1 by an ulp.)
+  """
+  if isinstance(total, jax.core.Tracer) or np.ndim(total) != 0:
+    return None
+  n = int(np.asarray(total))
+  if not 1 <= n <= 2**24:
+    return None
+  t = np.float32(n)
+  r = np.float32(1) / t
+  for cand in (r, np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(0))):
+    if t * cand == np.float32(1):
+      return cand
+  return None
+
+
+def exact_gap(end: Any, start: Any) -> np.float32 | None:
+  """A float32 gap with end + gap == start exactly, for known scalars; else None.
+
+  end + gap * y then starts exactly at `start` (y = 1) and ends exactly at `end` (y = 0), and is
+  monotone in y, without pins. None also when no float32 next to start - end is such a gap.
+  """
+  if any(isinstance(x, jax.core.Tracer) or np.ndim(x) != 0 for x in (end, start)):
+    return None
+  e, s = np.float32(np.asarray(end)), np.float32(np.asarray(start))
+  g = s - e
+  for cand in (g, np.nextafter(g, np.float32(np.inf)), np.nextafter(g, np.float32(-np.inf))):
+    if e + cand == s:
+      return cand
+  return None
+
+
+def whole_div(a: Any, b: Any) -> jax.Array:
+  """a // b for int32 a >= 0 and b >= 1: C division, which is floor division for these signs.
+
+  jnp's `//` adds sign corrections that cost a remainder, compares and a select per element.
+  """
+  a, b = jnp.broadcast_arrays(jnp.asarray(a, jnp.int32), jnp.asarray(b, jnp.int32))
+  return jax.lax.div(a, b)
+
+
+def whole_mod(a: Any, b: Any) -> jax.Array:
+  """a % b for int32 a >= 0 and b >= 1 (C remainder, which is Python's for these signs)."""
+  a, b = jnp.broadcast_arrays(jnp.asarray(a, jnp.int32), jnp.asarray(b, jnp.int32))
+  return jax.lax.rem(a, b)
+
+
+def power_of(base: jax.Array, exponent: Any) -> jax.Array:
+  """base ** exponent for base >= 0 as `safe_pow`; a known whole exponent is multiplications."""
+  if not isinstance(exponent, jax.core.Tracer) and np.ndim(exponent) == 0:
+    p = float(np.asarray(exponent))
+    if p.is_integer() and 0 < p <= 8:
+      return jax.lax.integer_pow(base, int(p))  # finite gradients at 0 for p >= 1
+  return safe_pow(base, exponent)
+
+
+def sin_squared_ramp(x: jax.Array) -> jax.Array:
+  """sin(pi x / 2) ** 2 = (1 - cos(pi x)) / 2, unpinned (callers pin their ends)."""
+  return jnp.square(jnp.sin((0.5 * np.pi) * x))
+
+
+def interpolate(
+  start: Any,
+  end: Any,
+  t: jax.Array,
+  total: Any,
+  shape: Callable[[jax.Array], jax.Array] | None = None,
+) -> jax.Array:
+  """`start` -> `end` over `total` steps along a symmetric `shape`, exact at both ends.
+
+  `shape` maps the fraction x in [0, 1] to [0, 1] with shape(0) = 0, shape(1) = 1 and
+  1 - shape(1 - x) = shape(x) (linear when None; `sin_squared_ramp` for a cosine). The value is
+  anchored at the smaller end: lo + (hi - lo) * shape(x), with x measured from that end, so a decay
+  to 0 or a warmup from 0 keeps full relative precision there, and only one shape is evaluated.
+  Exactly `start` at t <= 0 and `end` at t >= total (also for total = 0), monotone in between.
+  """
+  rising = start < end
+  span = jnp.maximum(total, 1)  # total = 0 is pinned below; the max keeps x (and gradients) finite
+  tc = jnp.minimum(t, total)
+  x = jnp.where(rising, tc, total - tc).astype(jnp.float32) / span.astype(jnp.float32)
+  if shape is not None:
+    x = shape(x)
+  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
+  v = jnp.minimum(lo + (hi - lo) * x, hi)
+  return jnp.where(t >= total, end, jnp.where(t <= 0, start, v))
+
+
 def cosine_ramp(frac: jax.Array) -> jax.Array:
   """(1 - cos(pi * frac)) / 2: exactly 0 at frac <= 0 and exactly 1 at frac >= 1.
 

@@ -22,7 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import INT32_MAX, Schedule, fraction_done, schedule_class
+from lrjax.schedules.base import (
+  INT32_MAX,
+  Schedule,
+  fraction_done,
+  schedule_class,
+  whole_div,
+  whole_mod,
+)
 from lrjax.schedules.config import register
 from lrjax.schedules.decay import Constant, linear_decay, step_decay
 
@@ -213,7 +220,7 @@ class PerEpoch(_Wrapper):
   steps_per_epoch: Any
 
   def _value(self, t):
-    return _eval(self.schedule, t // jnp.maximum(self.steps_per_epoch, 1))
+    return _eval(self.schedule, whole_div(t, jnp.maximum(self.steps_per_epoch, 1)))
 
   def _fold_to(self, step, limit):
     spe = _concrete_int(self.steps_per_epoch)
@@ -256,7 +263,7 @@ class Repeat(_Wrapper):
   period: Any
 
   def _value(self, t):
-    return _eval(self.schedule, t % jnp.maximum(self.period, 1))
+    return _eval(self.schedule, whole_mod(t, jnp.maximum(self.period, 1)))
 
   def _fold_to(self, step, limit):
     p = _concrete_int(self.period)
@@ -314,4 +321,63 @@ def shift(schedule: Schedule, offset: Any) -> Shift:
   )
 
 
-__all__ = ["join", "warmup", "per_epoch", "repeat", "shift"]
+@schedule_class
+class Choose(_Composed):
+  schedules: tuple[Schedule, ...]
+  index: Any
+
+  def _value(self, t):
+    out = _eval(self.schedules[0], t)
+    for i, s in enumerate(self.schedules[1:], 1):
+      out = jnp.where(self.index == i, _eval(s, t), out)
+    return out
+
+  def _fold_to(self, step, limit):
+    i = _concrete_int(self.index)
+    if i is None:
+      return np.minimum(step, limit)
+    return _fold_below(self.schedules[i], step, limit)
+
+  def _tail(self, t_float, t):
+    i = _concrete_int(self.index)
+    return None if i is None else self.schedules[i]._tail(t_float, t)
+
+
+@register(
+  "choose",
+  Choose,
+  example=dict(schedules=[linear_decay(0.1, 100), step_decay(0.1, 0.5, 25)], index=1),
+)
+def choose(schedules: Sequence[Schedule], index: Any) -> Choose:
+  r"""The schedule `schedules[index]`, with `index` a leaf: vmap over it to mix kinds.
+
+  .. math:: \eta(t) = s_k(t), \quad k = \text{index}
+
+  Schedules of different kinds are different pytrees, which `jax.vmap` cannot stack. `choose`
+  holds them all and picks one by an integer leaf, so a population of runs with, say, a step
+  decay and a cosine shares one program: vmap over `index`, not over the schedules. Every
+  schedule is evaluated (scalar work) and the chosen value is selected.
+
+  Args:
+    schedules: a non-empty list of lrjax schedules.
+    index: an integer in [0, len(schedules) - 1] (may be traced).
+
+  Raises:
+    ValueError: if `schedules` is empty or holds a non-schedule, or `index` is out of range.
+
+  Example:
+    >>> s = [lrjax.constant(0.1), lrjax.linear_decay(0.1, 10)]
+    >>> [round(float(lrjax.choose(s, i)(5)), 4) for i in (0, 1)]
+    [0.1, 0.05]
+  """
+  schedules = _schedule_list("schedules", schedules)
+  index = checks.integer("index", index, minimum=0)
+  if not checks.is_traced(index) and np.any(np.asarray(index) >= len(schedules)):
+    raise ValueError(
+      f"index must be in [0, {len(schedules) - 1}] (one of {len(schedules)} schedules), got "
+      f"{np.asarray(index).tolist()}"
+    )
+  return Choose(schedules=schedules, index=index)
+
+
+__all__ = ["choose", "join", "warmup", "per_epoch", "repeat", "shift"]

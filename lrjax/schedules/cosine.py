@@ -21,10 +21,15 @@ from lrjax.schedules.base import (
   fold_periodic,
   fraction_done,
   fraction_left,
+  interpolate,
+  known_equal,
   lerp,
   safe_div,
   safe_pow,
   schedule_class,
+  sin_squared_ramp,
+  whole_div,
+  whole_mod,
 )
 from lrjax.schedules.config import register
 
@@ -42,6 +47,30 @@ def _cosine_mix(start: Any, end: Any, done: jax.Array, left: jax.Array, exponent
   return lerp(start, end, jnp.where(exponent == 1, cosine_ramp(done), 1.0 - c), c)
 
 
+def cosine_between(start: Any, end: Any, t: jax.Array, total: Any, exponent: Any = 1.0):
+  """Cosine from `start` at t = 0 to `end` at t >= total: end + (start - end) * c ** exponent.
+
+  c = (1 + cos(pi * min(t, T) / T)) / 2 = sin(pi * left / 2) ** 2 with left = (T - min(t, T)) / T.
+  Exponent 1 (the usual cosine) is `interpolate` along sin**2: one sine, anchored at the smaller
+  end. Other exponents raise the ramp measured from `end`, where a decay then keeps its precision;
+  exponent 0 is the constant `start` (c ** 0 = 1 everywhere, as in optax).
+  """
+  if known_equal(exponent, 1.0):
+    return interpolate(start, end, t, total, sin_squared_ramp)
+  rising, one = start < end, exponent == 1
+  span = jnp.maximum(total, 1)
+  tc = jnp.minimum(t, total)
+  # Exponent 1 measures from the smaller end (as `interpolate`); others from `end`.
+  from_start = rising & one
+  r = sin_squared_ramp(jnp.where(from_start, tc, total - tc).astype(jnp.float32) / span)
+  c = safe_pow(r, exponent)
+  m = jnp.where(one, r, jnp.where(rising, 1.0 - c, c))
+  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
+  v = jnp.minimum(lo + (hi - lo) * m, hi)
+  last = jnp.where(exponent == 0, start, end)
+  return jnp.where(t >= total, last, jnp.where(t <= 0, start, v))
+
+
 def _concrete_ints(*leaves: Any) -> list[int] | None:
   """Host ints of scalar leaves, or None when any is traced (then steps saturate instead)."""
   if any(checks.is_traced(x) or np.ndim(x) for x in leaves):
@@ -57,8 +86,7 @@ class CosineDecay(Schedule):
   exponent: Any
 
   def _value(self, t):
-    done, left = fraction_done(t, self.decay_steps), fraction_left(t, self.decay_steps)
-    return _cosine_mix(self.init_value, self.end_value, done, left, self.exponent)
+    return cosine_between(self.init_value, self.end_value, t, self.decay_steps, self.exponent)
 
 
 @register("cosine_decay", CosineDecay, example=dict(init_value=0.1, decay_steps=100))
@@ -108,11 +136,10 @@ class WarmupCosineDecay(Schedule):
 
   def _value(self, t):
     w = self.warmup_steps
-    warm = lerp(self.init_value, self.peak_value, fraction_done(t, w), fraction_left(t, w))
+    warm = interpolate(self.init_value, self.peak_value, t, w)
     # t and w are non-negative int32: their differences cannot overflow.
     after, span = jnp.maximum(t - w, 0), self.decay_steps - w
-    done, left = fraction_done(after, span), fraction_left(after, span)
-    decay = _cosine_mix(self.peak_value, self.end_value, done, left, self.exponent)
+    decay = cosine_between(self.peak_value, self.end_value, after, span, self.exponent)
     return jnp.where(t < w, warm, decay)
 
 
@@ -187,7 +214,7 @@ class CosineAnnealing(Schedule):
 
   def _value(self, t):
     period = self._period()
-    return self.peak_value * cosine_ramp(fraction_left(t % period, period))
+    return self.peak_value * cosine_ramp(fraction_left(whole_mod(t, period), period))
 
   def _fold(self, step):
     ints = _concrete_ints(self.total_steps, self.num_cycles)
@@ -251,7 +278,7 @@ class SGDR(Schedule):
     first = jnp.maximum(self.first_period, 1)
     equal = self.period_mult == 1
     # Equal cycles: integer floor and mod stay exact for every int32 step.
-    phase = t % first
+    phase = whole_mod(t, first)
     done_equal, left_equal = fraction_done(phase, first), fraction_left(phase, first)
     # Growing cycles: cycle i starts at S(i) = L (r**i - 1) / (r - 1) (float32, exact below 2**24
     # for integer r) and holds the steps ceil(S(i)) <= t < ceil(S(i + 1)). The log only guesses i
@@ -281,7 +308,7 @@ class SGDR(Schedule):
     done_grow = jnp.clip(safe_div(done, length), 0.0, 1.0)
     left_grow = jnp.clip(safe_div(length - done, length), 0.0, 1.0)
     return (
-      jnp.where(equal, t // first, i),
+      jnp.where(equal, whole_div(t, first), i),
       jnp.where(equal, done_equal, done_grow),
       jnp.where(equal, left_equal, left_grow),
     )

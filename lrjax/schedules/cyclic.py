@@ -22,6 +22,8 @@ from lrjax.schedules.base import (
   fraction_left,
   safe_pow,
   schedule_class,
+  whole_div,
+  whole_mod,
 )
 from lrjax.schedules.config import register
 
@@ -151,10 +153,10 @@ class Cyclical(Schedule):
   def _value(self, t):
     up, down = self.step_size_up, self.step_size_down
     period = jnp.maximum(up + down, 1)
-    r = t % period  # integer phase: a float32 t / period loses exactness past 2**24 steps
+    r = whole_mod(t, period)  # integer phase: a float32 t / period loses exactness past 2**24 steps
     s = jnp.where(r < up, fraction_done(r, up), fraction_left(r - up, down))
     if self.mode == "triangular2":
-      s = s * jnp.power(jnp.float32(0.5), (t // period).astype(jnp.float32))
+      s = s * jnp.power(jnp.float32(0.5), whole_div(t, period).astype(jnp.float32))
     elif self.mode == "exp_range":
       s = s * safe_pow(self.gamma, t.astype(jnp.float32))
     return self.min_value + (self.max_value - self.min_value) * s

@@ -14,7 +14,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import Schedule, fraction_left, lerp, safe_div, safe_pow, schedule_class
+from lrjax.schedules.base import (
+  Schedule,
+  exact_gap,
+  fraction_left,
+  interpolate,
+  known_equal,
+  lerp,
+  power_of,
+  safe_div,
+  schedule_class,
+  unit_scale,
+  whole_div,
+  whole_mod,
+)
 from lrjax.schedules.config import register
 
 
@@ -93,7 +106,7 @@ class StepDecay(Schedule):
 
   def _value(self, t):
     # Integer floor: a float32 t / drop_every loses exactness past 2**24 steps.
-    drops = t // jnp.maximum(self.drop_every, 1)
+    drops = whole_div(t, jnp.maximum(self.drop_every, 1))
     return self.init_value * jnp.power(self.drop_factor, drops.astype(jnp.float32))
 
 
@@ -135,10 +148,13 @@ class ExponentialDecay(Schedule):
   def _value(self, t):
     d = jnp.maximum(t - self.transition_begin, 0)
     k = jnp.maximum(self.transition_steps, 1)
-    whole = (d // k).astype(jnp.float32)
+    whole = p = whole_div(d, k).astype(jnp.float32)
     # Split into whole and fractional transitions so the exponent stays exact for huge t.
-    p = whole if self.staircase else whole + (d % k).astype(jnp.float32) / k.astype(jnp.float32)
-    v = self.init_value * jnp.power(self.decay_rate, p)
+    if not self.staircase:
+      p = whole + whole_mod(d, k).astype(jnp.float32) / k.astype(jnp.float32)
+    # Exactly init_value before decay starts (pow(r, 0) is 1 anyway); selecting it outright also
+    # measured cheaper in scalar loops than the bare pow.
+    v = jnp.where(d <= 0, self.init_value, self.init_value * jnp.power(self.decay_rate, p))
     if self.end_value is None:
       return v
     return jnp.where(
@@ -201,10 +217,24 @@ class PolynomialDecay(Schedule):
   end_value: Any
 
   def _value(self, t):
-    frac = fraction_left(t, self.total_steps)
-    v = self.end_value + (self.init_value - self.end_value) * safe_pow(frac, self.power)
-    # end + (init - end) * 1 is not always init in float32: pin both ends.
-    return jnp.where(frac >= 1, self.init_value, jnp.where(frac <= 0, self.end_value, v))
+    total = self.total_steps
+    if known_equal(self.power, 1.0):
+      return interpolate(self.init_value, self.end_value, t, total)
+    tc = jnp.minimum(t, total)
+    scale, gap = unit_scale(total), exact_gap(self.end_value, self.init_value)
+    if scale is not None and gap is not None and known_equal(self.power > 0, True):
+      # Known values: left is exactly 1 at t = 0 and 0 at T, and end + gap is exactly init, so
+      # both ends are exact without pins (the same values as below, within an ulp).
+      left = (total - tc).astype(jnp.float32) * scale
+      return self.end_value + gap * power_of(left, self.power)
+    left = (total - tc).astype(jnp.float32) / jnp.maximum(total, 1)
+    v = self.end_value + (self.init_value - self.end_value) * power_of(left, self.power)
+    # end + (init - end) * 1 is not always init in float32 (and x / T may be x * (1 / T)): pin
+    # t = 0. At T, left is exactly 0 and so is left ** p for p > 0; p = 0 needs the pin.
+    v = jnp.where(tc <= 0, self.init_value, v)
+    if known_equal(self.power > 0, True):
+      return v
+    return jnp.where(tc >= total, self.end_value, v)
 
 
 @register(
@@ -251,9 +281,7 @@ class LinearDecay(Schedule):
   end_value: Any
 
   def _value(self, t):
-    frac = fraction_left(t, self.total_steps)
-    v = self.end_value + (self.init_value - self.end_value) * frac
-    return jnp.where(frac >= 1, self.init_value, jnp.where(frac <= 0, self.end_value, v))
+    return interpolate(self.init_value, self.end_value, t, self.total_steps)
 
 
 @register("linear_decay", LinearDecay, example=dict(init_value=0.1, total_steps=100))

@@ -1,0 +1,82 @@
+"""Where a train step's time goes: its convolutions, timed one by one, against the whole step.
+
+Every `conv_general_dilated` in the jaxpr of lrjax's train step (forward, input gradient and
+weight gradient) is compiled and timed alone with inputs of its shapes; their sum is the step's
+convolution time, and the rest is everything else (batch norm, activations, the loss, the
+optimizer, the host). Measured side by side in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lrjax.train import loop
+
+
+def _convs(jaxpr) -> list:
+  out = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "conv_general_dilated":
+      out.append(eqn)
+    for v in eqn.params.values():
+      for sub in v if isinstance(v, (list, tuple)) else [v]:
+        inner = getattr(sub, "jaxpr", sub)
+        if isinstance(inner, jax.extend.core.Jaxpr):
+          out += _convs(inner)
+  return out
+
+
+def _median_ms(fn, *args, n: int) -> float:
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(n):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t)
+  return float(np.median(times)) * 1e3
+
+
+def profile(config, n: int = 5) -> dict:
+  """Step time and the time of each of its convolutions, for `config`'s model and batch."""
+  with tempfile.TemporaryDirectory() as tmp:
+    run = loop.Run(config, os.path.join(tmp, "run"))
+    state = run.init_state()
+    batch = run.train_batch(np.arange(config.batch_size), 0)
+    jaxpr = jax.make_jaxpr(lambda s, b: run.train_step(s, b, run.schedule))(state, batch)
+
+    def one_step(s, b):
+      return run.train_step(s, b, run.schedule)
+
+    state, m = one_step(state, batch)
+    jax.block_until_ready(m)
+    times = []
+    for _ in range(n):
+      t = time.perf_counter()
+      state, m = one_step(state, batch)
+      jax.block_until_ready(m)
+      times.append(time.perf_counter() - t)
+    step_ms = float(np.median(times)) * 1e3
+  convs, rng = [], np.random.default_rng(0)
+  for eqn in _convs(jaxpr.jaxpr):
+    lhs, rhs = (v.aval for v in eqn.invars)
+    params = dict(eqn.params)
+    f = jax.jit(lambda a, b, p=params: jax.lax.conv_general_dilated_p.bind(a, b, **p))
+    a = jnp.asarray(rng.standard_normal(lhs.shape), lhs.dtype)
+    b = jnp.asarray(rng.standard_normal(rhs.shape), rhs.dtype)
+    convs.append({"lhs": list(lhs.shape), "rhs": list(rhs.shape), "ms": _median_ms(f, a, b, n=n)})
+  conv_ms = sum(c["ms"] for c in convs)
+  return {
+    "model": config.model,
+    "batch_size": config.batch_size,
+    "step_ms": step_ms,
+    "convolutions": len(convs),
+    "convolution_ms": conv_ms,
+    "convolution_share": conv_ms / step_ms,
+    "slowest": sorted(convs, key=lambda c: -c["ms"])[:5],
+  }

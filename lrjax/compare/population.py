@@ -1,0 +1,212 @@
+"""A study's schedules for one seed trained as one vmapped program (a population).
+
+The runs of one seed share their initial weights and their batches; only the schedule differs.
+`lrjax.choose(schedules, index)` makes schedules of different kinds one pytree, so the members'
+train steps can be `jax.vmap`ped over their states and their index: one program, one batch
+transfer, K updates. Whether that is faster than K sequential steps depends on the hardware
+(on CPU a vmapped convolution becomes a grouped one, which XLA runs slowly), so
+`probe` times both on this machine and `lrjax compare` uses the population only where it wins.
+
+Each member still gets its own run directory with the files a sequential run writes
+(`config.json`, `metrics.jsonl`, `summary.json`, snapshots), so reports cannot tell the two
+apart. The population checkpoints its stacked state in `runs/_population/seed_<s>/` and resumes
+from there when the same members are trained again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import lrjax
+from lrjax.train import checkpoint as ckpt_lib
+from lrjax.train import data as data_lib
+from lrjax.train import loop, snapshots
+from lrjax.train import step as step_lib
+from lrjax.train.progress import Progress
+
+
+def _member_step(state, batch, schedules, index, **kw):
+  return step_lib.train_step(state, batch, lrjax.choose(schedules, index), **kw)
+
+
+@functools.lru_cache(maxsize=8)
+def _population_step(run: loop.Run):
+  """The vmapped train step of `run`'s model: (states, batch, schedules, indices)."""
+  cfg, ds = run.config, run.ds
+  step = functools.partial(
+    _member_step,
+    model=run.model,
+    mean=np.asarray(ds.mean, np.float32),
+    std=np.asarray(ds.std, np.float32),
+    augment=cfg.augment,
+    pad=cfg.pad,
+    flip=cfg.flip,
+  )
+  replicated = run.placement.replicated
+  return jax.jit(
+    jax.vmap(step, in_axes=(0, None, None, 0)),
+    in_shardings=(replicated, run.placement.batch, None, None),
+    out_shardings=(replicated, None),
+    donate_argnums=0,
+  )
+
+
+def _stack(trees: list[Any]) -> Any:
+  return jax.tree.map(lambda *x: jnp.stack(x), *trees)
+
+
+def _member(states: Any, i: int) -> Any:
+  return jax.tree.map(lambda x: x[i], states)
+
+
+def probe(runs: list[loop.Run], steps: int = 3) -> dict[str, float]:
+  """Times one population step against one step of each member, on a real batch.
+
+  Both programs are compiled and warmed up first; the figure is the median of `steps` timings.
+  Returns milliseconds for each and their ratio (population / sequential, < 1 means faster).
+  """
+  r0 = runs[0]
+  pop = _population_step(r0)
+  schedules = tuple(r.schedule for r in runs)
+  indices = jnp.arange(len(runs), dtype=jnp.int32)
+  batch = r0.train_batch(np.arange(r0.config.batch_size), 0)
+  states = _stack([r0.init_state() for _ in runs])
+  singles = [r0.init_state() for _ in runs]
+
+  def time_pop():
+    nonlocal states
+    t = time.perf_counter()
+    states, m = pop(states, batch, schedules, indices)
+    jax.block_until_ready(m)
+    return time.perf_counter() - t
+
+  def time_seq():
+    t = time.perf_counter()
+    for i, r in enumerate(runs):
+      singles[i], m = r.train_step(singles[i], batch, r.schedule)
+      jax.block_until_ready(m)
+    return time.perf_counter() - t
+
+  time_pop(), time_seq()  # compile and warm up
+  p = float(np.median([time_pop() for _ in range(steps)]))
+  s = float(np.median([time_seq() for _ in range(steps)]))
+  return {"population_ms": p * 1e3, "sequential_ms": s * 1e3, "ratio": p / s}
+
+
+def train_population(
+  configs: list[Any], workdirs: list[str], population_dir: str, *, quiet: bool = False
+) -> list[dict[str, Any]]:
+  """Trains the runs `configs` (same model, data and seed) as one population.
+
+  Returns each member's summary, as `loop.train_and_evaluate` does for one run.
+  """
+  runs = []
+  for cfg, out in zip(configs, workdirs):
+    os.makedirs(out, exist_ok=True)
+    runs.append(loop.Run(cfg, out))
+  r0, cfg = runs[0], configs[0]
+  spe = r0.steps_per_epoch
+  for r in runs[1:]:
+    if r.steps_per_epoch != spe or r.config.seed != cfg.seed:
+      raise ValueError("a population's runs must share their data, batch size and seed")
+  pop = _population_step(r0)
+  schedules = tuple(r.schedule for r in runs)
+  indices = jnp.arange(len(runs), dtype=jnp.int32)
+  names = [os.path.abspath(w) for w in workdirs]
+  states = _stack([r0.init_state() for _ in runs])
+  checkpoints = ckpt_lib.Checkpoints(population_dir, keep=cfg.keep_checkpoints)
+  start_epoch, records = 0, [[] for _ in runs]
+  if checkpoints.latest_step() is not None:
+    items, meta = checkpoints.restore(states.checkpoint_items())
+    if meta.get("members") == names:  # the same members: resume where they stopped
+      states = states.replace(**items)
+      start_epoch, records = int(meta["step"]) // spe, meta["records"]
+  for r in runs:
+    r._write_config()
+  progress = Progress(cfg.num_epochs, spe, enabled=cfg.progress and not quiet)
+  try:
+    for epoch in range(start_epoch, cfg.num_epochs):
+      states, sums, seconds = _train_epoch(r0, pop, states, schedules, indices, epoch, progress)
+      for i, r in enumerate(runs):
+        state = _member(states, i)
+        record = {
+          "epoch": epoch,
+          "step": (epoch + 1) * spe,
+          "lr": float(r.schedule(epoch * spe)),
+          "train_loss": float(sums["loss"][i]) / spe,
+          "train_accuracy": float(sums["accuracy"][i]) / spe,
+          "seconds": seconds / len(runs),  # each member's share of the population's time
+          "images_per_second": spe * cfg.batch_size * len(runs) / max(seconds, 1e-9),
+          **r.evaluate(state),
+        }
+        records[i].append(record)
+        if epoch in r.snapshot_epochs:
+          snapshots.save_snapshot(r.workdir, epoch, r.predict(state))
+      if progress.enabled:
+        accuracies = "  ".join(
+          f"{os.path.basename(os.path.dirname(r.workdir))} {rec[-1]['test_accuracy']:.4f}"
+          for r, rec in zip(runs, records)
+        )
+        progress.stream.write(
+          f"epoch {epoch + 1}/{cfg.num_epochs} test accuracy: {accuracies}  ({seconds:.1f}s)\n"
+        )
+      checkpoints.save(
+        (epoch + 1) * spe,
+        states.checkpoint_items(),
+        {"step": (epoch + 1) * spe, "members": names, "records": records},
+      )
+  finally:
+    checkpoints.close()
+  summaries = []
+  for i, r in enumerate(runs):
+    with open(os.path.join(r.workdir, "metrics.jsonl"), "w") as f:
+      f.writelines(json.dumps(rec) + "\n" for rec in records[i])
+    summary = loop._summary(records[i], r)
+    summary["params_sha256"] = loop._digest(_member(states, i).params)
+    summary["population"] = len(runs)
+    if r.snapshot_epochs:
+      summary["snapshot_ensemble"] = snapshots.ensemble_report(r.workdir, r.ds.test_labels)
+    with open(os.path.join(r.workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
+    summaries.append(summary)
+  return summaries
+
+
+def _train_epoch(run: loop.Run, pop, states, schedules, indices, epoch: int, progress: Progress):
+  cfg, spe = run.config, run.steps_per_epoch
+  perm = data_lib.epoch_permutation(cfg.seed, epoch, len(run.ds.train_labels))[: run.num_train]
+  pending, sums = [], {"loss": 0.0, "accuracy": 0.0}
+  t0 = time.perf_counter()
+  for i in range(spe):
+    states, m = pop(states, run.train_batch(perm, i), schedules, indices)
+    pending.append(m)
+    if i + 1 == spe or (i + 1) % cfg.log_every_steps == 0:
+      got = jax.device_get(pending)  # the only host sync: every log_every_steps steps
+      pending = []
+      for m in got:
+        bad = ~np.isfinite(m["loss"])
+        if np.any(bad):
+          k = int(np.argmax(bad))
+          raise loop.NonFiniteLossError(
+            f"the training loss of population member {k} ({schedules[k].to_config()['name']}) "
+            f"became {float(m['loss'][k])} (learning rate {float(m['lr'][k]):.6g}); the "
+            "population stopped and its last checkpoint is intact"
+          )
+        sums = {k: sums[k] + np.asarray(m[k], np.float64) for k in sums}
+      last = got[-1]
+      progress.update(
+        epoch,
+        i + 1,
+        {"last_loss": float(np.mean(last["loss"])), "last_lr": float(last["lr"][0])},
+        time.perf_counter() - t0,
+        cfg.batch_size * len(schedules),
+      )
+  return states, sums, time.perf_counter() - t0

@@ -1,0 +1,128 @@
+"""A seed's runs trained as one vmapped population: same results as one at a time, resumable,
+and chosen by a measured probe only where it is faster."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_compare_runner import study_config
+
+import lrjax
+from lrjax.compare import population, runner
+
+
+def _study(mode: str):
+  config = study_config()
+  config.study.seeds = [3]
+  config.study.population = mode
+  return config
+
+
+def _by_schedule(results):
+  return {r["schedule"]: r for r in results["runs"]}
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+  return _by_schedule(
+    runner.compare(_study("never"), str(tmp_path_factory.mktemp("seq")), quiet=True)
+  )
+
+
+def test_population_matches_runs_one_at_a_time(tmp_path, sequential):
+  pop = _by_schedule(runner.compare(_study("always"), str(tmp_path), quiet=True))
+  assert set(pop) == set(sequential) == {"constant", "linear", "cosine_annealing"}
+  for name, run in pop.items():
+    for key in ("train_loss", "test_loss", "lr", "test_accuracy"):
+      np.testing.assert_allclose(run["curves"][key], sequential[name]["curves"][key], rtol=1e-5)
+    summary = json.load(open(tmp_path / "runs" / name / "seed_3" / "summary.json"))
+    assert summary["population"] == 3
+  # The cyclic schedule's snapshots are taken per member, as in a run of its own.
+  assert pop["cosine_annealing"]["snapshot_ensemble"]["num_snapshots"] == 2
+  assert (
+    pop["cosine_annealing"]["snapshot_ensemble"]
+    == sequential["cosine_annealing"]["snapshot_ensemble"]
+  )
+
+
+def test_interrupted_population_resumes_to_the_same_results(tmp_path, monkeypatch, sequential):
+  real = population._train_epoch
+  epochs = []
+
+  def stop_in_second_epoch(run, pop, states, schedules, indices, epoch, progress):
+    epochs.append(epoch)
+    if epoch == 1 and len(epochs) == 2:
+      raise KeyboardInterrupt
+    return real(run, pop, states, schedules, indices, epoch, progress)
+
+  monkeypatch.setattr(population, "_train_epoch", stop_in_second_epoch)
+  with pytest.raises(KeyboardInterrupt):
+    runner.compare(_study("always"), str(tmp_path), quiet=True)
+  assert not (tmp_path / "runs" / "linear" / "seed_3" / "summary.json").exists()
+  pop = _by_schedule(runner.compare(_study("always"), str(tmp_path), quiet=True))
+  assert epochs == [0, 1, 1]  # the second try started from the checkpoint after epoch 0
+  for name, run in pop.items():
+    np.testing.assert_allclose(
+      run["curves"]["test_loss"], sequential[name]["curves"]["test_loss"], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("ratio,expected", [(0.5, True), (2.0, False)])
+def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
+  tmp_path, monkeypatch, ratio, expected
+):
+  probes = []
+
+  def fake_probe(runs, steps=3):
+    probes.append(len(runs))
+    return {"population_ms": 10.0 * ratio, "sequential_ms": 10.0, "ratio": ratio}
+
+  monkeypatch.setattr(population, "probe", fake_probe)
+  config = _study("auto")
+  config.study.seeds = [3, 4]
+  runner.compare(config, str(tmp_path), quiet=True)
+  assert probes == [3]  # measured once per study
+  record = json.load(open(tmp_path / "execution.json"))
+  assert record["population"] is expected and record["ratio"] == ratio
+  summary = json.load(open(tmp_path / "runs" / "linear" / "seed_4" / "summary.json"))
+  assert ("population" in summary) is expected
+
+
+def test_probe_times_both_ways_on_this_machine(tmp_path):
+  config = _study("auto")
+  _, _, schedules = runner.study_plan(config)
+  from lrjax.train import loop
+
+  runs = [
+    loop.Run(runner.run_config(config, n, 3, schedules[n]), str(tmp_path / n))
+    for n in ("constant", "linear")
+  ]
+  figures = population.probe(runs, steps=2)
+  assert figures["population_ms"] > 0 and figures["sequential_ms"] > 0
+  assert figures["ratio"] == pytest.approx(figures["population_ms"] / figures["sequential_ms"])
+
+
+def test_bad_population_mode(tmp_path):
+  with pytest.raises(ValueError, match="config.study.population"):
+    runner.compare(_study("sometimes"), str(tmp_path), quiet=True)
+
+
+def test_choose_mixes_kinds_in_one_vmapped_program():
+  kinds = (lrjax.constant(0.1), lrjax.linear_decay(0.1, 10), lrjax.step_decay(0.1, 0.5, 3))
+  steps = jnp.arange(12)
+  values = jax.vmap(lambda i: lrjax.choose(kinds, i)(steps))(jnp.arange(3))
+  for i, s in enumerate(kinds):
+    np.testing.assert_array_equal(values[i], s(steps))
+
+
+@pytest.mark.parametrize("index", [3, -1, 1.5])
+def test_choose_rejects_an_index_out_of_range(index):
+  with pytest.raises(ValueError, match="index"):
+    lrjax.choose([lrjax.constant(0.1), lrjax.constant(0.2), lrjax.constant(0.3)], index)
+
+
+def test_choose_of_a_huge_step_follows_the_chosen_schedule():
+  s = lrjax.choose([lrjax.constant(0.1), lrjax.time_based_decay(0.1, 1.0)], 1)
+  assert float(s(2**40)) == pytest.approx(0.1 / (1 + 2**40), rel=1e-6)
