@@ -144,6 +144,7 @@ def main() -> None:
     model=small,
     k=4,
     n=max(2, n // 6),
+    rounds=1 if args.tiny else 2,
     config=config(small, "synthetic:28x28x1:2048:256:10", 128),
   )
   print("one Fashion-MNIST epoch ...", flush=True)

@@ -6,7 +6,8 @@ Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
 - `schedule-table`: scripts/schedule_table.py's table of every registered schedule;
 - `train-output`: the JSON summary `lrjax train` printed (--train-out, a captured stdout);
 - `study-results`: the study's results.md, and its figures copied to docs/ (--study, a workdir);
-- `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench).
+- `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench), and
+  `conv-variants`: benchmarks/conv_variants.md from `python benchmarks/conv_variants.py`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def main() -> None:
     text = replace_block(
       text, "benchmarks", open(os.path.join(ROOT, "benchmarks", "results.md")).read()
     )
+    conv = os.path.join(ROOT, "benchmarks", "conv_variants.md")
+    if os.path.exists(conv):
+      text = replace_block(text, "conv-variants", open(conv).read())
   with open(path, "w") as f:
     f.write(text)
 

@@ -40,3 +40,44 @@ def test_gpu_script_dry_run_needs_neither_ml_collections_nor_tfds(tmp_path):
     assert result[key]["images_per_second"] > 0
   assert result["population"]["population_over_sequential"] > 0
   assert 0.0 <= result["fashion_mnist_epoch"]["test_accuracy"] <= 1.0
+
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+
+def test_conv_variants_compute_the_same_convolution():
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from conv_variants import conv, conv_im2col, conv_shifted, weight_grad_einsum
+
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((2, 6, 6, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+  ref = conv(x, w)
+  np.testing.assert_allclose(conv_im2col(x, w), ref, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(conv_shifted(x, w), ref, rtol=1e-4, atol=1e-4)
+  dw = jax.vjp(conv, x, w)[1](ref)[1]
+  np.testing.assert_allclose(weight_grad_einsum(x, ref), dw, rtol=1e-4, atol=1e-3)
+
+
+def test_profile_finds_every_convolution_of_the_step():
+  import training
+  from profile_step import profile
+
+  config = training._config("tiny", "synthetic:8x8x3:64:32:4")
+  config.batch_size = 16
+  r = profile(config, n=1)
+  import jax
+
+  from lrjax.train import models
+
+  model = models.create_model("tiny", 4)
+  params = jax.eval_shape(
+    lambda: model.init(jax.random.PRNGKey(0), jax.numpy.zeros((1, 8, 8, 3)), train=False)
+  )["params"]
+  kernels = sum(leaf.ndim == 4 for leaf in jax.tree.leaves(params))
+  # Each convolution runs three times in a step: forward, input gradient and weight gradient,
+  # except that nothing needs the gradient of the input image.
+  assert kernels > 1 and r["convolutions"] == 3 * kernels - 1
+  assert r["step_ms"] > 0 and 0 < r["convolution_ms"]

@@ -88,6 +88,12 @@ def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
   assert record["population"] is expected and record["ratio"] == ratio
   summary = json.load(open(tmp_path / "runs" / "linear" / "seed_4" / "summary.json"))
   assert ("population" in summary) is expected
+  if expected:  # both seeds ran the one compiled population step
+    from lrjax.train import loop
+
+    _, _, schedules = runner.study_plan(config)
+    run = loop.Run(runner.run_config(config, "linear", 4, schedules["linear"]), str(tmp_path / "x"))
+    assert population._population_step(run)._cache_size() == 1
 
 
 def test_probe_times_both_ways_on_this_machine(tmp_path):

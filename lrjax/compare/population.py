@@ -37,23 +37,37 @@ def _member_step(state, batch, schedules, index, **kw):
   return step_lib.train_step(state, batch, lrjax.choose(schedules, index), **kw)
 
 
-@functools.lru_cache(maxsize=8)
 def _population_step(run: loop.Run):
   """The vmapped train step of `run`'s model: (states, batch, schedules, indices)."""
   cfg, ds = run.config, run.ds
+  return _jit_population_step(
+    run.model,
+    tuple(np.asarray(ds.mean, np.float32).tolist()),
+    tuple(np.asarray(ds.std, np.float32).tolist()),
+    cfg.augment,
+    cfg.pad,
+    cfg.flip,
+    run.placement.replicated,
+    run.placement.batch,
+  )
+
+
+@functools.lru_cache(maxsize=8)
+def _jit_population_step(model, mean, std, augment, pad, flip, replicated, batch_sharding):
+  # Cached on what defines the program, so the probe's compilation serves the study and every
+  # seed reuses it (as `step_lib.jit_steps` does for single runs).
   step = functools.partial(
     _member_step,
-    model=run.model,
-    mean=np.asarray(ds.mean, np.float32),
-    std=np.asarray(ds.std, np.float32),
-    augment=cfg.augment,
-    pad=cfg.pad,
-    flip=cfg.flip,
+    model=model,
+    mean=np.asarray(mean, np.float32),
+    std=np.asarray(std, np.float32),
+    augment=augment,
+    pad=pad,
+    flip=flip,
   )
-  replicated = run.placement.replicated
   return jax.jit(
     jax.vmap(step, in_axes=(0, None, None, 0)),
-    in_shardings=(replicated, run.placement.batch, None, None),
+    in_shardings=(replicated, batch_sharding, None, None),
     out_shardings=(replicated, None),
     donate_argnums=0,
   )
