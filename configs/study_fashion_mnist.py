@@ -26,6 +26,7 @@ def get_config():
   config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
   config.study.order = tuple(CHAPTER_SCHEDULES)  # constant first: the baseline
   config.study.seeds = (0, 1)  # a tuple, so --config.study.seeds="(0,1,2)" overrides it
-  # "auto": a seed's runs train as one vmapped population where a probe finds that faster.
+  # "auto": one run at a time on CPU; elsewhere a seed's runs train as one vmapped population
+  # where a probe finds that faster.
   config.study.population = "auto"
   return config

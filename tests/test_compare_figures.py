@@ -70,9 +70,16 @@ def test_lr_curve_drawn_at_every_step_when_the_schedule_is_known(tmp_path):
 
   results = make_results(num_schedules=1, num_seeds=1, num_epochs=3)
   run = results["runs"][0]
-  run.update(schedule_config={"name": "cosine_annealing", "peak_value": 0.1,
-                              "total_steps": 30, "num_cycles": 3},
-             steps_per_epoch=10, total_steps=30)
+  run.update(
+    schedule_config={
+      "name": "cosine_annealing",
+      "peak_value": 0.1,
+      "total_steps": 30,
+      "num_cycles": 3,
+    },
+    steps_per_epoch=10,
+    total_steps=30,
+  )
   x, lr = fig_lib._lr_curve(results, run["schedule"])
   assert len(x) == 30 and x[-1] == 2.9  # steps 0..29 in epochs
   assert lr[0] == pytest.approx(0.1) and lr[10] == pytest.approx(0.1) and lr[9] < 0.01

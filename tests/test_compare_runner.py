@@ -29,7 +29,9 @@ def study_config():
     "constant": {"name": "constant", "value": 0.1},
     "linear": {"name": "linear_decay", "init_value": 0.1, "total_steps": {"fraction": 1.0}},
     "cosine_annealing": {
-      "name": "cosine_annealing", "peak_value": 0.1, "total_steps": {"fraction": 1.0},
+      "name": "cosine_annealing",
+      "peak_value": 0.1,
+      "total_steps": {"fraction": 1.0},
       "num_cycles": 2,
     },
   }
@@ -84,8 +86,9 @@ def test_study_writes_results_skips_finished_and_resumes(tmp_path, monkeypatch):
     runner.compare(config, str(tmp_path), quiet=True)
   assert len(calls) == 3
   calls.clear()
-  monkeypatch.setattr(loop, "train_and_evaluate", lambda *a, **k: (calls.append(a[1]),
-                                                                   real(*a, **k))[1])
+  monkeypatch.setattr(
+    loop, "train_and_evaluate", lambda *a, **k: (calls.append(a[1]), real(*a, **k))[1]
+  )
   results = runner.compare(config, str(tmp_path), quiet=True)
   assert len(calls) == 4  # the two finished runs were skipped
   assert len(results["runs"]) == 6
@@ -113,8 +116,9 @@ def test_bad_study_config(tmp_path):
   with pytest.raises(ValueError, match="seeds"):
     runner.compare(config, str(tmp_path), quiet=True)
   config = study_config()
-  config.study.schedules = {"broken": {"name": "linear_decay", "init_value": -1.0,
-                                       "total_steps": 5}}
+  config.study.schedules = {
+    "broken": {"name": "linear_decay", "init_value": -1.0, "total_steps": 5}
+  }
   config.study.order = ["broken"]
   with pytest.raises(ValueError, match="init_value"):
     runner.compare(config, str(tmp_path), quiet=True)
@@ -126,8 +130,9 @@ def test_bad_study_config(tmp_path):
 def test_range_test(tmp_path):
   config = smoke.get_config()
   config.dataset = "synthetic:16x16x3:256:64:4"
-  result = lr_finder.find_lr(config, str(tmp_path), min_lr=1e-4, max_lr=100.0, num_steps=40,
-                             quiet=True)
+  result = lr_finder.find_lr(
+    config, str(tmp_path), min_lr=1e-4, max_lr=100.0, num_steps=40, quiet=True
+  )
   lrs = np.asarray(result["lrs"])
   assert np.all(np.diff(lrs) > 0) and lrs[0] == pytest.approx(1e-4, rel=1e-5)
   assert 1e-4 <= result["suggested_lr"] <= result["min_loss_lr"]

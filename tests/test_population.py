@@ -80,12 +80,13 @@ def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
     return {"population_ms": 10.0 * ratio, "sequential_ms": 10.0, "ratio": ratio}
 
   monkeypatch.setattr(population, "probe", fake_probe)
+  monkeypatch.setattr(runner, "_platform", lambda: "gpu")  # where the probe decides
   config = _study("auto")
   config.study.seeds = [3, 4]
   runner.compare(config, str(tmp_path), quiet=True)
   assert probes == [3]  # measured once per study
   record = json.load(open(tmp_path / "execution.json"))
-  assert record["population"] is expected and record["ratio"] == ratio
+  assert record["population"] is expected and record["probe"]["ratio"] == ratio
   summary = json.load(open(tmp_path / "runs" / "linear" / "seed_4" / "summary.json"))
   assert ("population" in summary) is expected
   if expected:  # both seeds ran the one compiled population step
@@ -94,6 +95,24 @@ def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
     _, _, schedules = runner.study_plan(config)
     run = loop.Run(runner.run_config(config, "linear", 4, schedules["linear"]), str(tmp_path / "x"))
     assert population._population_step(run)._cache_size() == 1
+
+
+def test_auto_on_cpu_trains_one_at_a_time_without_probing(tmp_path, monkeypatch):
+  def no_probe(runs, steps=3):
+    raise AssertionError("probed on CPU")
+
+  monkeypatch.setattr(population, "probe", no_probe)
+  monkeypatch.setattr(runner, "_platform", lambda: "cpu")
+  config = _study("auto")
+  config.study.order = ["constant", "linear"]
+  runner.compare(config, str(tmp_path), quiet=True)
+  assert json.load(open(tmp_path / "execution.json")) == {
+    "population": False,
+    "platform": "cpu",
+    "probe": None,
+  }
+  summary = json.load(open(tmp_path / "runs" / "linear" / "seed_3" / "summary.json"))
+  assert "population" not in summary
 
 
 def test_probe_times_both_ways_on_this_machine(tmp_path):
@@ -132,3 +151,26 @@ def test_choose_rejects_an_index_out_of_range(index):
 def test_choose_of_a_huge_step_follows_the_chosen_schedule():
   s = lrjax.choose([lrjax.constant(0.1), lrjax.time_based_decay(0.1, 1.0)], 1)
   assert float(s(2**40)) == pytest.approx(0.1 / (1 + 2**40), rel=1e-6)
+
+
+def test_a_changed_population_starts_afresh(tmp_path, monkeypatch, sequential):
+  real = population._train_epoch
+  epochs = []
+
+  def stop_in_second_epoch(run, pop, states, schedules, indices, epoch, progress):
+    epochs.append((len(schedules), epoch))
+    if epoch == 1 and len(schedules) == 3:
+      raise KeyboardInterrupt
+    return real(run, pop, states, schedules, indices, epoch, progress)
+
+  monkeypatch.setattr(population, "_train_epoch", stop_in_second_epoch)
+  with pytest.raises(KeyboardInterrupt):
+    runner.compare(_study("always"), str(tmp_path), quiet=True)
+  config = _study("always")
+  config.study.order = ["constant", "linear"]  # the study changed: two members, not three
+  pop = _by_schedule(runner.compare(config, str(tmp_path), quiet=True))
+  assert epochs == [(3, 0), (3, 1), (2, 0), (2, 1)]
+  for name, run in pop.items():
+    np.testing.assert_allclose(
+      run["curves"]["test_loss"], sequential[name]["curves"]["test_loss"], rtol=1e-5
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import time
 from typing import Any
 
@@ -139,10 +140,14 @@ def train_population(
   checkpoints = ckpt_lib.Checkpoints(population_dir, keep=cfg.keep_checkpoints)
   start_epoch, records = 0, [[] for _ in runs]
   if checkpoints.latest_step() is not None:
-    items, meta = checkpoints.restore(states.checkpoint_items())
-    if meta.get("members") == names:  # the same members: resume where they stopped
+    if checkpoints.meta().get("members") == names:  # the same members: resume where they stopped
+      items, meta = checkpoints.restore(states.checkpoint_items())
       states = states.replace(**items)
       start_epoch, records = int(meta["step"]) // spe, meta["records"]
+    else:  # another population (the study changed): its checkpoints do not apply
+      checkpoints.close()
+      shutil.rmtree(population_dir)
+      checkpoints = ckpt_lib.Checkpoints(population_dir, keep=cfg.keep_checkpoints)
   for r in runs:
     r._write_config()
   progress = Progress(cfg.num_epochs, spe, enabled=cfg.progress and not quiet)

@@ -17,6 +17,8 @@ import tempfile
 import time
 from typing import Any
 
+import jax
+
 from lrjax.compare import figures, population, report
 from lrjax.train import loop, settings
 from lrjax.train.chapter import LABELS
@@ -147,29 +149,39 @@ def _report(quiet: bool, i: int, total: int, name: str, seed: int, summary: dict
   )
 
 
+def _platform() -> str:
+  return jax.default_backend()
+
+
 def _use_population(mode: str, configs: list[Any], workdir: str, quiet: bool) -> bool:
-  """The mode's answer; for "auto", a probe's, measured once per study and kept in
-  `execution.json` (so a resumed study decides as the first try did)."""
+  """The mode's answer; for "auto", decided once per study and kept in `execution.json` (so a
+  resumed study decides as the first try did): one at a time on CPU, where a vmapped convolution
+  becomes a grouped one (`benchmarks/run.py` measures the population about 3x slower), and
+  elsewhere whichever a probe of both on this machine finds faster."""
   if mode != "auto":
     return mode == "always"
   path = os.path.join(workdir, "execution.json")
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)["population"]
-  with tempfile.TemporaryDirectory() as tmp:
-    runs = [loop.Run(c, os.path.join(tmp, str(i))) for i, c in enumerate(configs)]
-    figures_ = population.probe(runs)
-  decision = figures_["ratio"] < 1.0
-  record = {"population": decision, "members": len(configs), **figures_}
+  platform = _platform()
+  if platform == "cpu":
+    record = {"population": False, "platform": platform, "probe": None}
+    _say(quiet, "on CPU the runs train one after another (a population is slower there)")
+  else:
+    with tempfile.TemporaryDirectory() as tmp:
+      runs = [loop.Run(c, os.path.join(tmp, str(i))) for i, c in enumerate(configs)]
+      probe = population.probe(runs)
+    record = {"population": probe["ratio"] < 1.0, "platform": platform, "probe": probe}
+    _say(
+      quiet,
+      f"probe: {len(configs)} runs as one population {probe['population_ms']:.0f} ms/step, one "
+      f"after another {probe['sequential_ms']:.0f} ms/step: "
+      + ("population" if record["population"] else "one after another"),
+    )
   with open(path, "w") as f:
     json.dump(record, f, indent=2)
-  _say(
-    quiet,
-    f"probe: {len(configs)} runs as one population {figures_['population_ms']:.0f} ms/step, "
-    f"one after another {figures_['sequential_ms']:.0f} ms/step: "
-    + ("population" if decision else "one after another"),
-  )
-  return decision
+  return record["population"]
 
 
 def collect(config: Any, workdir: str) -> dict[str, Any]:

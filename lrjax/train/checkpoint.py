@@ -50,6 +50,11 @@ class Checkpoints:
     )
     return restored["state"], restored["meta"]
 
+  def meta(self, step: int | None = None) -> dict:
+    """The JSON record alone (to decide whether the state is worth restoring)."""
+    step = self.latest_step() if step is None else step
+    return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
