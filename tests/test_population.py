@@ -51,11 +51,12 @@ def test_interrupted_population_resumes_to_the_same_results(tmp_path, monkeypatc
   real = population._train_epoch
   epochs = []
 
-  def stop_in_second_epoch(run, pop, states, schedules, indices, epoch, progress):
+  def stop_in_second_epoch(*args):
+    epoch = args[5]
     epochs.append(epoch)
     if epoch == 1 and len(epochs) == 2:
       raise KeyboardInterrupt
-    return real(run, pop, states, schedules, indices, epoch, progress)
+    return real(*args)
 
   monkeypatch.setattr(population, "_train_epoch", stop_in_second_epoch)
   with pytest.raises(KeyboardInterrupt):
@@ -157,11 +158,12 @@ def test_a_changed_population_starts_afresh(tmp_path, monkeypatch, sequential):
   real = population._train_epoch
   epochs = []
 
-  def stop_in_second_epoch(run, pop, states, schedules, indices, epoch, progress):
+  def stop_in_second_epoch(*args):
+    schedules, epoch = args[3], args[5]
     epochs.append((len(schedules), epoch))
     if epoch == 1 and len(schedules) == 3:
       raise KeyboardInterrupt
-    return real(run, pop, states, schedules, indices, epoch, progress)
+    return real(*args)
 
   monkeypatch.setattr(population, "_train_epoch", stop_in_second_epoch)
   with pytest.raises(KeyboardInterrupt):
@@ -174,3 +176,28 @@ def test_a_changed_population_starts_afresh(tmp_path, monkeypatch, sequential):
     np.testing.assert_allclose(
       run["curves"]["test_loss"], sequential[name]["curves"]["test_loss"], rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("mode", ["never", "always"])
+def test_a_diverging_schedule_is_reported_and_the_study_goes_on(tmp_path, mode):
+  config = _study(mode)
+  config.study.schedules["explode"] = {"name": "constant", "value": 1e30}  # in its first epoch
+  config.study.schedules["late"] = {"name": "constant", "value": 1e10}  # in its second
+  config.study.order = ["constant", "explode", "late"]
+  results = runner.compare(config, str(tmp_path), quiet=True)
+  runs = _by_schedule(results)
+  assert 0 <= runs["explode"]["diverged"]["step"] < 4 <= runs["late"]["diverged"]["step"] < 8
+  assert runs["explode"]["diverged"]["lr"] == pytest.approx(1e30)
+  assert runs["explode"]["final_test_accuracy"] is None
+  assert len(runs["explode"]["curves"]["test_loss"]) == 0
+  assert len(runs["late"]["curves"]["test_loss"]) == 1  # the epoch before it diverged
+  assert runs["constant"]["diverged"] is None and runs["constant"]["final_test_accuracy"] > 0
+  md = (tmp_path / "results.md").read_text()
+  assert "Diverged runs (2;" in md and "explode seed 3 at step" in md
+  assert "n/a (n=0)" in md
+  assert (tmp_path / "figures" / "accuracy_overlay.png").stat().st_size > 10_000
+  # Finished, diverged included: a second call trains nothing.
+  summary = tmp_path / "runs" / "explode" / "seed_3" / "summary.json"
+  before = summary.stat().st_mtime_ns
+  runner.compare(config, str(tmp_path), quiet=True)
+  assert summary.stat().st_mtime_ns == before

@@ -138,12 +138,13 @@ def train_population(
   names = [os.path.abspath(w) for w in workdirs]
   states = _stack([r0.init_state() for _ in runs])
   checkpoints = ckpt_lib.Checkpoints(population_dir, keep=cfg.keep_checkpoints)
-  start_epoch, records = 0, [[] for _ in runs]
+  start_epoch, records, diverged = 0, [[] for _ in runs], {}
   if checkpoints.latest_step() is not None:
     if checkpoints.meta().get("members") == names:  # the same members: resume where they stopped
       items, meta = checkpoints.restore(states.checkpoint_items())
       states = states.replace(**items)
       start_epoch, records = int(meta["step"]) // spe, meta["records"]
+      diverged = {int(k): v for k, v in meta.get("diverged", {}).items()}
     else:  # another population (the study changed): its checkpoints do not apply
       checkpoints.close()
       shutil.rmtree(population_dir)
@@ -153,8 +154,12 @@ def train_population(
   progress = Progress(cfg.num_epochs, spe, enabled=cfg.progress and not quiet)
   try:
     for epoch in range(start_epoch, cfg.num_epochs):
-      states, sums, seconds = _train_epoch(r0, pop, states, schedules, indices, epoch, progress)
+      states, sums, seconds = _train_epoch(
+        r0, pop, states, schedules, indices, epoch, progress, diverged
+      )
       for i, r in enumerate(runs):
+        if i in diverged:  # its state is not finite: nothing to evaluate
+          continue
         state = _member(states, i)
         record = {
           "epoch": epoch,
@@ -171,8 +176,9 @@ def train_population(
           snapshots.save_snapshot(r.workdir, epoch, r.predict(state))
       if progress.enabled:
         accuracies = "  ".join(
-          f"{os.path.basename(os.path.dirname(r.workdir))} {rec[-1]['test_accuracy']:.4f}"
-          for r, rec in zip(runs, records)
+          f"{os.path.basename(os.path.dirname(r.workdir))} "
+          + ("diverged" if i in diverged else f"{rec[-1]['test_accuracy']:.4f}")
+          for i, (r, rec) in enumerate(zip(runs, records))
         )
         progress.stream.write(
           f"epoch {epoch + 1}/{cfg.num_epochs} test accuracy: {accuracies}  ({seconds:.1f}s)\n"
@@ -180,7 +186,12 @@ def train_population(
       checkpoints.save(
         (epoch + 1) * spe,
         states.checkpoint_items(),
-        {"step": (epoch + 1) * spe, "members": names, "records": records},
+        {
+          "step": (epoch + 1) * spe,
+          "members": names,
+          "records": records,
+          "diverged": {str(k): v for k, v in diverged.items()},
+        },
       )
   finally:
     checkpoints.close()
@@ -188,6 +199,10 @@ def train_population(
   for i, r in enumerate(runs):
     with open(os.path.join(r.workdir, "metrics.jsonl"), "w") as f:
       f.writelines(json.dumps(rec) + "\n" for rec in records[i])
+    if i in diverged:
+      d = diverged[i]
+      summaries.append(loop.write_diverged_summary(r.workdir, d["step"], d["lr"], d["message"]))
+      continue
     summary = loop._summary(records[i], r)
     summary["params_sha256"] = loop._digest(_member(states, i).params)
     summary["population"] = len(runs)
@@ -199,32 +214,37 @@ def train_population(
   return summaries
 
 
-def _train_epoch(run: loop.Run, pop, states, schedules, indices, epoch: int, progress: Progress):
+def _train_epoch(
+  run: loop.Run, pop, states, schedules, indices, epoch: int, progress: Progress, diverged: dict
+):
+  """One epoch of the population; members whose loss stops being finite are added to
+  `diverged` (index -> step, lr, message) and train on, harmlessly, beside the others."""
   cfg, spe = run.config, run.steps_per_epoch
   perm = data_lib.epoch_permutation(cfg.seed, epoch, len(run.ds.train_labels))[: run.num_train]
   pending, sums = [], {"loss": 0.0, "accuracy": 0.0}
   t0 = time.perf_counter()
   for i in range(spe):
     states, m = pop(states, run.train_batch(perm, i), schedules, indices)
-    pending.append(m)
+    pending.append((epoch * spe + i, m))
     if i + 1 == spe or (i + 1) % cfg.log_every_steps == 0:
-      got = jax.device_get(pending)  # the only host sync: every log_every_steps steps
-      pending = []
-      for m in got:
-        bad = ~np.isfinite(m["loss"])
-        if np.any(bad):
-          k = int(np.argmax(bad))
-          raise loop.NonFiniteLossError(
-            f"the training loss of population member {k} ({schedules[k].to_config()['name']}) "
-            f"became {float(m['loss'][k])} (learning rate {float(m['lr'][k]):.6g}); the "
-            "population stopped and its last checkpoint is intact"
-          )
-        sums = {k: sums[k] + np.asarray(m[k], np.float64) for k in sums}
+      got = jax.device_get([m for _, m in pending])  # the only host sync: every log_every_steps
+      steps, pending = [s for s, _ in pending], []
+      for step, m in zip(steps, got):
+        for k in np.flatnonzero(~np.isfinite(m["loss"])):
+          if int(k) not in diverged:
+            lr = float(m["lr"][k])
+            diverged[int(k)] = {
+              "step": step,
+              "lr": lr,
+              "message": f"the training loss became {float(m['loss'][k])} at step {step} "
+              f"(learning rate {lr:.6g})",
+            }
+        sums = {key: sums[key] + np.asarray(m[key], np.float64) for key in sums}
       last = got[-1]
       progress.update(
         epoch,
         i + 1,
-        {"last_loss": float(np.mean(last["loss"])), "last_lr": float(last["lr"][0])},
+        {"last_loss": float(np.nanmean(last["loss"])), "last_lr": float(last["lr"][0])},
         time.perf_counter() - t0,
         cfg.batch_size * len(schedules),
       )

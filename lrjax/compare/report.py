@@ -204,6 +204,18 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   lines = ["# Learning-rate schedules compared", ""]
   lines += _table(header, rows, ["l"] + ["r"] * len(names))
   lines += ["", _caption(results, len(seeds)), ""]
+  diverged = [
+    f"{stats.label(results, r['schedule'])} seed {r['seed']} at step {r['diverged']['step']} "
+    f"(lr {r['diverged']['lr']:.4g})"
+    for r in results["runs"]
+    if r.get("diverged")
+  ]
+  if diverged:
+    lines += [
+      f"Diverged runs ({len(diverged)}; their loss became NaN or infinite, they have no final "
+      f"metrics and the cells above leave them out): {_md(', '.join(diverged))}.",
+      "",
+    ]
   if len(names) > 1:
     lines += _comparison_lines(results, baseline) + [""]
   snapshot = _snapshot_lines(results)

@@ -131,9 +131,11 @@ def compare(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]
     for name in todo:
       done += 1
       _say(quiet, f"[{done}/{total}] {name} seed {seed}: training ({_elapsed(t0)} so far)")
-      summary = loop.train_and_evaluate(
-        configs[name, seed], run_dir(workdir, name, seed), quiet=quiet
-      )
+      out = run_dir(workdir, name, seed)
+      try:
+        summary = loop.train_and_evaluate(configs[name, seed], out, quiet=quiet)
+      except loop.NonFiniteLossError as e:
+        summary = loop.write_diverged_summary(out, e.step, e.lr, str(e))
       _report(quiet, done, total, name, seed, summary)
   results = collect(config, workdir)
   write_results(results, workdir)
@@ -142,6 +144,12 @@ def compare(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]
 
 
 def _report(quiet: bool, i: int, total: int, name: str, seed: int, summary: dict) -> None:
+  if summary.get("diverged"):
+    d = summary["diverged"]
+    _say(
+      quiet, f"[{i}/{total}] {name} seed {seed}: diverged at step {d['step']} (lr {d['lr']:.4g})"
+    )
+    return
   _say(
     quiet,
     f"[{i}/{total}] {name} seed {seed}: test accuracy "
@@ -215,6 +223,7 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
           "seconds": summary["seconds"],
           "curves": curves,
           "snapshot_ensemble": summary.get("snapshot_ensemble"),
+          "diverged": summary.get("diverged"),
           # The schedule in steps, to draw it at every step, not only at epoch starts.
           "schedule_config": resolved["schedule"],
           "steps_per_epoch": resolved["steps_per_epoch"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import time
 from typing import Any
@@ -31,7 +32,14 @@ _load_dataset = functools.lru_cache(maxsize=2)(data_lib.load_dataset)
 
 
 class NonFiniteLossError(RuntimeError):
-  """The training loss became NaN or infinite; the last good checkpoint is kept."""
+  """The training loss became NaN or infinite; the last good checkpoint is kept.
+
+  `step` and `lr` are the update whose loss was not finite and its learning rate.
+  """
+
+  def __init__(self, message: str, step: int = -1, lr: float = math.nan):
+    super().__init__(message)
+    self.step, self.lr = step, lr
 
 
 def _jsonable(x: Any) -> Any:
@@ -285,7 +293,9 @@ def _absorb(pending: list[tuple[int, dict]], partial: dict) -> dict:
       raise NonFiniteLossError(
         f"the training loss became {float(m['loss'])} at step {s} (learning rate "
         f"{float(m['lr']):.6g}); the run stopped and its last checkpoint is intact. "
-        "Lower the learning rate or check the schedule."
+        "Lower the learning rate or check the schedule.",
+        step=s,
+        lr=float(m["lr"]),
       )
   return {
     "loss_sum": partial["loss_sum"] + float(sum(m["loss"] for m in got)),
@@ -294,6 +304,32 @@ def _absorb(pending: list[tuple[int, dict]], partial: dict) -> dict:
     "last_loss": float(got[-1]["loss"]) if got else partial.get("last_loss", float("nan")),
     "last_lr": float(got[-1]["lr"]) if got else partial.get("last_lr", float("nan")),
   }
+
+
+def write_diverged_summary(out: str, step: int, lr: float, message: str) -> dict[str, Any]:
+  """Ends a run whose loss became non-finite: its summary says so and keeps its earlier epochs.
+
+  For a study a diverged schedule is a result, not a reason to stop: the run counts as finished
+  (a resumed study skips it; delete its folder to try again), and the report lists it instead of
+  averaging it in.
+  """
+  path = os.path.join(out, "metrics.jsonl")
+  records = []
+  if os.path.exists(path):
+    with open(path) as f:
+      records = [json.loads(line) for line in f if line.strip()]
+  summary = {
+    "epochs": len(records),
+    "final_test_accuracy": None,
+    "final_test_loss": None,
+    "best_test_accuracy": max((r["test_accuracy"] for r in records), default=None),
+    "final_train_loss": None,
+    "seconds": sum(r["seconds"] for r in records),
+    "diverged": {"step": int(step), "lr": float(lr), "message": message},
+  }
+  with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  return summary
 
 
 def _summary(records: list[dict], run: Run) -> dict[str, Any]:
