@@ -79,8 +79,9 @@ POPULATION_MODES = ("auto", "always", "never")
 def population_mode(config: Any) -> str:
   """`config.study.population`: "auto" (the default), "always" or "never".
 
-  "auto" trains a seed's runs as one vmapped population where a measured probe on this machine
-  says that is faster than training them one after another (see `lrjax.compare.population`).
+  "auto" trains one run at a time on CPU, and elsewhere a seed's runs as one vmapped population
+  where a probe on this machine finds that faster (see `_use_population` and
+  `lrjax.compare.population`).
   """
   mode = config.study.get("population", "auto")
   if mode not in POPULATION_MODES:
