@@ -13,15 +13,11 @@ The same maths each time (checked against lax.conv); only the implementation dif
 
 from __future__ import annotations
 
-import json
-import os
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_ms, write_outputs
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 DIMS = ("NHWC", "HWIO", "NHWC")
 SHAPES = ((32, 16), (16, 32), (8, 64))
 
@@ -53,15 +49,8 @@ def weight_grad_einsum(x, dy):
   )
 
 
-def _ms(fn, *args, n: int = 10) -> float:
-  fn = jax.jit(fn)
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(n):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t)
-  return float(np.median(times)) * 1e3
+def _ms(fn, *args) -> float:
+  return median_ms(jax.jit(fn), *args, n=10)
 
 
 def _train_work(f):
@@ -111,12 +100,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main() -> None:
   rows = measure()
-  with open(os.path.join(HERE, "conv_variants.json"), "w") as f:
-    json.dump(rows, f, indent=2)
-  md = markdown(rows)
-  with open(os.path.join(HERE, "conv_variants.md"), "w") as f:
-    f.write(md)
-  print(md)
+  write_outputs("conv_variants", rows, markdown(rows))
 
 
 if __name__ == "__main__":

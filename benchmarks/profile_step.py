@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_ms
+from training import _step_time
 
 from lrjax.train import loop
 
@@ -32,16 +33,6 @@ def _convs(jaxpr) -> list:
   return out
 
 
-def _median_ms(fn, *args, n: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(n):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t)
-  return float(np.median(times)) * 1e3
-
-
 def profile(config, n: int = 5) -> dict:
   """Step time and the time of each of its convolutions, for `config`'s model and batch."""
   with tempfile.TemporaryDirectory() as tmp:
@@ -50,18 +41,7 @@ def profile(config, n: int = 5) -> dict:
     batch = run.train_batch(np.arange(config.batch_size), 0)
     jaxpr = jax.make_jaxpr(lambda s, b: run.train_step(s, b, run.schedule))(state, batch)
 
-    def one_step(s, b):
-      return run.train_step(s, b, run.schedule)
-
-    state, m = one_step(state, batch)
-    jax.block_until_ready(m)
-    times = []
-    for _ in range(n):
-      t = time.perf_counter()
-      state, m = one_step(state, batch)
-      jax.block_until_ready(m)
-      times.append(time.perf_counter() - t)
-    step_ms = float(np.median(times)) * 1e3
+    step_ms = _step_time(run, state, batch, run.schedule, n)[0] * 1e3
   convs, rng = [], np.random.default_rng(0)
   for eqn in _convs(jaxpr.jaxpr):
     lhs, rhs = (v.aval for v in eqn.invars)
@@ -69,7 +49,7 @@ def profile(config, n: int = 5) -> dict:
     f = jax.jit(lambda a, b, p=params: jax.lax.conv_general_dilated_p.bind(a, b, **p))
     a = jnp.asarray(rng.standard_normal(lhs.shape), lhs.dtype)
     b = jnp.asarray(rng.standard_normal(rhs.shape), rhs.dtype)
-    convs.append({"lhs": list(lhs.shape), "rhs": list(rhs.shape), "ms": _median_ms(f, a, b, n=n)})
+    convs.append({"lhs": list(lhs.shape), "rhs": list(rhs.shape), "ms": median_ms(f, a, b, n=n)})
   conv_ms = sum(c["ms"] for c in convs)
   return {
     "model": config.model,

@@ -8,7 +8,6 @@ Every figure is a ratio of two timings taken side by side in this one process.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import sys
@@ -20,6 +19,7 @@ sys.path.insert(0, HERE)
 
 import profile_step  # noqa: E402
 import schedules  # noqa: E402
+import timing  # noqa: E402
 import torch_compare  # noqa: E402
 import training  # noqa: E402
 
@@ -147,12 +147,7 @@ def main() -> None:
       ("convnet", "synthetic:28x28x1:1024:256:10"),
     )
   }
-  with open(os.path.join(HERE, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
-  md = markdown(results)
-  with open(os.path.join(HERE, "results.md"), "w") as f:
-    f.write(md)
-  print(md)
+  timing.write_outputs("results", results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -47,27 +47,38 @@ def test_population_matches_runs_one_at_a_time(tmp_path, sequential):
   )
 
 
-def test_interrupted_population_resumes_to_the_same_results(tmp_path, monkeypatch, sequential):
-  real = population._train_epoch
-  epochs = []
+def _interrupt_epochs(monkeypatch, stop):
+  """Records (members, epoch) of each population epoch; raises KeyboardInterrupt where `stop`
+  says so, as a user stopping the study would."""
+  real, epochs = population._train_epoch, []
 
-  def stop_in_second_epoch(*args):
-    epoch = args[5]
-    epochs.append(epoch)
-    if epoch == 1 and len(epochs) == 2:
+  def recorded(*args):
+    members, epoch = len(args[3]), args[5]
+    epochs.append((members, epoch))
+    if stop(members, epoch, epochs):
       raise KeyboardInterrupt
     return real(*args)
 
-  monkeypatch.setattr(population, "_train_epoch", stop_in_second_epoch)
-  with pytest.raises(KeyboardInterrupt):
-    runner.compare(_study("always"), str(tmp_path), quiet=True)
-  assert not (tmp_path / "runs" / "linear" / "seed_3" / "summary.json").exists()
-  pop = _by_schedule(runner.compare(_study("always"), str(tmp_path), quiet=True))
-  assert epochs == [0, 1, 1]  # the second try started from the checkpoint after epoch 0
+  monkeypatch.setattr(population, "_train_epoch", recorded)
+  return epochs
+
+
+def _assert_same_test_loss(pop, sequential):
   for name, run in pop.items():
     np.testing.assert_allclose(
       run["curves"]["test_loss"], sequential[name]["curves"]["test_loss"], rtol=1e-5
     )
+
+
+def test_interrupted_population_resumes_to_the_same_results(tmp_path, monkeypatch, sequential):
+  epochs = _interrupt_epochs(monkeypatch, lambda k, epoch, seen: epoch == 1 and len(seen) == 2)
+  with pytest.raises(KeyboardInterrupt):
+    runner.compare(_study("always"), str(tmp_path), quiet=True)
+  assert not (tmp_path / "runs" / "linear" / "seed_3" / "summary.json").exists()
+  pop = _by_schedule(runner.compare(_study("always"), str(tmp_path), quiet=True))
+  # The second try started from the checkpoint after epoch 0.
+  assert epochs == [(3, 0), (3, 1), (3, 1)]
+  _assert_same_test_loss(pop, sequential)
 
 
 @pytest.mark.parametrize("ratio,expected", [(0.5, True), (2.0, False)])
@@ -155,27 +166,14 @@ def test_choose_of_a_huge_step_follows_the_chosen_schedule():
 
 
 def test_a_changed_population_starts_afresh(tmp_path, monkeypatch, sequential):
-  real = population._train_epoch
-  epochs = []
-
-  def stop_in_second_epoch(*args):
-    schedules, epoch = args[3], args[5]
-    epochs.append((len(schedules), epoch))
-    if epoch == 1 and len(schedules) == 3:
-      raise KeyboardInterrupt
-    return real(*args)
-
-  monkeypatch.setattr(population, "_train_epoch", stop_in_second_epoch)
+  epochs = _interrupt_epochs(monkeypatch, lambda k, epoch, seen: epoch == 1 and k == 3)
   with pytest.raises(KeyboardInterrupt):
     runner.compare(_study("always"), str(tmp_path), quiet=True)
   config = _study("always")
   config.study.order = ["constant", "linear"]  # the study changed: two members, not three
   pop = _by_schedule(runner.compare(config, str(tmp_path), quiet=True))
   assert epochs == [(3, 0), (3, 1), (2, 0), (2, 1)]
-  for name, run in pop.items():
-    np.testing.assert_allclose(
-      run["curves"]["test_loss"], sequential[name]["curves"]["test_loss"], rtol=1e-5
-    )
+  _assert_same_test_loss(pop, sequential)
 
 
 @pytest.mark.parametrize("mode", ["never", "always"])

@@ -93,8 +93,9 @@ def probe(runs: list[loop.Run], steps: int = 3) -> dict[str, float]:
   schedules = tuple(r.schedule for r in runs)
   indices = jnp.arange(len(runs), dtype=jnp.int32)
   batch = r0.train_batch(np.arange(r0.config.batch_size), 0)
-  states = _stack([r0.init_state() for _ in runs])
-  singles = [r0.init_state() for _ in runs]
+  state = r0.init_state()  # the members share it (same seed); initialise once
+  states = _stack([state] * len(runs))
+  singles = [jax.tree.map(jnp.copy, state) for _ in runs]  # each is donated by its own steps
 
   def time_pop():
     nonlocal states
@@ -136,7 +137,7 @@ def train_population(
   schedules = tuple(r.schedule for r in runs)
   indices = jnp.arange(len(runs), dtype=jnp.int32)
   names = [os.path.abspath(w) for w in workdirs]
-  states = _stack([r0.init_state() for _ in runs])
+  states = _stack([r0.init_state()] * len(runs))  # the members share their seed: one init
   checkpoints = ckpt_lib.Checkpoints(population_dir, keep=cfg.keep_checkpoints)
   start_epoch, records, diverged = 0, [[] for _ in runs], {}
   if checkpoints.latest_step() is not None:

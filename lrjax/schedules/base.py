@@ -282,6 +282,13 @@ def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) ->
   return jnp.where(frac <= 0, start, jnp.where(frac >= 1, end, v))
 
 
+def _host_scalar(x: Any) -> np.ndarray | None:
+  """`x` as a 0-d host array when it is known at trace time (not traced, not batched)."""
+  if isinstance(x, jax.core.Tracer) or np.ndim(x) != 0:
+    return None
+  return np.asarray(x)
+
+
 def known_equal(x: Any, value: float) -> bool:
   """True when `x` is known at trace time (not traced) and equal to `value` everywhere.
 
@@ -293,23 +300,26 @@ def known_equal(x: Any, value: float) -> bool:
   return bool(np.all(np.asarray(x) == value))
 
 
+def _exact_neighbour(guess: np.float32, hits) -> np.float32 | None:
+  """`guess` or one of the float32s next to it for which `hits` holds, or None."""
+  up, down = np.float32(np.inf), np.float32(-np.inf)
+  for cand in (guess, np.nextafter(guess, up), np.nextafter(guess, down)):
+    if hits(np.float32(cand)):
+      return np.float32(cand)
+  return None
+
+
 def unit_scale(total: Any) -> np.float32 | None:
   """A float32 r with T * r == 1 exactly, for a known integer T in [1, 2**24]; else None.
 
   (T - t) * r is then exactly 1 at t = 0 and exactly 0 at t = T: a fraction with exact ends and
   no pins. (XLA computes x / T as x * fl(1 / T), which can miss 1 by an ulp.)
   """
-  if isinstance(total, jax.core.Tracer) or np.ndim(total) != 0:
+  n = _host_scalar(total)
+  if n is None or not 1 <= int(n) <= 2**24:
     return None
-  n = int(np.asarray(total))
-  if not 1 <= n <= 2**24:
-    return None
-  t = np.float32(n)
-  r = np.float32(1) / t
-  for cand in (r, np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(0))):
-    if t * cand == np.float32(1):
-      return cand
-  return None
+  t = np.float32(int(n))
+  return _exact_neighbour(np.float32(1) / t, lambda r: t * r == np.float32(1))
 
 
 def exact_gap(end: Any, start: Any) -> np.float32 | None:
@@ -318,14 +328,11 @@ def exact_gap(end: Any, start: Any) -> np.float32 | None:
   end + gap * y then starts exactly at `start` (y = 1) and ends exactly at `end` (y = 0), and is
   monotone in y, without pins. None also when no float32 next to start - end is such a gap.
   """
-  if any(isinstance(x, jax.core.Tracer) or np.ndim(x) != 0 for x in (end, start)):
+  e, s = _host_scalar(end), _host_scalar(start)
+  if e is None or s is None:
     return None
-  e, s = np.float32(np.asarray(end)), np.float32(np.asarray(start))
-  g = s - e
-  for cand in (g, np.nextafter(g, np.float32(np.inf)), np.nextafter(g, np.float32(-np.inf))):
-    if e + cand == s:
-      return cand
-  return None
+  e, s = np.float32(e), np.float32(s)
+  return _exact_neighbour(s - e, lambda g: e + g == s)
 
 
 def whole_div(a: Any, b: Any) -> jax.Array:
@@ -345,16 +352,38 @@ def whole_mod(a: Any, b: Any) -> jax.Array:
 
 def power_of(base: jax.Array, exponent: Any) -> jax.Array:
   """base ** exponent for base >= 0 as `safe_pow`; a known whole exponent is multiplications."""
-  if not isinstance(exponent, jax.core.Tracer) and np.ndim(exponent) == 0:
-    p = float(np.asarray(exponent))
-    if p.is_integer() and 0 < p <= 8:
-      return jax.lax.integer_pow(base, int(p))  # finite gradients at 0 for p >= 1
+  p = _host_scalar(exponent)
+  if p is not None and float(p).is_integer() and 0 < float(p) <= 8:
+    return jax.lax.integer_pow(base, int(p))  # finite gradients at 0 for p >= 1
   return safe_pow(base, exponent)
 
 
 def sin_squared_ramp(x: jax.Array) -> jax.Array:
   """sin(pi x / 2) ** 2 = (1 - cos(pi x)) / 2, unpinned (callers pin their ends)."""
   return jnp.square(jnp.sin((0.5 * np.pi) * x))
+
+
+def fraction_from(t: jax.Array, total: Any, from_start: Any) -> jax.Array:
+  """min(t, T) / T where `from_start`, else (T - min(t, T)) / T, in float32 (unpinned).
+
+  The numerator is an exact integer; T = 0 divides by 1, keeping values and gradients finite.
+  """
+  tc = jnp.minimum(t, total)
+  n = jnp.where(from_start, tc, total - tc).astype(jnp.float32)
+  return n / jnp.maximum(total, 1).astype(jnp.float32)
+
+
+def anchored_blend(
+  start: Any, end: Any, m: jax.Array, t: jax.Array, total: Any, last: Any = None
+) -> jax.Array:
+  """lo + (hi - lo) * m, m in [0, 1] measured from the smaller end lo = min(start, end).
+
+  Capped at hi (so rounding cannot overshoot and the result stays monotone in m), exactly `start`
+  at t <= 0 and exactly `last` (default `end`) at t >= total.
+  """
+  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
+  v = jnp.minimum(lo + (hi - lo) * m, hi)
+  return jnp.where(t >= total, end if last is None else last, jnp.where(t <= 0, start, v))
 
 
 def interpolate(
@@ -372,15 +401,8 @@ def interpolate(
   to 0 or a warmup from 0 keeps full relative precision there, and only one shape is evaluated.
   Exactly `start` at t <= 0 and `end` at t >= total (also for total = 0), monotone in between.
   """
-  rising = start < end
-  span = jnp.maximum(total, 1)  # total = 0 is pinned below; the max keeps x (and gradients) finite
-  tc = jnp.minimum(t, total)
-  x = jnp.where(rising, tc, total - tc).astype(jnp.float32) / span.astype(jnp.float32)
-  if shape is not None:
-    x = shape(x)
-  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
-  v = jnp.minimum(lo + (hi - lo) * x, hi)
-  return jnp.where(t >= total, end, jnp.where(t <= 0, start, v))
+  x = fraction_from(t, total, start < end)
+  return anchored_blend(start, end, x if shape is None else shape(x), t, total)
 
 
 def cosine_ramp(frac: jax.Array) -> jax.Array:

@@ -17,9 +17,11 @@ from lrjax.schedules import checks
 from lrjax.schedules.base import (
   INT32_MAX,
   Schedule,
+  anchored_blend,
   cosine_ramp,
   fold_periodic,
   fraction_done,
+  fraction_from,
   fraction_left,
   interpolate,
   known_equal,
@@ -58,17 +60,11 @@ def cosine_between(start: Any, end: Any, t: jax.Array, total: Any, exponent: Any
   if known_equal(exponent, 1.0):
     return interpolate(start, end, t, total, sin_squared_ramp)
   rising, one = start < end, exponent == 1
-  span = jnp.maximum(total, 1)
-  tc = jnp.minimum(t, total)
   # Exponent 1 measures from the smaller end (as `interpolate`); others from `end`.
-  from_start = rising & one
-  r = sin_squared_ramp(jnp.where(from_start, tc, total - tc).astype(jnp.float32) / span)
+  r = sin_squared_ramp(fraction_from(t, total, rising & one))
   c = safe_pow(r, exponent)
   m = jnp.where(one, r, jnp.where(rising, 1.0 - c, c))
-  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
-  v = jnp.minimum(lo + (hi - lo) * m, hi)
-  last = jnp.where(exponent == 0, start, end)
-  return jnp.where(t >= total, last, jnp.where(t <= 0, start, v))
+  return anchored_blend(start, end, m, t, total, last=jnp.where(exponent == 0, start, end))
 
 
 def _concrete_ints(*leaves: Any) -> list[int] | None:

@@ -17,6 +17,7 @@ from lrjax.schedules import checks
 from lrjax.schedules.base import (
   Schedule,
   exact_gap,
+  fraction_from,
   fraction_left,
   interpolate,
   known_equal,
@@ -221,20 +222,19 @@ class PolynomialDecay(Schedule):
     if known_equal(self.power, 1.0):
       return interpolate(self.init_value, self.end_value, t, total)
     tc = jnp.minimum(t, total)
+    positive = known_equal(self.power > 0, True)
     scale, gap = unit_scale(total), exact_gap(self.end_value, self.init_value)
-    if scale is not None and gap is not None and known_equal(self.power > 0, True):
+    if scale is not None and gap is not None and positive:
       # Known values: left is exactly 1 at t = 0 and 0 at T, and end + gap is exactly init, so
       # both ends are exact without pins (the same values as below, within an ulp).
       left = (total - tc).astype(jnp.float32) * scale
       return self.end_value + gap * power_of(left, self.power)
-    left = (total - tc).astype(jnp.float32) / jnp.maximum(total, 1)
+    left = fraction_from(t, total, False)
     v = self.end_value + (self.init_value - self.end_value) * power_of(left, self.power)
     # end + (init - end) * 1 is not always init in float32 (and x / T may be x * (1 / T)): pin
     # t = 0. At T, left is exactly 0 and so is left ** p for p > 0; p = 0 needs the pin.
     v = jnp.where(tc <= 0, self.init_value, v)
-    if known_equal(self.power > 0, True):
-      return v
-    return jnp.where(tc >= total, self.end_value, v)
+    return v if positive else jnp.where(tc >= total, self.end_value, v)
 
 
 @register(

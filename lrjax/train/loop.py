@@ -169,7 +169,7 @@ class Run:
     )["params"]
 
 
-def _read_records(path: str, before_epoch: int) -> list[dict]:
+def _read_records(path: str, before_epoch: float) -> list[dict]:
   if not os.path.exists(path):
     return []
   with open(path) as f:
@@ -313,11 +313,7 @@ def write_diverged_summary(out: str, step: int, lr: float, message: str) -> dict
   (a resumed study skips it; delete its folder to try again), and the report lists it instead of
   averaging it in.
   """
-  path = os.path.join(out, "metrics.jsonl")
-  records = []
-  if os.path.exists(path):
-    with open(path) as f:
-      records = [json.loads(line) for line in f if line.strip()]
+  records = _read_records(os.path.join(out, "metrics.jsonl"), before_epoch=math.inf)
   summary = {
     "epochs": len(records),
     "final_test_accuracy": None,
