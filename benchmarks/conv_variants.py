@@ -8,7 +8,8 @@ gradients (the train step's work), each variant jitted and timed in one process:
 - im2col: `conv_general_dilated_patches` then one matrix product;
 - shifted slices: the nine shifted views concatenated, then one matrix product;
 - and the weight gradient alone, by lax.conv's transpose and as nine einsums over shifted views.
-The same maths each time (checked against lax.conv); only the implementation differs.
+The same maths each time (checked against lax.conv); only the implementation differs. With the
+XLA:CPU settings of `lrjax`'s command line (`lrjax.train.xla_cpu`), as the train step has them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from timing import median_ms, write_outputs
+
+from lrjax.train import xla_cpu
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 SHAPES = ((32, 16), (16, 32), (8, 64))
@@ -50,7 +53,7 @@ def weight_grad_einsum(x, dy):
 
 
 def _ms(fn, *args) -> float:
-  return median_ms(jax.jit(fn), *args, n=10)
+  return median_ms(jax.jit(fn, compiler_options=xla_cpu.compiler_options()), *args, n=10)
 
 
 def _train_work(f):
@@ -99,6 +102,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
+  xla_cpu.tune()
   rows = measure()
   write_outputs("conv_variants", rows, markdown(rows))
 

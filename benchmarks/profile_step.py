@@ -17,7 +17,7 @@ import numpy as np
 from timing import median_ms
 from training import _step_time
 
-from lrjax.train import loop
+from lrjax.train import loop, xla_cpu
 
 
 def _convs(jaxpr) -> list:
@@ -39,14 +39,17 @@ def profile(config, n: int = 5) -> dict:
     run = loop.Run(config, os.path.join(tmp, "run"))
     state = run.init_state()
     batch = run.train_batch(np.arange(config.batch_size), 0)
-    jaxpr = jax.make_jaxpr(lambda s, b: run.train_step(s, b, run.schedule))(state, batch)
+    jaxpr = run.train_step.trace(state, batch, run.schedule).jaxpr
 
     step_ms = _step_time(run, state, batch, run.schedule, n)[0] * 1e3
   convs, rng = [], np.random.default_rng(0)
   for eqn in _convs(jaxpr.jaxpr):
     lhs, rhs = (v.aval for v in eqn.invars)
     params = dict(eqn.params)
-    f = jax.jit(lambda a, b, p=params: jax.lax.conv_general_dilated_p.bind(a, b, **p))
+    f = jax.jit(
+      lambda a, b, p=params: jax.lax.conv_general_dilated_p.bind(a, b, **p),
+      compiler_options=xla_cpu.compiler_options(),
+    )
     a = jnp.asarray(rng.standard_normal(lhs.shape), lhs.dtype)
     b = jnp.asarray(rng.standard_normal(rhs.shape), rhs.dtype)
     convs.append({"lhs": list(lhs.shape), "rhs": list(rhs.shape), "ms": median_ms(f, a, b, n=n)})

@@ -1,8 +1,10 @@
 """Runs the benchmark suite and writes benchmarks/results.json and benchmarks/results.md.
 
-    python benchmarks/run.py            # about 6 minutes on two CPU cores; PyTorch optional
+    python benchmarks/run.py            # about 8 minutes on two CPU cores; PyTorch optional
 
-Every figure is a ratio of two timings taken side by side in this one process.
+Every figure is a ratio of two timings taken side by side in this one process, with the XLA:CPU
+settings `lrjax`'s command line uses (`lrjax.train.xla_cpu`), except the one that measures those
+settings: it needs a process for each side.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import jax
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import cpu_flags  # noqa: E402
 import profile_step  # noqa: E402
 import schedules  # noqa: E402
 import timing  # noqa: E402
@@ -106,6 +109,19 @@ def markdown(results: dict) -> str:
           f"{row['torch_channels_last_images_per_second']:.0f} | "
           f"{row['lrjax_over_best_torch']:.2f} |"
         )
+  flags = results.get("cpu_flags")
+  if flags:
+    lines += [
+      "",
+      "| train step, batch 128 | XLA's CPU defaults | lrjax's XLA:CPU settings | settings / "
+      "defaults |",
+      "|---|---|---|---|",
+    ]
+    for name, row in flags.items():
+      lines.append(
+        f"| {name} | {row['default_step_ms']:.0f} ms | {row['tuned_step_ms']:.0f} ms | "
+        f"{row['tuned_over_default']:.2f} |"
+      )
   prof = results.get("profile")
   if prof:
     lines += [
@@ -123,6 +139,9 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
+  from lrjax.train import xla_cpu
+
+  xla_cpu.tune()  # before the first JAX computation, as `lrjax`'s command line does
   results = {
     "date": datetime.date.today().isoformat(),
     "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -139,6 +158,8 @@ def main() -> None:
   results["population"] = training.population()
   print("throughput against PyTorch ...", flush=True)
   results["torch"] = torch_compare.measure()
+  print("lrjax's XLA:CPU settings against XLA's defaults ...", flush=True)
+  results["cpu_flags"] = cpu_flags.measure()
   print("where the step's time goes ...", flush=True)
   results["profile"] = {
     model: profile_step.profile(training._config(model, dataset))

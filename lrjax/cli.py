@@ -188,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     print(USAGE)
     return 0
   command = argv[1]
+  # Before any JAX computation: XLA reads its flags once, when the backends start.
+  from lrjax.train import xla_cpu
+
+  xla_cpu.tune()
   if command not in COMMANDS:
     print(f"lrjax: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2

@@ -81,3 +81,11 @@ def test_profile_finds_every_convolution_of_the_step():
   # except that nothing needs the gradient of the input image.
   assert kernels > 1 and r["convolutions"] == 3 * kernels - 1
   assert r["step_ms"] > 0 and 0 < r["convolution_ms"]
+
+
+def test_cpu_flags_measures_both_settings_in_their_own_processes():
+  import cpu_flags
+
+  r = cpu_flags.measure(rounds=1, n=1, models={"tiny": "synthetic:8x8x3:256:32:4"})["tiny"]
+  assert r["tuned_step_ms"] > 0 and r["default_step_ms"] > 0
+  assert r["tuned_over_default"] == r["tuned_step_ms"] / r["default_step_ms"]

@@ -40,11 +40,11 @@ def test_population_matches_runs_one_at_a_time(tmp_path, sequential):
     summary = json.load(open(tmp_path / "runs" / name / "seed_3" / "summary.json"))
     assert summary["population"] == 3
   # The cyclic schedule's snapshots are taken per member, as in a run of its own.
-  assert pop["cosine_annealing"]["snapshot_ensemble"]["num_snapshots"] == 2
-  assert (
-    pop["cosine_annealing"]["snapshot_ensemble"]
-    == sequential["cosine_annealing"]["snapshot_ensemble"]
-  )
+  ours, theirs = (r["cosine_annealing"]["snapshot_ensemble"] for r in (pop, sequential))
+  assert ours["num_snapshots"] == theirs["num_snapshots"] == 2
+  assert ours.keys() == theirs.keys()
+  for key, value in ours.items():  # a vmapped program rounds differently: same within 1e-5
+    np.testing.assert_allclose(value, theirs[key], rtol=1e-5, err_msg=key)
 
 
 def _interrupt_epochs(monkeypatch, stop):

@@ -29,7 +29,7 @@ import numpy as np
 import lrjax
 from lrjax.train import checkpoint as ckpt_lib
 from lrjax.train import data as data_lib
-from lrjax.train import loop, snapshots
+from lrjax.train import loop, snapshots, xla_cpu
 from lrjax.train import step as step_lib
 from lrjax.train.progress import Progress
 
@@ -71,6 +71,7 @@ def _jit_population_step(model, mean, std, augment, pad, flip, replicated, batch
     in_shardings=(replicated, batch_sharding, None, None),
     out_shardings=(replicated, None),
     donate_argnums=0,
+    compiler_options=xla_cpu.compiler_options(),
   )
 
 

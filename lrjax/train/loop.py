@@ -22,7 +22,7 @@ import numpy as np
 
 from lrjax.train import checkpoint as ckpt_lib
 from lrjax.train import data as data_lib
-from lrjax.train import devices, models, settings, snapshots
+from lrjax.train import devices, models, settings, snapshots, xla_cpu
 from lrjax.train import step as step_lib
 from lrjax.train.progress import Progress
 from lrjax.train.resolve import resolve_schedule
@@ -105,6 +105,7 @@ class Run:
       ),
       in_shardings=(self.placement.replicated, self.placement.batch),
       out_shardings=self.placement.replicated,
+      compiler_options=xla_cpu.compiler_options(),
     )
 
   def init_state(self) -> step_lib.TrainState:

@@ -22,6 +22,7 @@ from flax import struct
 
 from lrjax.schedules.base import Schedule
 from lrjax.train import data as data_lib
+from lrjax.train import xla_cpu
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -208,9 +209,11 @@ def jit_steps(
     in_shardings=(replicated, batch_sharding, None),
     out_shardings=(replicated, None),
     donate_argnums=0,
+    compiler_options=xla_cpu.compiler_options(),
   )
   evaluate = jax.jit(
     functools.partial(eval_step, model=model, mean=mean, std=std),
     in_shardings=(replicated, batch_sharding),
+    compiler_options=xla_cpu.compiler_options(),
   )
   return train, evaluate

@@ -1,0 +1,132 @@
+"""lrjax's XLA:CPU settings: when they are set, that XLA uses them, and that the maths is kept."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lrjax.train import xla_cpu
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+  """As if JAX had not started its backends yet (in this process it has)."""
+  monkeypatch.setattr(xla_cpu, "_backends_started", lambda: False)
+  monkeypatch.setattr(xla_cpu, "_cpu_only", lambda environ: True)
+
+
+def test_tune_appends_to_the_users_flags(fresh):
+  env = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+  assert xla_cpu.tune(env)
+  assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {xla_cpu.MULTI_OUTPUT_FUSION}"
+  empty = {}
+  assert xla_cpu.tune(empty)
+  assert empty["XLA_FLAGS"] == xla_cpu.MULTI_OUTPUT_FUSION
+
+
+@pytest.mark.parametrize(
+  "env",
+  [
+    {"XLA_FLAGS": "--xla_backend_extra_options=mine"},
+    {"LRJAX_XLA_CPU_TUNING": "0"},
+    {"LRJAX_XLA_CPU_TUNING": "off"},
+  ],
+)
+def test_tune_leaves_a_users_choice_alone(fresh, env):
+  before = dict(env)
+  assert not xla_cpu.tune(env)
+  assert env == before
+
+
+def test_tune_is_a_no_op_once_backends_started(monkeypatch):
+  monkeypatch.setattr(xla_cpu, "_cpu_only", lambda environ: True)
+  env = {}
+  assert not xla_cpu.tune(env)  # this process has run JAX already
+  assert env == {}
+
+
+@pytest.mark.parametrize(
+  "platforms, expected", [("cpu", True), ("CPU", True), ("cuda", False), ("cuda,cpu", False)]
+)
+def test_cpu_only_follows_jax_platforms(platforms, expected):
+  assert xla_cpu._cpu_only({"JAX_PLATFORMS": platforms}) is expected
+
+
+_PRODUCER_COUNT = """
+import sys
+from lrjax.train import xla_cpu
+print(xla_cpu.tune() if sys.argv[1] == "tune" else "default")
+import jax, jax.numpy as jnp
+f = lambda x, s: (jnp.maximum(x * s, 0.0).T, jnp.maximum(x * s, 0.0) * 3.0)
+text = jax.jit(f).lower(jnp.ones((512, 256)), jnp.ones((256,))).compile().as_text()
+print(text.count("maximum("))
+"""
+
+
+def test_tune_makes_xla_compute_a_shared_producer_once():
+  # Without multi-output fusion XLA:CPU copies `maximum` into both consumers' fusions.
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_cpu.OPT_OUT)}
+  env["JAX_PLATFORMS"] = "cpu"
+
+  def count(mode):
+    out = subprocess.run(
+      [sys.executable, "-c", _PRODUCER_COUNT, mode],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      check=True,
+    ).stdout.split()
+    return out[0], int(out[1])
+
+  assert count("tune") == ("True", 1)
+  assert count("default") == ("default", 2)
+
+
+def _conv_bn_grad(x, w):
+  y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  mean, var = y.mean((0, 1, 2), keepdims=True), y.var((0, 1, 2), keepdims=True)
+  y = (y - mean) * jax.lax.rsqrt(var + 1e-5)
+  return jnp.sum(jnp.maximum(y, 0.0) ** 2)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU-only options")
+def test_compiler_options_send_convolutions_to_xla_and_keep_the_maths():
+  options = xla_cpu.compiler_options()
+  assert options == xla_cpu.CONVOLUTIONS_IN_XLA
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((8, 12, 12, 16)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 16, 16)) * 0.1, jnp.float32)
+  grad = jax.value_and_grad(_conv_bn_grad, argnums=(0, 1))
+  tuned = jax.jit(grad, compiler_options=options)
+  text = tuned.lower(x, w).compile().as_text()
+  conv_lines = [line for line in text.splitlines() if " convolution(" in line]
+  assert conv_lines and not any("ynn" in line for line in conv_lines)
+  (v1, (gx1, gw1)), (v0, (gx0, gw0)) = tuned(x, w), jax.jit(grad)(x, w)
+  np.testing.assert_allclose(v1, v0, rtol=1e-5)
+  np.testing.assert_allclose(gx1, gx0, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(gw1, gw0, rtol=1e-4, atol=1e-4)
+
+
+def test_compiler_options_fall_back_to_defaults_for_an_unknown_option(monkeypatch):
+  monkeypatch.setattr(xla_cpu, "CONVOLUTIONS_IN_XLA", {"xla_cpu_no_such_option": "1"})
+  xla_cpu.compiler_options.cache_clear()
+  try:
+    assert xla_cpu.compiler_options() == {}
+  finally:
+    xla_cpu.compiler_options.cache_clear()
+
+
+def test_compiler_options_respect_the_opt_out(monkeypatch):
+  monkeypatch.setenv(xla_cpu.OPT_OUT, "0")
+  xla_cpu.compiler_options.cache_clear()
+  try:
+    assert xla_cpu.compiler_options() == {}
+  finally:
+    xla_cpu.compiler_options.cache_clear()
