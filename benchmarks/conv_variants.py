@@ -7,12 +7,16 @@ gradients (the train step's work), each variant jitted and timed in one process:
 - `lax.conv`: what Flax's `nn.Conv` lowers to;
 - im2col: `conv_general_dilated_patches` then one matrix product;
 - shifted slices: the nine shifted views concatenated, then one matrix product;
-- and the weight gradient alone, by lax.conv's transpose and as nine einsums over shifted views.
+- and the weight gradient alone, by lax.conv's transpose and as nine einsums over shifted views;
+- and, when PyTorch is installed, its channels-last `conv2d` (oneDNN) on the same work.
 The same maths each time (checked against lax.conv); only the implementation differs. With the
 XLA:CPU settings of `lrjax`'s command line (`lrjax.train.xla_cpu`), as the train step has them.
 """
 
 from __future__ import annotations
+
+import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +64,30 @@ def _train_work(f):
   return jax.grad(lambda x, w: jnp.sum(jnp.square(f(x, w))), argnums=(0, 1))
 
 
+def _torch_ms(x: np.ndarray, w: np.ndarray, n: int = 10) -> float | None:
+  """PyTorch's forward + both gradients of the same layer, channels last; None without torch."""
+  try:
+    import torch
+  except ImportError:
+    return None
+  torch.set_num_threads(os.cpu_count() or 1)
+  xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+  wt = torch.tensor(w).permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+  xt.requires_grad_(True)
+  wt.requires_grad_(True)
+
+  def work():
+    torch.nn.functional.conv2d(xt, wt, padding=1).square().sum().backward()
+
+  work()
+  times = []
+  for _ in range(n):
+    t = time.perf_counter()
+    work()
+    times.append(time.perf_counter() - t)
+  return float(np.median(times)) * 1e3
+
+
 def measure(batch: int = 128) -> list[dict]:
   rng = np.random.default_rng(0)
   rows = []
@@ -81,6 +109,7 @@ def measure(batch: int = 128) -> list[dict]:
         "shifted_ratio": _ms(_train_work(conv_shifted), x, w) / base,
         "weight_grad_ms": dw,
         "weight_grad_einsum_ratio": _ms(weight_grad_einsum, x, dy) / dw,
+        "torch_ms": _torch_ms(np.asarray(x), np.asarray(w)),
       }
     )
   return rows
@@ -89,14 +118,16 @@ def measure(batch: int = 128) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
   lines = [
     "| layer, batch 128, forward + both gradients | lax.conv | im2col / lax.conv "
-    "| shifted slices / lax.conv | weight gradient: lax.conv | nine einsums / lax.conv |",
-    "|---|---|---|---|---|---|",
+    "| shifted slices / lax.conv | weight gradient: lax.conv | nine einsums / lax.conv "
+    "| PyTorch conv2d, channels last |",
+    "|---|---|---|---|---|---|---|",
   ]
   for r in rows:
+    torch_ms = "not installed" if r["torch_ms"] is None else f"{r['torch_ms']:.1f} ms"
     lines.append(
       f"| {r['layer']} | {r['lax_conv_ms']:.1f} ms | {r['im2col_ratio']:.1f} | "
       f"{r['shifted_ratio']:.1f} | {r['weight_grad_ms']:.1f} ms | "
-      f"{r['weight_grad_einsum_ratio']:.2f} |"
+      f"{r['weight_grad_einsum_ratio']:.2f} | {torch_ms} |"
     )
   return "\n".join(lines) + "\n"
 

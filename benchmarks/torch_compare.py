@@ -7,6 +7,7 @@ dependency (`pip install torch`); without it this part is skipped with a message
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 
@@ -75,7 +76,7 @@ def _torch_images_per_second(model_name, shape, n, channels_last):
   import torch
 
   torch.manual_seed(0)
-  torch.set_num_threads(2)
+  torch.set_num_threads(os.cpu_count() or 1)
   h, w, c = shape
   model = _torch_models(torch)[model_name](c)
   opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)

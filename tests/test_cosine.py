@@ -9,6 +9,7 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schedule_values import jit_eval, optax_values, values
 
 from lrjax.schedules.cosine import (
   cosine_annealing,
@@ -18,16 +19,7 @@ from lrjax.schedules.cosine import (
 )
 from lrjax.schedules.decay import tanh_decay
 
-jit_eval = jax.jit(lambda s, t: s(t))
 I32_MAX = 2**31 - 1
-
-
-def values(schedule, steps):
-  return np.asarray(jit_eval(schedule, jnp.asarray(steps, jnp.int32)))
-
-
-def optax_values(schedule, steps):
-  return np.asarray(jax.jit(jax.vmap(schedule))(jnp.asarray(steps, jnp.int32)))
 
 
 def one(schedule, step):

@@ -7,22 +7,10 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schedule_values import values
 
 from lrjax.schedules.base import INT32_MAX
 from lrjax.schedules.cyclic import cyclical, one_cycle, triangle
-
-
-@jax.jit
-def evaluate(schedule, t):
-  return schedule(t)
-
-
-def values(schedule, steps):
-  """Evaluates under jit; steps are padded to a power-of-two length to share compilations."""
-  steps = np.asarray(steps, np.int32).ravel()
-  padded = np.zeros(max(16, 1 << (len(steps) - 1).bit_length()), np.int32)
-  padded[: len(steps)] = steps
-  return np.asarray(evaluate(schedule, padded), np.float64)[: len(steps)]
 
 
 def torch_cyclic(t, base, top, up, down, mode="triangular", gamma=1.0):

@@ -7,15 +7,11 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schedule_values import jit_eval, values
 
 import lrjax
 
-jit_eval = jax.jit(lambda s, t: s(t))
 BIG = [np.int32(2**31 - 1), 2**31, 2**62]
-
-
-def values(schedule, steps):
-  return np.asarray(jit_eval(schedule, jnp.asarray(steps, jnp.int32)))
 
 
 @pytest.mark.parametrize(

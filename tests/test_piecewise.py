@@ -7,19 +7,11 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schedule_values import optax_values, values
 
 from lrjax.schedules.piecewise import multi_step, piecewise_constant, piecewise_linear
 
-jit_eval = jax.jit(lambda s, t: s(t))
 I32_MAX = 2**31 - 1
-
-
-def values(schedule, steps):
-  return np.asarray(jit_eval(schedule, jnp.asarray(steps, jnp.int32)))
-
-
-def optax_values(schedule, steps):
-  return np.asarray(jax.jit(jax.vmap(schedule))(jnp.asarray(steps, jnp.int32)))
 
 
 @pytest.mark.parametrize(
