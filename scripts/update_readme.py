@@ -6,6 +6,7 @@ Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
 - `schedule-table`: scripts/schedule_table.py's table of every registered schedule;
 - `train-output`: the JSON summary `lrjax train` printed (--train-out, a captured stdout);
 - `study-results`: the study's results.md, and its figures copied to docs/ (--study, a workdir);
+- `study-medium-results`: the same for the 5-seed `:medium` variant (--study-medium, a workdir);
 - `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench), and
   `conv-variants`: benchmarks/conv_variants.md from `python benchmarks/conv_variants.py`.
 """
@@ -29,11 +30,22 @@ def replace_block(text: str, name: str, body: str) -> str:
   return pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
 
 
+def _study_block(text: str, workdir: str, block: str, docs: str) -> str:
+  md = open(os.path.join(workdir, "results.md")).read()
+  # Nested under the README's own headings.
+  md = re.sub(r"^(#{1,3}) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", md, flags=re.M)
+  os.makedirs(docs, exist_ok=True)
+  for name in os.listdir(os.path.join(workdir, "figures")):
+    shutil.copy(os.path.join(workdir, "figures", name), os.path.join(docs, name))
+  return replace_block(text, block, md)
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--train-out", help="stdout of `lrjax train` on configs/fashion_mnist.py")
   p.add_argument("--train-err", help="stderr of the same run: its per-epoch summary lines")
   p.add_argument("--study", help="workdir of `lrjax compare` on configs/study_fashion_mnist.py")
+  p.add_argument("--study-medium", help="workdir of the same study's :medium variant")
   p.add_argument("--bench", action="store_true", help="take benchmarks/results.md")
   args = p.parse_args()
   path = os.path.join(ROOT, "README.md")
@@ -53,15 +65,12 @@ def main() -> None:
       ]
       out = "\n".join(epochs) + "\n" + out
     text = replace_block(text, "train-output", f"```\n{out}\n```")
-  if args.study:
-    md = open(os.path.join(args.study, "results.md")).read()
-    # Nested under the README's own headings.
-    md = re.sub(r"^(#{1,3}) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", md, flags=re.M)
-    text = replace_block(text, "study-results", md)
-    docs = os.path.join(ROOT, "docs", "study_fashion_mnist")
-    os.makedirs(docs, exist_ok=True)
-    for name in os.listdir(os.path.join(args.study, "figures")):
-      shutil.copy(os.path.join(args.study, "figures", name), os.path.join(docs, name))
+  for workdir, block, docs in (
+    (args.study, "study-results", "study_fashion_mnist"),
+    (args.study_medium, "study-medium-results", "study_fashion_mnist_medium"),
+  ):
+    if workdir:
+      text = _study_block(text, workdir, block, os.path.join(ROOT, "docs", docs))
   if args.bench:
     text = replace_block(
       text, "benchmarks", open(os.path.join(ROOT, "benchmarks", "results.md")).read()
