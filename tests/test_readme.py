@@ -18,7 +18,14 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
 
 def test_readme_generated_blocks_are_filled():
   text = open(os.path.join(ROOT, "README.md")).read()
-  for name in ("schedule-table", "train-output", "study-results", "benchmarks", "conv-variants"):
+  for name in (
+    "schedule-table",
+    "train-output",
+    "study-results",
+    "study-medium-results",
+    "benchmarks",
+    "conv-variants",
+  ):
     block = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->", text, re.S)
     assert block and block.group(1).strip(), f"README block {name} is empty"
 
