@@ -16,7 +16,6 @@ XLA:CPU settings of `lrjax`'s command line (`lrjax.train.xla_cpu`), as the train
 from __future__ import annotations
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -79,13 +78,7 @@ def _torch_ms(x: np.ndarray, w: np.ndarray, n: int = 10) -> float | None:
   def work():
     torch.nn.functional.conv2d(xt, wt, padding=1).square().sum().backward()
 
-  work()
-  times = []
-  for _ in range(n):
-    t = time.perf_counter()
-    work()
-    times.append(time.perf_counter() - t)
-  return float(np.median(times)) * 1e3
+  return median_ms(work, n=n)
 
 
 def measure(batch: int = 128) -> list[dict]:

@@ -25,22 +25,15 @@ def _child(model: str, dataset: str, n: int) -> None:
   from lrjax.train import xla_cpu
 
   xla_cpu.tune()
-  from timing import median_ms
-  from training import _config
+  from training import _config, _step_time
 
   from lrjax.train import loop
 
   with tempfile.TemporaryDirectory() as tmp:
     run = loop.Run(_config(model, dataset), os.path.join(tmp, "run"))
     state = run.init_state()
-    batch = run.train_batch(np.arange(128), 0)
-    holder = {"state": state}
-
-    def one():
-      holder["state"], metrics = run.train_step(holder["state"], batch, run.schedule)
-      return metrics
-
-    print(json.dumps({"step_ms": median_ms(one, n=n)}))
+    seconds, _ = _step_time(run, state, run.train_batch(np.arange(128), 0), run.schedule, n)
+    print(json.dumps({"step_ms": seconds * 1e3}))
 
 
 def _step_ms(model: str, dataset: str, tuned: bool, n: int) -> float:

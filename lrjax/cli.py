@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
 USAGE = """usage: lrjax <command> [options]
@@ -44,8 +43,8 @@ def _load_config_flags(argv: list[str], extra: dict[str, str]):
     flags.DEFINE_string(name, None, help_text, flag_values=fv)
   # Config files import their siblings as `configs.<name>`: make the repository root importable.
   for arg in argv:
-    if arg.startswith("--config=") or re.search(r"\.py(:[^/\\]*)?$", arg):
-      path = arg.split("=", 1)[-1].split(":", 1)[0]
+    path = arg.split("=", 1)[-1].split(":", 1)[0]  # FILE.py[:VARIANT] or --config=FILE.py[:...]
+    if arg.startswith("--config=") or path.endswith(".py"):
       root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
       if root not in sys.path:
         sys.path.insert(0, root)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import lrjax
 from lrjax.schedules import arithmetic, compose
-from lrjax.schedules.base import INT32_MAX, Schedule, fraction_done, schedule_class
+from lrjax.schedules.base import INT32_MAX, Schedule, schedule_class
 from lrjax.schedules.decay import (
   Constant,
   constant,
@@ -16,6 +16,7 @@ from lrjax.schedules.decay import (
   linear_decay,
   step_decay,
 )
+from lrjax.schedules.formulas import fraction_done
 
 # One namespace for the combinators of both modules.
 c = type("Combinators", (), {**vars(compose), **vars(arithmetic)})

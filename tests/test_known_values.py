@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lrjax
-from lrjax.schedules import base
+from lrjax.schedules import formulas
 
-NO_UNIT_SCALE = next(n for n in range(1, 1000) if base.unit_scale(n) is None)
+NO_UNIT_SCALE = next(n for n in range(1, 1000) if formulas.unit_scale(n) is None)
 CASES = [
   lrjax.polynomial_decay(0.1, 10_000, 2.0, 0.001),
   lrjax.polynomial_decay(0.1, 37, 3.0),
@@ -96,7 +96,7 @@ def test_gradients_of_traced_values_are_finite(s):
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 2**24))
 def test_unit_scale_makes_the_fraction_exact_at_both_ends(total):
-  r = base.unit_scale(total)
+  r = formulas.unit_scale(total)
   if r is None:
     return
   assert np.float32(total) * r == np.float32(1)
@@ -105,17 +105,17 @@ def test_unit_scale_makes_the_fraction_exact_at_both_ends(total):
 
 
 def test_unit_scale_exists_for_most_totals_and_refuses_traced_or_huge():
-  found = sum(base.unit_scale(n) is not None for n in range(1, 5001))
+  found = sum(formulas.unit_scale(n) is not None for n in range(1, 5001))
   assert found >= 4500  # the rest take the pinned path (see CASES)
-  assert base.unit_scale(2**24 + 1) is None
-  assert base.unit_scale(np.array([3, 4])) is None
-  assert jax.jit(lambda n: jnp.float32(base.unit_scale(n) is None))(7) == 1
+  assert formulas.unit_scale(2**24 + 1) is None
+  assert formulas.unit_scale(np.array([3, 4])) is None
+  assert jax.jit(lambda n: jnp.float32(formulas.unit_scale(n) is None))(7) == 1
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.floats(0, 10, width=32), st.floats(0, 10, width=32))
 def test_exact_gap_lands_on_start(end, start):
-  gap = base.exact_gap(end, start)
+  gap = formulas.exact_gap(end, start)
   if gap is not None:
     assert np.float32(end) + gap == np.float32(start)
 
@@ -124,26 +124,26 @@ def test_exact_gap_exists_for_almost_every_decay():
   rng = np.random.default_rng(0)
   end = rng.uniform(0, 1, 2000).astype(np.float32)
   start = end + rng.uniform(0, 1, 2000).astype(np.float32)
-  assert sum(base.exact_gap(e, s) is not None for e, s in zip(end, start)) >= 1990
+  assert sum(formulas.exact_gap(e, s) is not None for e, s in zip(end, start)) >= 1990
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 2**31 - 1))
 def test_whole_div_and_mod_are_floor_division_for_non_negative_ints(a, b):
-  assert int(base.whole_div(a, b)) == a // b
-  assert int(base.whole_mod(a, b)) == a % b
+  assert int(formulas.whole_div(a, b)) == a // b
+  assert int(formulas.whole_mod(a, b)) == a % b
 
 
 def test_known_equal_only_for_concrete_values():
-  assert base.known_equal(np.float32(1.0), 1.0)
-  assert base.known_equal(np.ones(3, np.float32), 1.0)
-  assert not base.known_equal(np.array([1.0, 2.0]), 1.0)
-  assert jax.jit(lambda x: jnp.float32(base.known_equal(x, 1.0)))(1.0) == 0
+  assert formulas.known_equal(np.float32(1.0), 1.0)
+  assert formulas.known_equal(np.ones(3, np.float32), 1.0)
+  assert not formulas.known_equal(np.array([1.0, 2.0]), 1.0)
+  assert jax.jit(lambda x: jnp.float32(formulas.known_equal(x, 1.0)))(1.0) == 0
 
 
 def test_interpolate_with_zero_length_is_the_end_and_finite_gradients():
   t = jnp.arange(4, dtype=jnp.int32)
-  f = jax.jit(lambda a, b, n: base.interpolate(a, b, t, n))
+  f = jax.jit(lambda a, b, n: formulas.interpolate(a, b, t, n))
   np.testing.assert_array_equal(f(0.0, 0.1, 0), np.full(4, np.float32(0.1)))
-  g = jax.grad(lambda a, b: jnp.sum(base.interpolate(a, b, t, jnp.int32(0))), argnums=(0, 1))
+  g = jax.grad(lambda a, b: jnp.sum(formulas.interpolate(a, b, t, jnp.int32(0))), argnums=(0, 1))
   assert all(np.isfinite(np.asarray(x)) for x in g(0.0, 0.1))

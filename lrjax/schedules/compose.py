@@ -22,16 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import (
-  INT32_MAX,
-  Schedule,
-  fraction_done,
-  schedule_class,
-  whole_div,
-  whole_mod,
-)
+from lrjax.schedules.base import INT32_MAX, Schedule, schedule_class
 from lrjax.schedules.config import register
 from lrjax.schedules.decay import Constant, linear_decay, step_decay
+from lrjax.schedules.formulas import fraction_done, whole_div, whole_mod
 
 
 def _eval(s: Schedule, t: jax.Array) -> jax.Array:

@@ -14,12 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import (
-  INT32_MAX,
-  Schedule,
+from lrjax.schedules.base import INT32_MAX, Schedule, fold_periodic, schedule_class
+from lrjax.schedules.config import register
+from lrjax.schedules.formulas import (
   anchored_blend,
   cosine_ramp,
-  fold_periodic,
   fraction_done,
   fraction_from,
   fraction_left,
@@ -28,12 +27,10 @@ from lrjax.schedules.base import (
   lerp,
   safe_div,
   safe_pow,
-  schedule_class,
   sin_squared_ramp,
   whole_div,
   whole_mod,
 )
-from lrjax.schedules.config import register
 
 # Largest float32 below 2**31, so a float cycle start converts to int32 without overflow.
 _F32_BELOW_2_31 = 2147483520.0

@@ -14,18 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import (
-  INT32_MAX,
-  Schedule,
-  fold_periodic,
-  fraction_done,
-  fraction_left,
-  safe_pow,
-  schedule_class,
-  whole_div,
-  whole_mod,
-)
+from lrjax.schedules.base import INT32_MAX, Schedule, fold_periodic, schedule_class
 from lrjax.schedules.config import register
+from lrjax.schedules.formulas import fraction_done, fraction_left, safe_pow, whole_div, whole_mod
 
 
 def cos_weight(q: jax.Array) -> jax.Array:

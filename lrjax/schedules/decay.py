@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import (
-  Schedule,
+from lrjax.schedules.base import Schedule, schedule_class
+from lrjax.schedules.config import register
+from lrjax.schedules.formulas import (
   exact_gap,
   fraction_from,
   fraction_left,
@@ -24,12 +25,10 @@ from lrjax.schedules.base import (
   lerp,
   power_of,
   safe_div,
-  schedule_class,
   unit_scale,
   whole_div,
   whole_mod,
 )
-from lrjax.schedules.config import register
 
 
 @schedule_class

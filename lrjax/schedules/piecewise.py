@@ -11,16 +11,9 @@ from typing import Any
 import jax.numpy as jnp
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import (
-  Schedule,
-  cosine_ramp,
-  fraction_done,
-  fraction_left,
-  lerp,
-  safe_pow,
-  schedule_class,
-)
+from lrjax.schedules.base import Schedule, schedule_class
 from lrjax.schedules.config import register
+from lrjax.schedules.formulas import cosine_ramp, fraction_done, fraction_left, lerp, safe_pow
 
 
 def _lr_values(name: str, values: Any) -> Any:

@@ -13,14 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import (
-  Schedule,
-  fraction_done,
-  fraction_left,
-  schedule_class,
-)
+from lrjax.schedules.base import Schedule, schedule_class
 from lrjax.schedules.config import register
 from lrjax.schedules.cyclic import fits_int32, segment
+from lrjax.schedules.formulas import fraction_done, fraction_left
 
 _DEFAULT_TIMESCALE = 10_000
 

@@ -1,0 +1,194 @@
+"""The arithmetic the schedule formulas share: exact ends, safe divisions and powers, ramps.
+
+Every helper takes int32 steps (as `Schedule.__call__` hands them over) and float32 values, and
+keeps the contract the schedules promise: exact values at the ends of a phase, monotone between
+them, finite gradients everywhere. Helpers named for known values (`known_equal`, `unit_scale`,
+`exact_gap`) look at a hyperparameter on the host when it is a compile-time constant and let a
+formula take a cheaper exact path; traced values always take the general one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
+  """num / den with den == 0 mapped to 0, and a gradient that stays finite there."""
+  zero = den == 0
+  return jnp.where(zero, 0.0, num / jnp.where(zero, 1.0, den))
+
+
+def fraction_left(t: jax.Array, total: jax.Array) -> jax.Array:
+  """(T - min(t, T)) / T in float32: exactly 1 at t = 0 and exactly 0 at t >= T.
+
+  XLA may compute x / T as x * (1 / T), which is not exact, so both ends are pinned explicitly.
+  """
+  t = jnp.clip(t, 0, total)
+  frac = safe_div((total - t).astype(jnp.float32), jnp.asarray(total, jnp.float32))
+  return jnp.where(t <= 0, 1.0, jnp.where(t >= total, 0.0, frac))
+
+
+def fraction_done(t: jax.Array, total: jax.Array) -> jax.Array:
+  """min(t, T) / T in float32: exactly 0 at t = 0 and exactly 1 at t >= T."""
+  t = jnp.clip(t, 0, total)
+  frac = safe_div(t.astype(jnp.float32), jnp.asarray(total, jnp.float32))
+  return jnp.where(t >= total, 1.0, jnp.where(t <= 0, 0.0, frac))
+
+
+def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
+  """base ** exponent for base >= 0 with 0 ** 0 = 1 and gradients that stay finite at base = 0."""
+  pos = base > 0
+  powered = jnp.power(jnp.where(pos, base, 1.0), exponent)
+  return jnp.where(pos, powered, jnp.where(exponent == 0, 1.0, 0.0))
+
+
+def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) -> jax.Array:
+  """start + (end - start) * frac: exactly `start` at frac <= 0 and `end` at frac >= 1.
+
+  `rest` is 1 - frac where the caller has it exactly (from integer steps). The value is anchored
+  at the smaller end (start + (end - start) * frac when rising, end + (start - end) * rest when
+  falling), so values near it, a decay to 0 or a warmup from 0, keep full relative precision.
+  The clip stops a rounded value from overshooting an end, keeping the result monotone in frac.
+  """
+  rest = 1.0 - frac if rest is None else rest
+  v = jnp.where(start <= end, start + (end - start) * frac, end + (start - end) * rest)
+  v = jnp.clip(v, jnp.minimum(start, end), jnp.maximum(start, end))
+  return jnp.where(frac <= 0, start, jnp.where(frac >= 1, end, v))
+
+
+def _host_scalar(x: Any) -> np.ndarray | None:
+  """`x` as a 0-d host array when it is known at trace time (not traced, not batched)."""
+  if isinstance(x, jax.core.Tracer) or np.ndim(x) != 0:
+    return None
+  return np.asarray(x)
+
+
+def known_equal(x: Any, value: float) -> bool:
+  """True when `x` is known at trace time (not traced) and equal to `value` everywhere.
+
+  Lets a formula drop work that a hyperparameter makes unnecessary (an exponent of 1) when the
+  schedule's values are compile-time constants; traced values take the general path.
+  """
+  if isinstance(x, jax.core.Tracer):
+    return False
+  return bool(np.all(np.asarray(x) == value))
+
+
+def _exact_neighbour(guess: np.float32, hits) -> np.float32 | None:
+  """`guess` or one of the float32s next to it for which `hits` holds, or None."""
+  up, down = np.float32(np.inf), np.float32(-np.inf)
+  for cand in (guess, np.nextafter(guess, up), np.nextafter(guess, down)):
+    if hits(np.float32(cand)):
+      return np.float32(cand)
+  return None
+
+
+def unit_scale(total: Any) -> np.float32 | None:
+  """A float32 r with T * r == 1 exactly, for a known integer T in [1, 2**24]; else None.
+
+  (T - t) * r is then exactly 1 at t = 0 and exactly 0 at t = T: a fraction with exact ends and
+  no pins. (XLA computes x / T as x * fl(1 / T), which can miss 1 by an ulp.)
+  """
+  n = _host_scalar(total)
+  if n is None or not 1 <= int(n) <= 2**24:
+    return None
+  t = np.float32(int(n))
+  return _exact_neighbour(np.float32(1) / t, lambda r: t * r == np.float32(1))
+
+
+def exact_gap(end: Any, start: Any) -> np.float32 | None:
+  """A float32 gap with end + gap == start exactly, for known scalars; else None.
+
+  end + gap * y then starts exactly at `start` (y = 1) and ends exactly at `end` (y = 0), and is
+  monotone in y, without pins. None also when no float32 next to start - end is such a gap.
+  """
+  e, s = _host_scalar(end), _host_scalar(start)
+  if e is None or s is None:
+    return None
+  e, s = np.float32(e), np.float32(s)
+  return _exact_neighbour(s - e, lambda g: e + g == s)
+
+
+def whole_div(a: Any, b: Any) -> jax.Array:
+  """a // b for int32 a >= 0 and b >= 1: C division, which is floor division for these signs.
+
+  jnp's `//` adds sign corrections that cost a remainder, compares and a select per element.
+  """
+  a, b = jnp.broadcast_arrays(jnp.asarray(a, jnp.int32), jnp.asarray(b, jnp.int32))
+  return jax.lax.div(a, b)
+
+
+def whole_mod(a: Any, b: Any) -> jax.Array:
+  """a % b for int32 a >= 0 and b >= 1 (C remainder, which is Python's for these signs)."""
+  a, b = jnp.broadcast_arrays(jnp.asarray(a, jnp.int32), jnp.asarray(b, jnp.int32))
+  return jax.lax.rem(a, b)
+
+
+def power_of(base: jax.Array, exponent: Any) -> jax.Array:
+  """base ** exponent for base >= 0 as `safe_pow`; a known whole exponent is multiplications."""
+  p = _host_scalar(exponent)
+  if p is not None and float(p).is_integer() and 0 < float(p) <= 8:
+    return jax.lax.integer_pow(base, int(p))  # finite gradients at 0 for p >= 1
+  return safe_pow(base, exponent)
+
+
+def sin_squared_ramp(x: jax.Array) -> jax.Array:
+  """sin(pi x / 2) ** 2 = (1 - cos(pi x)) / 2, unpinned (callers pin their ends)."""
+  return jnp.square(jnp.sin((0.5 * np.pi) * x))
+
+
+def fraction_from(t: jax.Array, total: Any, from_start: Any) -> jax.Array:
+  """min(t, T) / T where `from_start`, else (T - min(t, T)) / T, in float32 (unpinned).
+
+  The numerator is an exact integer; T = 0 divides by 1, keeping values and gradients finite.
+  """
+  tc = jnp.minimum(t, total)
+  n = jnp.where(from_start, tc, total - tc).astype(jnp.float32)
+  return n / jnp.maximum(total, 1).astype(jnp.float32)
+
+
+def anchored_blend(
+  start: Any, end: Any, m: jax.Array, t: jax.Array, total: Any, last: Any = None
+) -> jax.Array:
+  """lo + (hi - lo) * m, m in [0, 1] measured from the smaller end lo = min(start, end).
+
+  Capped at hi (so rounding cannot overshoot and the result stays monotone in m), exactly `start`
+  at t <= 0 and exactly `last` (default `end`) at t >= total.
+  """
+  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
+  v = jnp.minimum(lo + (hi - lo) * m, hi)
+  return jnp.where(t >= total, end if last is None else last, jnp.where(t <= 0, start, v))
+
+
+def interpolate(
+  start: Any,
+  end: Any,
+  t: jax.Array,
+  total: Any,
+  shape: Callable[[jax.Array], jax.Array] | None = None,
+) -> jax.Array:
+  """`start` -> `end` over `total` steps along a symmetric `shape`, exact at both ends.
+
+  `shape` maps the fraction x in [0, 1] to [0, 1] with shape(0) = 0, shape(1) = 1 and
+  1 - shape(1 - x) = shape(x) (linear when None; `sin_squared_ramp` for a cosine). The value is
+  anchored at the smaller end: lo + (hi - lo) * shape(x), with x measured from that end, so a decay
+  to 0 or a warmup from 0 keeps full relative precision there, and only one shape is evaluated.
+  Exactly `start` at t <= 0 and `end` at t >= total (also for total = 0), monotone in between.
+  """
+  x = fraction_from(t, total, start < end)
+  return anchored_blend(start, end, x if shape is None else shape(x), t, total)
+
+
+def cosine_ramp(frac: jax.Array) -> jax.Array:
+  """(1 - cos(pi * frac)) / 2: exactly 0 at frac <= 0 and exactly 1 at frac >= 1.
+
+  Computed as sin(pi * frac / 2) ** 2, which keeps full relative precision near frac = 0 where
+  1 - cos cancels.
+  """
+  ramp = jnp.square(jnp.sin(0.5 * jnp.pi * frac))
+  return jnp.where(frac <= 0, 0.0, jnp.where(frac >= 1, 1.0, ramp))
