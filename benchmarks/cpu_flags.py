@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
@@ -27,13 +26,12 @@ def _child(model: str, dataset: str, n: int) -> None:
   xla_cpu.tune()
   from training import _config, _step_time
 
-  from lrjax.train import loop
+  from lrjax.train import build
 
-  with tempfile.TemporaryDirectory() as tmp:
-    run = loop.Run(_config(model, dataset), os.path.join(tmp, "run"))
-    state = run.init_state()
-    seconds, _ = _step_time(run, state, run.train_batch(np.arange(128), 0), run.schedule, n)
-    print(json.dumps({"step_ms": seconds * 1e3}))
+  run = build.build(_config(model, dataset))
+  state = run.init_state()
+  seconds, _ = _step_time(run, state, run.train_batch(np.arange(128), 0), run.schedule, n)
+  print(json.dumps({"step_ms": seconds * 1e3}))
 
 
 def _step_ms(model: str, dataset: str, tuned: bool, n: int) -> float:

@@ -30,7 +30,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from lrjax.train import loop  # noqa: E402
+from lrjax.train import build, loop  # noqa: E402
 
 TRAIN_GFLOP_PER_IMAGE = {"resnet50": 7.8, "resnet20": 0.25, "tiny": 0.001}
 # Dense bf16 peak FLOP/s by device kind (datasheet figures); MFU is reported against these.
@@ -97,14 +97,13 @@ def _steps_per_second(run, state, batch, schedule, n):
 
 def throughput(model, batch, n, half_precision) -> dict:
   dataset = f"synthetic:32x32x3:{batch * 2}:{batch}:10"
-  with tempfile.TemporaryDirectory() as tmp:
-    run = loop.Run(config(model, dataset, batch, half_precision=half_precision), tmp)
-    state = run.init_state()
-    b = run.train_batch(np.arange(batch * 2), 0)
-    t0 = time.perf_counter()
-    _, state = _steps_per_second(run, state, b, run.schedule, 1)  # the state is donated
-    compile_s = time.perf_counter() - t0
-    rate, _ = _steps_per_second(run, state, b, run.schedule, n)
+  run = build.build(config(model, dataset, batch, half_precision=half_precision))
+  state = run.init_state()
+  b = run.train_batch(np.arange(batch * 2), 0)
+  t0 = time.perf_counter()
+  _, state = _steps_per_second(run, state, b, run.schedule, 1)  # the state is donated
+  compile_s = time.perf_counter() - t0
+  rate, _ = _steps_per_second(run, state, b, run.schedule, n)
   images = rate * batch
   kind = jax.devices()[0].device_kind
   peak = next((v for k, v in PEAK_BF16.items() if k in kind), None)

@@ -8,16 +8,13 @@ optimizer, the host). Measured side by side in one process.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from timing import median_ms
 from training import _step_time
 
-from lrjax.train import loop, xla_cpu
+from lrjax.train import build, xla_cpu
 
 
 def _convs(jaxpr) -> list:
@@ -35,13 +32,12 @@ def _convs(jaxpr) -> list:
 
 def profile(config, n: int = 5) -> dict:
   """Step time and the time of each of its convolutions, for `config`'s model and batch."""
-  with tempfile.TemporaryDirectory() as tmp:
-    run = loop.Run(config, os.path.join(tmp, "run"))
-    state = run.init_state()
-    batch = run.train_batch(np.arange(config.batch_size), 0)
-    jaxpr = run.train_step.trace(state, batch, run.schedule).jaxpr
+  run = build.build(config)
+  state = run.init_state()
+  batch = run.train_batch(np.arange(config.batch_size), 0)
+  jaxpr = run.train_step.trace(state, batch, run.schedule).jaxpr
 
-    step_ms = _step_time(run, state, batch, run.schedule, n)[0] * 1e3
+  step_ms = _step_time(run, state, batch, run.schedule, n)[0] * 1e3
   convs, rng = [], np.random.default_rng(0)
   for eqn in _convs(jaxpr.jaxpr):
     lhs, rhs = (v.aval for v in eqn.invars)

@@ -8,14 +8,13 @@ dependency (`pip install torch`); without it this part is skipped with a message
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 
 import jax
 import numpy as np
 from training import _config, _step_time
 
-from lrjax.train import loop
+from lrjax.train import build
 
 
 def _torch_models(torch):
@@ -106,13 +105,12 @@ def measure(n: int = 5) -> dict:
   out = {}
   for model, shape in (("resnet20", (32, 32, 3)), ("convnet", (28, 28, 1))):
     h, w, c = shape
-    with tempfile.TemporaryDirectory() as tmp:
-      config = _config(model, f"synthetic:{h}x{w}x{c}:1024:128:10")
-      config.weight_decay = 5e-4
-      run = loop.Run(config, tmp)
-      state = run.init_state()
-      batch = run.train_batch(np.arange(1024), 0)
-      dt, _ = _step_time(run, state, batch, run.schedule, n)
+    config = _config(model, f"synthetic:{h}x{w}x{c}:1024:128:10")
+    config.weight_decay = 5e-4
+    run = build.build(config)
+    state = run.init_state()
+    batch = run.train_batch(np.arange(1024), 0)
+    dt, _ = _step_time(run, state, batch, run.schedule, n)
     ours = 128 / dt
     nchw = _torch_images_per_second(model, shape, n, channels_last=False)
     nhwc = _torch_images_per_second(model, shape, n, channels_last=True)

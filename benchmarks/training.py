@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 
@@ -18,16 +17,14 @@ import jax
 import numpy as np
 
 import lrjax
-from lrjax.train import data as data_lib
-from lrjax.train import loop
+from lrjax.train import build, loop
 from lrjax.train.progress import Progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(model: str, dataset: str, epochs: int = 1):
-  sys.path.insert(0, ROOT)
-  from configs import smoke
+  from lrjax.configs import smoke
 
   config = smoke.get_config()
   config.model, config.dataset, config.augment = model, dataset, False
@@ -55,43 +52,42 @@ def schedule_in_step(model: str = "convnet", batch_size: int = 32, rounds: int =
   small batch makes the step short, so the schedule's share of it is larger (a stricter test)
   and more rounds fit.
   """
-  with tempfile.TemporaryDirectory() as tmp:
-    config = _config(model, "synthetic:28x28x1:2048:256:10")
-    config.batch_size = batch_size
-    run = loop.Run(config, tmp)
-    state = run.init_state()
-    batch = run.train_batch(np.arange(2048), 0)
-    constant = lrjax.constant(0.1)
-    schedules = {
-      "control: constant": lrjax.constant(0.05),
-      "cosine_decay": lrjax.cosine_decay(0.1, 10_000),
-      "polynomial": lrjax.polynomial_decay(0.1, 10_000, 2.0),
-      "staircase_exponential": lrjax.exponential_decay(0.1, 1000, 0.5, staircase=True),
-      "warmup_cosine": lrjax.warmup_cosine_decay(0.0, 0.1, 500, 10_000),
-      "join_of_three": lrjax.join(
-        [lrjax.linear_decay(0.0, 500, 0.1), lrjax.constant(0.1), lrjax.cosine_decay(0.1, 5000)],
-        [500, 3000],
-      ),
-    }
+  config = _config(model, "synthetic:28x28x1:2048:256:10")
+  config.batch_size = batch_size
+  run = build.build(config)
+  state = run.init_state()
+  batch = run.train_batch(np.arange(2048), 0)
+  constant = lrjax.constant(0.1)
+  schedules = {
+    "control: constant": lrjax.constant(0.05),
+    "cosine_decay": lrjax.cosine_decay(0.1, 10_000),
+    "polynomial": lrjax.polynomial_decay(0.1, 10_000, 2.0),
+    "staircase_exponential": lrjax.exponential_decay(0.1, 1000, 0.5, staircase=True),
+    "warmup_cosine": lrjax.warmup_cosine_decay(0.0, 0.1, 500, 10_000),
+    "join_of_three": lrjax.join(
+      [lrjax.linear_decay(0.0, 500, 0.1), lrjax.constant(0.1), lrjax.cosine_decay(0.1, 5000)],
+      [500, 3000],
+    ),
+  }
 
-    def one(schedule):
-      nonlocal state
-      t = time.perf_counter()
-      state, m = run.train_step(state, batch, schedule)
-      jax.block_until_ready(m)
-      return time.perf_counter() - t
+  def one(schedule):
+    nonlocal state
+    t = time.perf_counter()
+    state, m = run.train_step(state, batch, schedule)
+    jax.block_until_ready(m)
+    return time.perf_counter() - t
 
-    for s in [constant, *schedules.values()]:  # compile (once: same kind of pytree) and warm up
-      one(s), one(s)
-    ratios, base = {k: [] for k in schedules}, []
-    for r in range(rounds):
-      for name, s in schedules.items():
-        if r % 2:
-          a, b = one(s), one(constant)
-        else:
-          b, a = one(constant), one(s)
-        ratios[name].append(a / b)
-        base.append(b)
+  for s in [constant, *schedules.values()]:  # compile (once: same kind of pytree) and warm up
+    one(s), one(s)
+  ratios, base = {k: [] for k in schedules}, []
+  for r in range(rounds):
+    for name, s in schedules.items():
+      if r % 2:
+        a, b = one(s), one(constant)
+      else:
+        b, a = one(constant), one(s)
+      ratios[name].append(a / b)
+      base.append(b)
   return {
     "model": model,
     "batch_size": batch_size,
@@ -107,7 +103,7 @@ def schedule_in_step(model: str = "convnet", batch_size: int = 32, rounds: int =
 def compilations_and_overhead(model: str = "convnet", rounds: int = 6) -> dict:
   """Compilations of real runs, and the host loop's overhead measured against the device alone.
 
-  Overhead: the loop's epoch (`loop._train_epoch`: batches gathered and placed from the host,
+  Overhead: the loop's epoch (`loop.run_epoch`: batches gathered and placed from the host,
   metrics fetched every `log_every_steps`) against the same steps over batches placed
   beforehand and no synchronisation but the last; the two alternate for `rounds` rounds and the
   figure is the median of their ratios.
@@ -120,15 +116,18 @@ def compilations_and_overhead(model: str = "convnet", rounds: int = 6) -> dict:
     config.schedule = {"name": "linear_decay", "init_value": 0.05, "total_steps": {"fraction": 1.0}}
     second = loop.train_and_evaluate(config, os.path.join(tmp, "b"), quiet=True)
     run, state = second["run"], second["state"]
-  perm = data_lib.epoch_permutation(config.seed, 0, len(run.ds.train_labels))[: run.num_train]
-  placed = [run.train_batch(perm, i) for i in range(run.steps_per_epoch)]
-  quiet = Progress(config.num_epochs, run.steps_per_epoch, enabled=False)
-  fresh = {"loss_sum": 0.0, "correct_sum": 0.0, "seconds": 0.0}
+  placed = [run.train_batch(run.epoch_order(0), i) for i in range(run.steps_per_epoch)]
+  group = loop.Group([loop.Member(run, "")], vmapped=False)
+  ctx = {
+    "stop": loop.StopSignal(),  # not entered: never signalled
+    "diverged": {},
+    "progress": Progress(config.num_epochs, run.steps_per_epoch, enabled=False),
+  }
 
   def host_epoch():
     nonlocal state
     t = time.perf_counter()
-    _, state, _ = loop._train_epoch(run, state, 0, 0, fresh, None, quiet)
+    state, _, _ = loop.run_epoch(group, state, 0, 0, loop.zero_sums(1), ctx)
     return time.perf_counter() - t
 
   def device_epoch():
@@ -161,13 +160,13 @@ def population(
 ) -> dict:
   """K schedules of different kinds trained as one vmapped program against K sequential steps.
 
-  This is the probe `lrjax compare` runs to choose (`lrjax.compare.population.probe`): same
+  This is the probe `lrjax compare` runs to choose (`lrjax.train.strategy.probe`): same
   batch for all members (a study shares its data order), per-member state and schedule.
   `rounds` repeats the probe and keeps the median ratio.
   """
   import copy
 
-  from lrjax.compare import population as population_lib
+  from lrjax.train import strategy
 
   base = config or _config(model, "synthetic:28x28x1:2048:256:10")
   kinds = [
@@ -176,13 +175,12 @@ def population(
     {"name": "cosine_decay", "init_value": 0.1, "decay_steps": 10_000},
     {"name": "step_decay", "init_value": 0.1, "drop_factor": 0.5, "drop_every": 1000},
   ]
-  with tempfile.TemporaryDirectory() as tmp:
-    runs = []
-    for i in range(k):
-      c = copy.deepcopy(base)
-      c.schedule = kinds[i % len(kinds)]
-      runs.append(loop.Run(c, os.path.join(tmp, str(i))))
-    probes = [population_lib.probe(runs, steps=n) for _ in range(rounds)]
+  runs = []
+  for i in range(k):
+    c = copy.deepcopy(base)
+    c.schedule = kinds[i % len(kinds)]
+    runs.append(build.build(c))
+  probes = [strategy.probe(runs, steps=n) for _ in range(rounds)]
   best = sorted(probes, key=lambda p: p["ratio"])[len(probes) // 2]
   return {
     "model": base.model,

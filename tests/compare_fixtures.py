@@ -6,8 +6,8 @@ import copy
 
 import numpy as np
 
-from lrjax.train.chapter import CHAPTER_SCHEDULES as SCHEDULES
-from lrjax.train.chapter import LABELS
+from lrjax.compare.chapter import CHAPTER_SCHEDULES as SCHEDULES
+from lrjax.compare.chapter import LABELS
 
 
 def _lr(name: str, epochs: int) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""Study figures are written, are PNGs of a sane size, and survive an unfinished study."""
+"""Study figures (`lrjax.plot.study`) are written, sane PNGs, and survive an unfinished study."""
 
 import os
 
+import numpy as np
 import pytest
 from compare_fixtures import make_results
 
-from lrjax.compare import figures
+from lrjax.plot import study as figures
 
 
 def _png(path):
@@ -66,7 +67,7 @@ def test_lr_overlay_and_errors(tmp_path):
 
 
 def test_lr_curve_drawn_at_every_step_when_the_schedule_is_known(tmp_path):
-  from lrjax.compare import figures as fig_lib
+  from lrjax.plot import study as fig_lib
 
   results = make_results(num_schedules=1, num_seeds=1, num_epochs=3)
   run = results["runs"][0]
@@ -84,3 +85,22 @@ def test_lr_curve_drawn_at_every_step_when_the_schedule_is_known(tmp_path):
   assert len(x) == 30 and x[-1] == 2.9  # steps 0..29 in epochs
   assert lr[0] == pytest.approx(0.1) and lr[10] == pytest.approx(0.1) and lr[9] < 0.01
   assert os.path.getsize(fig_lib.plot_lr_curves(results, str(tmp_path / "lr.png"))) > 10_000
+
+
+def test_the_study_draws_with_the_plot_package():
+  from lrjax.compare import runner
+
+  assert runner.figures.write_figures is figures.write_figures
+
+
+def test_range_test_figure(tmp_path):
+  from lrjax.plot import range_test
+
+  lrs = np.geomspace(1e-4, 1.0, 60)
+  losses = 2.0 - np.tanh(np.log10(lrs) + 2.5) + 0.02 * np.sin(np.arange(60))
+  result = {"lrs": lrs.tolist(), "losses": losses.tolist(), "suggested_lr": 3e-3}
+  assert _png(range_test.plot_range_test(result, tmp_path / "r" / "lr.png"))[0] > 10_000
+  with pytest.raises(ValueError, match="suggested_lr"):
+    range_test.plot_range_test({"lrs": [1.0], "losses": [1.0]}, tmp_path / "x.png")
+  with pytest.raises(ValueError, match="one length"):
+    range_test.plot_range_test({**result, "losses": [1.0]}, tmp_path / "x.png")

@@ -53,9 +53,13 @@ def test_paired_section_and_verdicts():
   md = report.results_markdown(make_results(3, 3, 6))
   assert "## Paired comparison with Constant" in md
   assert "Accuracy (higher is better):" in md and "Loss (lower is better):" in md
-  assert "| Difference | 95% CI | p | Verdict | n |" in md
+  assert "| Difference | 95% CI | p | p (Holm) | Verdict | n |" in md
+  assert "Holm's method" in md
   # the fixture's accuracy rises by 0.01 per schedule with small seed noise
-  assert re.search(r"\| Drop based decay \| \+0\.0\d\d \| \[\+0\.\d+, \+0\.\d+\] \| [\d.<]", md)
+  number = r"(< 0\.001|[\d.]+)"
+  assert re.search(
+    rf"\| Drop based decay \| \+0\.0\d\d \| \[\+0\.\d+, \+0\.\d+\] \| {number} \| {number} \|", md
+  )
   assert "| better | 3 |" in md
 
 
@@ -116,3 +120,15 @@ def test_write_reports(tmp_path):
 def test_bad_baseline():
   with pytest.raises(ValueError, match="baseline"):
     report.results_markdown(make_results(1, 2, 3), baseline="linear")
+
+
+def test_report_shows_raw_and_holm_p_and_reads_the_verdict_from_holm():
+  up = [0.52, 0.53, 0.54]
+  r = with_metric(
+    make_results(4, 3, 4),
+    "final_test_accuracy",
+    {"constant": [0.5, 0.5, 0.5], "time_based": up, "drop_based": up, "linear": up},
+  )
+  md = report.results_markdown(r)
+  # raw p 0.035 (significant alone), Holm 3 x 0.035 = 0.105: no significant difference
+  assert "| +0.030 | [+0.005, +0.055] | 0.035 | 0.105 | no significant difference at 5% | 3 |" in md

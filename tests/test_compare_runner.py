@@ -9,13 +9,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from lrjax.compare import lr_finder, runner
-from lrjax.train import loop
+from lrjax.compare import runner
+from lrjax.train import build, lr_finder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configs import smoke  # noqa: E402
+from lrjax.configs import smoke  # noqa: E402
 
 
 def study_config():
@@ -46,7 +46,7 @@ def test_same_initialisation_and_data_order_across_schedules(tmp_path):
   _, _, schedules = runner.study_plan(config)
   states, runs = [], []
   for name in ("constant", "linear"):  # both give lr 0.1 at step 0
-    run = loop.Run(runner.run_config(config, name, 1, schedules[name]), str(tmp_path / name))
+    run = build.build(runner.run_config(config, name, 1, schedules[name]))
     perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(0), 128))
     state = run.init_state()
     states.append(jax.device_get(state.params))
@@ -72,23 +72,21 @@ def test_same_initialisation_and_data_order_across_schedules(tmp_path):
 
 def test_study_writes_results_skips_finished_and_resumes(tmp_path, monkeypatch):
   config = study_config()
-  real = loop.train_and_evaluate
+  real = runner.train_cell
   calls = []
 
-  def interrupted(cfg, workdir, quiet=False):
-    calls.append(workdir)
+  def interrupted(cfg, workdir, cell, quiet=False):
+    calls.append(cell)
     if len(calls) == 3:
       raise KeyboardInterrupt  # the study is stopped during its third run
-    return real(cfg, workdir, quiet=quiet)
+    return real(cfg, workdir, cell, quiet=quiet)
 
-  monkeypatch.setattr(loop, "train_and_evaluate", interrupted)
+  monkeypatch.setattr(runner, "train_cell", interrupted)
   with pytest.raises(KeyboardInterrupt):
     runner.compare(config, str(tmp_path), quiet=True)
   assert len(calls) == 3
   calls.clear()
-  monkeypatch.setattr(
-    loop, "train_and_evaluate", lambda *a, **k: (calls.append(a[1]), real(*a, **k))[1]
-  )
+  monkeypatch.setattr(runner, "train_cell", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
   results = runner.compare(config, str(tmp_path), quiet=True)
   assert len(calls) == 4  # the two finished runs were skipped
   assert len(results["runs"]) == 6

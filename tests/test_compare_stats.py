@@ -160,3 +160,48 @@ def test_direction_inferred_from_name():
 def test_bad_input(call, argument):
   with pytest.raises(ValueError, match=argument):
     call()
+
+
+@pytest.mark.parametrize(
+  "raw, adjusted",
+  [
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, max(1*0.04, 0.06)
+    ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),
+    ([0.02, math.nan, 0.5], [0.04, math.nan, 0.5]),  # nan is no test: m = 2
+    ([0.6, 0.7], [1.0, 1.0]),  # capped at 1
+    ([0.01, 0.01], [0.02, 0.02]),  # ties
+    ([0.03], [0.03]),
+    ([], []),
+  ],
+)
+def test_holm_hand_computed(raw, adjusted):
+  np.testing.assert_allclose(stats.holm(raw), adjusted, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [[1.5], [-0.1, 0.2]])
+def test_holm_rejects_p_outside_unit_interval(bad):
+  with pytest.raises(ValueError, match="p_values"):
+    stats.holm(bad)
+
+
+def test_verdict_reads_the_holm_adjusted_p_value():
+  # Three schedules, each 0.02, 0.03, 0.04 above the baseline: raw p = 0.0351 each, significant
+  # alone; Holm: 3 * 0.0351 = 0.105 for the smallest, and the others may not be lower.
+  base = [0.5, 0.5, 0.5]
+  up = [0.52, 0.53, 0.54]
+  r = with_metric(
+    make_results(4, 3, 4),
+    "final_test_accuracy",
+    {"constant": base, "time_based": up, "drop_based": up, "linear": up},
+  )
+  se = 0.01 / math.sqrt(3)
+  rows = stats.paired_comparison(r)
+  assert [row["schedule"] for row in rows] == ["time_based", "drop_based", "linear"]
+  for row in rows:
+    assert row["p_value"] == pytest.approx(2 * _sf_df2(0.03 / se))
+    assert row["p_adjusted"] == pytest.approx(3 * row["p_value"])
+    assert row["verdict"] == "no significant difference at 5%"
+  for row in stats.paired_comparison(r, adjust=None):
+    assert row["p_adjusted"] == row["p_value"] and row["verdict"] == "better"
+  with pytest.raises(ValueError, match="adjust"):
+    stats.paired_comparison(r, adjust="bonferroni")

@@ -1,26 +1,47 @@
-"""Every config file loads the way `lrjax` loads it, from any directory, variants included."""
+"""Every built-in config and variant loads by name and by path, from any directory; overrides."""
 
 import json
 import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = os.path.join(ROOT, "configs")
+import pytest
+
+from lrjax import configs
+from lrjax.compare.chapter import CHAPTER_SCHEDULES
+
+FOLDER = os.path.dirname(os.path.abspath(configs.__file__))
+VARIANTS = {
+  "chapter": list(CHAPTER_SCHEDULES),
+  "tutorial": list(CHAPTER_SCHEDULES),
+  "study_fashion_mnist": ["quick", "medium"],
+}
 
 _LOAD = """
 import json, sys
-from lrjax import cli
+from lrjax import configs
 out = {}
 for spec in sys.argv[1:]:
-  config = cli._load_config_flags(["lrjax train", "--config", spec], {}).config
-  out[spec] = {"model": config.model, "seeds": list(config.get("study", {}).get("seeds", []))}
+  config = configs.load(spec)
+  out[spec] = {
+    "model": config.model,
+    "schedule": config.schedule.to_dict(),
+    "seeds": list(config.get("study", {}).get("seeds", [])),
+  }
 print(json.dumps(out))
 """
 
 
+def _specs() -> list[str]:
+  specs = []
+  for name in configs.builtin_names():
+    specs.append(name)
+    specs += [f"{name}:{v}" for v in VARIANTS.get(name, [])]
+  return specs
+
+
 def _load(tmp_path, *specs) -> dict:
-  # The repository root is not on the path there: the loader must add it for `from configs ...`.
+  # Another directory, nothing extra on the path: configs import `lrjax.configs` alone.
   proc = subprocess.run(
     [sys.executable, "-c", _LOAD, *specs],
     cwd=tmp_path,
@@ -33,15 +54,91 @@ def _load(tmp_path, *specs) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_every_config_loads_from_another_directory(tmp_path):
-  files = sorted(f for f in os.listdir(CONFIGS) if f.endswith(".py") and f != "__init__.py")
-  loaded = _load(tmp_path, *(os.path.join(CONFIGS, f) for f in files))
-  assert len(loaded) == len(files)
-  assert loaded[os.path.join(CONFIGS, "study_fashion_mnist.py")]["seeds"] == [0, 1]
+def test_the_builtins_are_the_files():
+  files = sorted(f[:-3] for f in os.listdir(FOLDER) if f.endswith(".py") and f != "__init__.py")
+  assert configs.builtin_names() == files
+  assert "study_smoke" in files and "fashion_mnist" in files
 
 
-def test_a_variant_alone_loads_from_another_directory(tmp_path):
-  medium = os.path.join(CONFIGS, "study_fashion_mnist.py") + ":medium"
-  assert _load(tmp_path, medium)[medium]["seeds"] == [0, 1, 2, 3, 4]
-  linear = os.path.join(CONFIGS, "chapter.py") + ":linear"
-  assert _load(tmp_path, linear)[linear]["model"] == "resnet50"
+def test_every_config_and_variant_loads_by_name_and_by_path(tmp_path):
+  by_name = _specs()
+  by_path = [
+    os.path.join(FOLDER, s.split(":")[0] + ".py") + s[len(s.split(":")[0]) :] for s in by_name
+  ]
+  loaded = _load(tmp_path, *by_name, *by_path)
+  assert len(loaded) == len(by_name) + len(by_path)
+  for name, path in zip(by_name, by_path):
+    assert loaded[name] == loaded[path], name
+  assert loaded["study_fashion_mnist"]["seeds"] == [0, 1]
+  assert loaded["study_fashion_mnist:medium"]["seeds"] == [0, 1, 2, 3, 4]
+  assert loaded["chapter:linear"]["model"] == "resnet50"
+  assert loaded["chapter:linear"]["schedule"] != loaded["chapter:constant"]["schedule"]
+  assert loaded["study_smoke"]["seeds"] == [0, 1] and loaded["study_smoke"]["model"] == "tiny"
+
+
+def test_a_user_file_imports_the_defaults(tmp_path):
+  path = tmp_path / "mine.py"
+  path.write_text(
+    "from lrjax.configs import fashion_mnist\n\n\n"
+    "def get_config(epochs='2'):\n"
+    "  config = fashion_mnist.get_config()\n"
+    "  config.num_epochs = int(epochs)\n"
+    "  return config\n"
+  )
+  assert configs.load(str(path)).num_epochs == 2
+  assert configs.load(f"{path}:7").num_epochs == 7
+
+
+def test_study_smoke_is_a_small_study():
+  config = configs.load("study_smoke")
+  assert list(config.study.order) == ["constant", "linear", "cosine"]
+  assert set(config.study.schedules.keys()) == set(config.study.order)
+  assert tuple(config.study.seeds) == (0, 1)
+  assert config.model == "tiny" and config.dataset.startswith("synthetic")
+
+
+@pytest.mark.parametrize(
+  "field, text, expected",
+  [
+    ("num_epochs", "3", 3),
+    ("weight_decay", "1e-3", 1e-3),
+    ("weight_decay", "0", 0.0),
+    ("augment", "false", False),
+    ("augment", "True", True),
+    ("model", "resnet20", "resnet20"),
+    ("schedule.init_value", "0.02", 0.02),
+    ("study.seeds", "(0,1,2)", (0, 1, 2)),
+    ("study.seeds", "3,4", (3, 4)),
+    ("schedule", '{"name": "constant", "value": 0.3}', {"name": "constant", "value": 0.3}),
+  ],
+)
+def test_overrides_are_typed_by_the_default(field, text, expected):
+  config = configs.load("study_smoke", [(field, text)])
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  value = value.to_dict() if hasattr(value, "to_dict") else value
+  assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+  "spec, overrides, match",
+  [
+    ("nope", (), "'nope'"),
+    ("nope.py", (), "'nope.py' not found"),
+    ("smoke:x", (), "takes no variant"),
+    ("smoke", [("nope", "1")], "unknown config field 'nope'"),
+    ("smoke", [("schedule.init_valu", "1")], "did you mean 'schedule.init_value'"),
+    ("smoke", [("num_epochs", "2.5")], "num_epochs must be int"),
+    ("smoke", [("schedule", "[1]")], "schedule must be"),
+  ],
+)
+def test_config_errors(spec, overrides, match):
+  with pytest.raises(configs.ConfigError, match=match):
+    configs.load(spec, overrides)
+
+
+def test_the_loaded_config_is_locked():
+  config = configs.load("smoke")
+  with pytest.raises(AttributeError):
+    config.new_field = 1

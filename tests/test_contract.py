@@ -1,5 +1,6 @@
 """The contract every registered schedule keeps, checked on each one's registered example."""
 
+import functools
 import json
 import math
 
@@ -192,6 +193,62 @@ def test_nan_hyperparameter_is_rejected_by_name(name):
     if isinstance(value, int):
       with pytest.raises(ValueError, match=key):
         entry.factory(**{**entry.example, key: -1})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hash_agrees_with_equality(name):
+  a, b = example(name), example(name)
+  assert a == b and a is not b
+  assert hash(a) == hash(b)
+  assert len({a, b}) == 1
+  # Equal by value whatever the leaves' types: a float64 copy is equal and hashes alike.
+  c = jax.tree.map(lambda x: np.asarray(x, np.float64), a)
+  assert c == a and hash(c) == hash(a)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jit_of_the_schedule_itself(name):
+  s = example(name)
+  steps = np.array(EDGE_STEPS, dtype=np.int32)
+  np.testing.assert_allclose(jax.jit(s)(steps), s(steps), rtol=2e-6, atol=1e-9)
+  assert float(jax.jit(s)(3)) == pytest.approx(float(s(3)), rel=2e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schedule_as_a_static_argument(name):
+  calls = []
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def f(schedule, t):
+    calls.append(1)  # runs once per trace
+    return schedule(t)
+
+  s = example(name)
+  np.testing.assert_allclose(f(s, jnp.int32(7)), s(7), rtol=2e-6, atol=1e-9)
+  f(example(name), jnp.int32(9))  # an equal schedule built again: no new trace
+  assert len(calls) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schedule_as_an_lru_cache_key(name):
+  @functools.lru_cache(maxsize=8)
+  def at_seven(schedule):
+    return float(schedule(7))
+
+  at_seven(example(name))
+  at_seven(example(name))
+  info = at_seven.cache_info()
+  assert (info.hits, info.misses) == (1, 1)
+
+
+def test_traced_schedules_hash_by_identity():
+  def inside(v):
+    s = lrjax.linear_decay(v, 10)
+    assert hash(s) == hash(s) and s == s
+    assert s != lrjax.linear_decay(v, 10)  # no values to compare: only itself
+    return s(3)
+
+  jax.jit(inside)(0.1)
 
 
 def test_from_config_errors_name_the_problem():

@@ -31,12 +31,12 @@ def one(schedule, step):
   [
     # Ran A (T=10, floor .1): optax = Keras = timm; torch/HF agree up to T, then rise.
     (
-      cosine_decay(1.0, 10, 0.1),
+      cosine_decay(1.0, 10, end_value=0.1),
       [0, 1, 5, 9, 10, 11, 15, 20],
       [1, 0.978, 0.55, 0.122, 0.1, 0.1, 0.1, 0.1],
     ),
     # torch CosineAnnealingLR and HF min_lr agree up to T only.
-    (cosine_decay(1.0, 10, 0.1), [0, 1, 5, 9], [1, 0.978, 0.55, 0.122]),
+    (cosine_decay(1.0, 10, end_value=0.1), [0, 1, 5, 9], [1, 0.978, 0.55, 0.122]),
     # Ran: optax exponent=2 at t=0,2,5,8,10.
     (cosine_decay(1.0, 10, exponent=2.0), [0, 2, 5, 8, 10], [1, 0.8181, 0.25, 0.0091, 0]),
     (cosine_decay(0.1, 4, end_value=0.3), [0, 2, 4, 5], [0.1, 0.2, 0.3, 0.3]),
@@ -109,12 +109,12 @@ def test_tanh_rescales_timm_exactly():
   [
     (cosine_decay(0.1, 100), optax.cosine_decay_schedule(0.1, 100), range(0, 130, 3)),
     (
-      cosine_decay(0.3, 37, 0.03, 1.5),
+      cosine_decay(0.3, 37, end_value=0.03, exponent=1.5),
       optax.cosine_decay_schedule(0.3, 37, alpha=0.1, exponent=1.5),
       range(0, 50),
     ),
     (
-      cosine_decay(2.0, 1000, 0.5, 3.0),
+      cosine_decay(2.0, 1000, end_value=0.5, exponent=3.0),
       optax.cosine_decay_schedule(2.0, 1000, alpha=0.25, exponent=3.0),
       range(0, 1100, 7),
     ),
@@ -212,7 +212,7 @@ def test_int32_edges_and_beyond():
       assert float(s(step)) == pytest.approx(one(s, phase), rel=1e-6), (s, step)
   # Decays hold their end value.
   for s, end in [
-    (cosine_decay(0.1, 100, 0.01), 0.01),
+    (cosine_decay(0.1, 100, end_value=0.01), 0.01),
     (tanh_decay(0.1, 100, end_value=0.02), 0.02),
     (warmup_cosine_decay(0.0, 0.1, 10, 100, 0.001), 0.001),
   ]:
@@ -235,7 +235,7 @@ def test_int32_edges_and_beyond():
 
 
 CASES = {  # (a, b, n) -> (schedule, lowest and highest value it may take)
-  "cosine_decay": lambda a, b, n: (cosine_decay(a, n, b, 1.5), a, b),
+  "cosine_decay": lambda a, b, n: (cosine_decay(a, n, end_value=b, exponent=1.5), a, b),
   "warmup_cosine_decay": lambda a, b, n: (warmup_cosine_decay(b, a, n // 3, n, b), a, b),
   "cosine_annealing": lambda a, b, n: (cosine_annealing(a, n, max(1, n // 7)), 0.0, a),
   "sgdr_equal": lambda a, b, n: (sgdr(max(a, b), n, 1.0, 0.9, min(a, b)), a, b),
@@ -287,8 +287,8 @@ def test_vmap_over_durations():
 
 
 GRAD_CASES = [
-  (lambda i, e, p: cosine_decay(i, 10, e, p), (0.1, 0.01, 1.0), [0, 5, 10, 11]),
-  (lambda i, e, p: cosine_decay(i, 10, e, p), (0.0, 0.0, 0.0), [0, 10, 99]),
+  (lambda i, e, p: cosine_decay(i, 10, end_value=e, exponent=p), (0.1, 0.01, 1.0), [0, 5, 10, 11]),
+  (lambda i, e, p: cosine_decay(i, 10, end_value=e, exponent=p), (0.0, 0.0, 0.0), [0, 10, 99]),
   (lambda i, e, p: warmup_cosine_decay(i, 0.1, 3, 10, e, p), (0.0, 0.0, 2.0), [0, 3, 10, 50]),
   (lambda i, p, e: warmup_cosine_decay(i, p, 0, 10, e), (0.01, 0.0, 0.0), [0, 10, 20]),
   (lambda p: cosine_annealing(p, 10, 3), (0.1,), [0, 3, 4, 10, 12]),

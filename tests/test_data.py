@@ -189,7 +189,7 @@ def test_missing_tfds_package(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
   "kwargs, message",
   [
-    (dict(name="imagenet"), "name must be one of"),
+    (dict(name="imagenet"), "config.dataset='imagenet': split 'train' not found"),
     (dict(name="cifar10", source="web"), "source must be one of"),
     (dict(name="synthetic:32x32"), "synthetic:HxWxC"),
   ],

@@ -34,7 +34,7 @@ def _train(workdir, devices=1, extra=(), wait=True, env_extra=None):
     "lrjax.cli",
     "train",
     "--config",
-    os.path.join(ROOT, "configs", "smoke.py"),
+    os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
     "--workdir",
     str(workdir),
     *OVERRIDES,

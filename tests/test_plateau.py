@@ -210,3 +210,22 @@ def test_set_learning_rate_needs_injected_hyperparameters():
   state = optax.sgd(0.1).init(jnp.ones(2))
   with pytest.raises(ValueError, match="learning_rate"):
     set_learning_rate(state, 0.01)
+
+
+def test_rule_hashes_as_it_compares():
+  a, b = (
+    reduce_on_plateau(0.1, factor=0.5, patience=3),
+    reduce_on_plateau(0.1, factor=0.5, patience=3),
+  )
+  assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+  assert a != reduce_on_plateau(0.1, factor=0.5, patience=4)
+  # A static argument of a jitted function: an equal rule reuses the compiled program.
+  run = jax.jit(lambda rule, xs: _scan(rule, xs), static_argnums=0)  # a cache of its own
+  np.testing.assert_allclose(run(a, [1.0] * 5), run(b, [1.0] * 5))
+  assert run._cache_size() == 1
+
+
+def test_arguments_after_init_value_are_keyword_only():
+  # optax.contrib.reduce_on_plateau(factor, patience, ...) would read these as factor and patience.
+  with pytest.raises(TypeError):
+    reduce_on_plateau(0.5, 5)

@@ -10,7 +10,8 @@ import pytest
 from test_compare_runner import study_config
 
 import lrjax
-from lrjax.compare import population, runner
+from lrjax.compare import runner
+from lrjax.train import build, loop, strategy
 
 
 def _study(mode: str):
@@ -50,16 +51,16 @@ def test_population_matches_runs_one_at_a_time(tmp_path, sequential):
 def _interrupt_epochs(monkeypatch, stop):
   """Records (members, epoch) of each population epoch; raises KeyboardInterrupt where `stop`
   says so, as a user stopping the study would."""
-  real, epochs = population._train_epoch, []
+  real, epochs = loop.run_epoch, []
 
   def recorded(*args):
-    members, epoch = len(args[3]), args[5]
+    members, epoch = len(args[0]), args[2]
     epochs.append((members, epoch))
     if stop(members, epoch, epochs):
       raise KeyboardInterrupt
     return real(*args)
 
-  monkeypatch.setattr(population, "_train_epoch", recorded)
+  monkeypatch.setattr(loop, "run_epoch", recorded)
   return epochs
 
 
@@ -91,8 +92,8 @@ def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
     probes.append(len(runs))
     return {"population_ms": 10.0 * ratio, "sequential_ms": 10.0, "ratio": ratio}
 
-  monkeypatch.setattr(population, "probe", fake_probe)
-  monkeypatch.setattr(runner, "_platform", lambda: "gpu")  # where the probe decides
+  monkeypatch.setattr(strategy, "probe", fake_probe)
+  monkeypatch.setattr(strategy, "platform", lambda: "gpu")  # where the probe decides
   config = _study("auto")
   config.study.seeds = [3, 4]
   runner.compare(config, str(tmp_path), quiet=True)
@@ -102,19 +103,17 @@ def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
   summary = json.load(open(tmp_path / "runs" / "linear" / "seed_4" / "summary.json"))
   assert ("population" in summary) is expected
   if expected:  # both seeds ran the one compiled population step
-    from lrjax.train import loop
-
     _, _, schedules = runner.study_plan(config)
-    run = loop.Run(runner.run_config(config, "linear", 4, schedules["linear"]), str(tmp_path / "x"))
-    assert population._population_step(run)._cache_size() == 1
+    run = build.build(runner.run_config(config, "linear", 4, schedules["linear"]))
+    assert run.steps.train_members._cache_size() == 1
 
 
 def test_auto_on_cpu_trains_one_at_a_time_without_probing(tmp_path, monkeypatch):
   def no_probe(runs, steps=3):
     raise AssertionError("probed on CPU")
 
-  monkeypatch.setattr(population, "probe", no_probe)
-  monkeypatch.setattr(runner, "_platform", lambda: "cpu")
+  monkeypatch.setattr(strategy, "probe", no_probe)
+  monkeypatch.setattr(strategy, "platform", lambda: "cpu")
   config = _study("auto")
   config.study.order = ["constant", "linear"]
   runner.compare(config, str(tmp_path), quiet=True)
@@ -130,13 +129,9 @@ def test_auto_on_cpu_trains_one_at_a_time_without_probing(tmp_path, monkeypatch)
 def test_probe_times_both_ways_on_this_machine(tmp_path):
   config = _study("auto")
   _, _, schedules = runner.study_plan(config)
-  from lrjax.train import loop
-
-  runs = [
-    loop.Run(runner.run_config(config, n, 3, schedules[n]), str(tmp_path / n))
-    for n in ("constant", "linear")
-  ]
-  figures = population.probe(runs, steps=2)
+  names = ("constant", "linear")
+  runs = [build.build(runner.run_config(config, n, 3, schedules[n])) for n in names]
+  figures = strategy.probe(runs, steps=2)
   assert figures["population_ms"] > 0 and figures["sequential_ms"] > 0
   assert figures["ratio"] == pytest.approx(figures["population_ms"] / figures["sequential_ms"])
 

@@ -10,12 +10,12 @@ import pytest
 
 import lrjax
 from lrjax import cli
-from lrjax.train import loop, resolve
+from lrjax.train import build, loop, resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configs import smoke  # noqa: E402
+from lrjax.configs import smoke  # noqa: E402
 
 
 def smoke_config(**changes):
@@ -57,7 +57,7 @@ def test_run_writes_records_and_compiles_once(tmp_path):
 
 
 def test_no_recompilation_across_schedule_values(tmp_path):
-  run = loop.Run(smoke_config(), str(tmp_path))
+  run = build.build(smoke_config())
   state = run.init_state()
   perm = np.arange(256)
   sizes = []
@@ -112,7 +112,7 @@ def test_durations_in_epochs_steps_and_fractions():
 )
 def test_bad_config_stops_before_compiling(tmp_path, changes, field):
   with pytest.raises(ValueError, match=field):
-    loop.Run(smoke_config(**changes), str(tmp_path))
+    build.build(smoke_config(**changes))
 
 
 def test_non_finite_loss_stops_with_step_and_lr(tmp_path):
@@ -130,7 +130,7 @@ def test_cli_train_with_overrides(tmp_path, capsys):
       "lrjax",
       "train",
       "--config",
-      os.path.join(ROOT, "configs", "smoke.py"),
+      os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
       "--workdir",
       str(tmp_path),
       "--config.num_epochs=1",
@@ -152,7 +152,7 @@ def test_cli_reports_bad_config_field(tmp_path):
         "lrjax",
         "train",
         "--config",
-        os.path.join(ROOT, "configs", "smoke.py"),
+        os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
         "--workdir",
         str(tmp_path),
         "--config.batch_size=-4",
@@ -181,7 +181,7 @@ def test_snapshot_ensemble_of_cosine_cycles(tmp_path):
     "num_cycles": 2,
   }
   out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
-  assert out["run"].snapshot_epochs == [1, 3]  # 32 steps, period 16 = 2 epochs
+  assert out["run"].snapshot_epochs == (1, 3)  # 32 steps, period 16 = 2 epochs
   assert sorted(os.listdir(tmp_path / "snapshots")) == ["epoch_00001.npy", "epoch_00003.npy"]
   report = out["snapshot_ensemble"]
   assert report["num_snapshots"] == 2
@@ -239,7 +239,7 @@ def test_cli_missing_dataset_says_how_to_get_it(tmp_path):
         "lrjax",
         "train",
         "--config",
-        os.path.join(ROOT, "configs", "smoke.py"),
+        os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
         "--workdir",
         str(tmp_path),
         "--config.dataset=mnist",

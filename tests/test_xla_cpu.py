@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax.train import xla_cpu
+from lrjax.train import jax_compat, xla_cpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def fresh(monkeypatch):
   """As if JAX had not started its backends yet (in this process it has)."""
-  monkeypatch.setattr(xla_cpu, "_backends_started", lambda: False)
+  monkeypatch.setattr(jax_compat, "backends_started", lambda: False)
   monkeypatch.setattr(xla_cpu, "_cpu_only", lambda environ: True)
 
 
@@ -130,3 +130,17 @@ def test_compiler_options_respect_the_opt_out(monkeypatch):
     assert xla_cpu.compiler_options() == {}
   finally:
     xla_cpu.compiler_options.cache_clear()
+
+
+def test_private_jax_helpers_fall_back(monkeypatch):
+  import jax
+
+  f = jax.jit(lambda x: x + 1)
+  f(1.0)
+  assert jax_compat.compiled_count(f) == 1
+  assert jax_compat.compiled_count(lambda x: x) is None  # no private counter: no count
+  assert jax_compat.backends_started() is True  # this process has run JAX
+  import jax._src.xla_bridge as bridge
+
+  monkeypatch.delattr(bridge, "backends_are_initialized")
+  assert jax_compat.backends_started() is False

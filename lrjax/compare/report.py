@@ -99,7 +99,8 @@ def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
     f"## Paired comparison with {_md(base)}",
     "",
     f"Difference = schedule - {_md(base)} on the same seed, over the seeds both ran; "
-    "95% CI from the t distribution; p from a two-sided paired t-test.",
+    "95% CI from the t distribution; p from a two-sided paired t-test; p (Holm) adjusted by "
+    "Holm's method for the table's comparisons, which the verdict reads.",
   ]
   for title, metric, decimals in TABLE_ROWS:
     direction = "lower" if not stats.higher_is_better_for(metric) else "higher"
@@ -116,13 +117,14 @@ def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
           _num(r["mean_difference"], decimals, True),
           ci,
           _p(r["p_value"]),
+          _p(r["p_adjusted"]),
           r["verdict"],
           str(r["n"]),
         ]
       )
     lines += ["", f"{title} ({direction} is better):", ""]
-    header = ["Schedule", "Difference", "95% CI", "p", "Verdict", "n"]
-    lines += _table(header, rows, ["l", "r", "r", "r", "l", "r"])
+    header = ["Schedule", "Difference", "95% CI", "p", "p (Holm)", "Verdict", "n"]
+    lines += _table(header, rows, ["l", "r", "r", "r", "r", "l", "r"])
   return lines
 
 
@@ -175,8 +177,8 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
 
   The chapter's Table 1.1 (rows Accuracy and Loss, one column per schedule, cells mean ± sample
   std over seeds of the final-epoch test metric), its caption, the paired comparison of every
-  schedule with the baseline, a snapshot-ensemble table when any run has one, the wall time per
-  schedule and the runs still missing.
+  schedule with the baseline (raw and Holm-adjusted p-values), a snapshot-ensemble table when
+  any run has one, the wall time per schedule and the runs still missing.
 
   Args:
     results: a study's results (`lrjax.compare.stats` describes missing data).

@@ -10,18 +10,20 @@ its checkpoint, so an interrupted study picks up where it stopped.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from typing import Any
 
-import jax
-
-from lrjax.compare import figures, population, report
-from lrjax.train import loop, settings
-from lrjax.train.chapter import LABELS
+from lrjax.compare import report
+from lrjax.compare.chapter import LABELS
+from lrjax.plot import study as figures
+from lrjax.train import loop, records, settings, strategy
+from lrjax.train.claim import ClaimedError
+from lrjax.train.progress import duration
 from lrjax.train.resolve import resolve_schedule
 
 
@@ -36,7 +38,7 @@ def study_plan(config: Any) -> tuple[list[str], list[int], dict[str, Any]]:
   if "study" not in config or "schedules" not in config.study or "seeds" not in config.study:
     raise ValueError(
       "config.study must have 'schedules' (name -> schedule config) and 'seeds'; "
-      "see configs/study_fashion_mnist.py"
+      "see lrjax/configs/study_fashion_mnist.py"
     )
   schedules = config.study.schedules
   schedules = schedules.to_dict() if hasattr(schedules, "to_dict") else dict(schedules)
@@ -64,8 +66,9 @@ def run_config(config: Any, name: str, seed: int, schedule: dict[str, Any]) -> A
     del cfg["study"]
     cfg.seed = seed
     cfg.schedule = schedule
-    # Snapshot ensembles are reported for the cyclic schedules (Huang et al. 2017).
-    cfg.snapshot_ensemble = schedule.get("name") in ("cosine_annealing", "sgdr")
+    # Snapshot ensembles (Huang et al. 2017) are reported for every schedule with cycles: the
+    # schedule says where they end (`Schedule.cycle_ends`); one without cycles takes none.
+    cfg.snapshot_ensemble = True
   return cfg
 
 
@@ -73,26 +76,30 @@ def run_dir(workdir: str, name: str, seed: int) -> str:
   return os.path.join(workdir, "runs", name, f"seed_{seed}")
 
 
-POPULATION_MODES = ("auto", "always", "never")
-
-
 def population_mode(config: Any) -> str:
-  """`config.study.population`: "auto" (the default), "always" or "never".
-
-  "auto" trains one run at a time on CPU, and elsewhere a seed's runs as one vmapped population
-  where a probe on this machine finds that faster (see `_use_population` and
-  `lrjax.compare.population`).
-  """
+  """`config.study.population`: "auto" (the default), "always" or "never" (see
+  `lrjax.train.strategy`)."""
   mode = config.study.get("population", "auto")
-  if mode not in POPULATION_MODES:
-    raise ValueError(
-      f"config.study.population must be one of {list(POPULATION_MODES)}, got {mode!r}"
-    )
+  if mode not in strategy.MODES:
+    raise ValueError(f"config.study.population must be one of {list(strategy.MODES)}, got {mode!r}")
   return mode
 
 
-def compare(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]:
-  """Runs (or resumes) the whole study in `workdir` and writes results, tables and figures."""
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """A unit of a study: one schedule and seed, or a seed's schedules as one population.
+
+  `id` derives from the cell's resolved run configs, so it names the same work in every process
+  and after every restart.
+  """
+
+  seed: int
+  names: tuple[str, ...]
+  id: str
+
+
+def plan(config: Any, workdir: str, say=print) -> list[Cell]:
+  """The study's cells in their fixed order (seed by seed, schedules in column order)."""
   names, seeds, schedules = study_plan(config)
   mode = population_mode(config)
   # Validate every run's config before the first one trains for minutes.
@@ -100,97 +107,148 @@ def compare(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]
   for name in names:  # a typo in the last schedule should not wait for the first runs to end
     settings.check_config(configs[name, seeds[0]])
     resolve_schedule(schedules[name], 1000, 1000 * config.num_epochs)
-  os.makedirs(workdir, exist_ok=True)
-  total, t0, done = len(configs), time.perf_counter(), 0
-  for seed in seeds:
-    todo = []
-    for name in names:
-      out = run_dir(workdir, name, seed)
-      if os.path.exists(os.path.join(out, "summary.json")):
-        done += 1
-        _say(quiet, f"[{done}/{total}] {name} seed {seed}: finished earlier, skipped")
-      else:
-        todo.append(name)
-    # Runs that started on their own (they have a checkpoint) finish on their own.
-    fresh = [
-      n for n in todo if not os.path.isdir(os.path.join(run_dir(workdir, n, seed), "checkpoints"))
-    ]
-    if len(fresh) > 1 and _use_population(mode, [configs[n, seed] for n in fresh], workdir, quiet):
-      _say(
-        quiet, f"seed {seed}: training {', '.join(fresh)} as one population ({_elapsed(t0)} so far)"
-      )
-      summaries = population.train_population(
-        [configs[n, seed] for n in fresh],
-        [run_dir(workdir, n, seed) for n in fresh],
-        os.path.join(workdir, "runs", "_population", f"seed_{seed}"),
-        quiet=quiet,
-      )
-      for name, summary in zip(fresh, summaries):
-        done += 1
-        _report(quiet, done, total, name, seed, summary)
-      todo = [n for n in todo if n not in fresh]
-    for name in todo:
-      done += 1
-      _say(quiet, f"[{done}/{total}] {name} seed {seed}: training ({_elapsed(t0)} so far)")
-      out = run_dir(workdir, name, seed)
-      try:
-        summary = loop.train_and_evaluate(configs[name, seed], out, quiet=quiet)
-      except loop.NonFiniteLossError as e:
-        summary = loop.write_diverged_summary(out, e.step, e.lr, str(e))
-      _report(quiet, done, total, name, seed, summary)
-  results = collect(config, workdir)
-  write_results(results, workdir)
-  _say(quiet, f"study done in {_elapsed(t0)}: {os.path.join(workdir, 'results.md')}")
-  return results
+  together = len(names) > 1 and strategy.use_population(
+    mode, [configs[n, seeds[0]] for n in names], os.path.join(workdir, "execution.json"), say
+  )
+  groups = (
+    [(s, tuple(names)) for s in seeds] if together else [(s, (n,)) for s in seeds for n in names]
+  )
+  cells = []
+  for seed, group in groups:
+    text = json.dumps([records.jsonable(configs[n, seed].to_dict()) for n in group], sort_keys=True)
+    cells.append(Cell(seed, group, hashlib.sha256(text.encode()).hexdigest()[:12]))
+  return cells
 
 
-def _report(quiet: bool, i: int, total: int, name: str, seed: int, summary: dict) -> None:
-  if summary.get("diverged"):
-    d = summary["diverged"]
-    _say(
-      quiet, f"[{i}/{total}] {name} seed {seed}: diverged at step {d['step']} (lr {d['lr']:.4g})"
-    )
-    return
-  _say(
-    quiet,
-    f"[{i}/{total}] {name} seed {seed}: test accuracy "
-    f"{summary['final_test_accuracy']:.4f}, loss {summary['final_test_loss']:.4f}",
+def finished(workdir: str, cell: Cell) -> bool:
+  return all(
+    os.path.exists(os.path.join(run_dir(workdir, n, cell.seed), "summary.json")) for n in cell.names
   )
 
 
-def _platform() -> str:
-  return jax.default_backend()
+def compare(
+  config: Any, workdir: str, *, quiet: bool = False, shard: tuple[int, int] | None = None
+) -> dict[str, Any] | None:
+  """Runs (or resumes) the study in `workdir` and writes results, tables and figures.
+
+  With `shard=(i, n)` only cells i, i + n, i + 2n, ... of the fixed order are trained and no
+  report is written (`lrjax report` collects the shards' work). Without it every cell is trained
+  here unless another process holds it (then this one waits for it), and the report is written.
+  """
+  t0 = time.perf_counter()
+
+  def say(text: str) -> None:
+    _say(quiet, text)
+
+  os.makedirs(workdir, exist_ok=True)
+  records.write_json(os.path.join(workdir, "study.json"), config.to_dict())
+  cells = plan(config, workdir, say)
+  if shard is not None:
+    cells = cells[shard[0] :: shard[1]]
+  total, done, held = sum(len(c.names) for c in cells), 0, []
+  for cell in cells:
+    what = f"{', '.join(cell.names)} as one population" if len(cell.names) > 1 else cell.names[0]
+    if finished(workdir, cell):
+      done += len(cell.names)
+      say(f"[{done}/{total}] {what} seed {cell.seed}: finished earlier, skipped")
+      continue
+    where = _progress(t0, done, total)
+    say(f"[{done + len(cell.names)}/{total}] {what} seed {cell.seed}: training ({where})")
+    summaries = _try_cell(config, workdir, cell, quiet, say)
+    if summaries is None:
+      held.append(cell)
+      continue
+    done += len(cell.names)
+    for name, summary in zip(cell.names, summaries):
+      _report(quiet, name, cell.seed, summary)
+  if shard is not None:
+    say(f"shard {shard[0]}/{shard[1]} done in {duration(time.perf_counter() - t0)}")
+    return None
+  _wait_for(held, config, workdir, quiet, say)
+  results = collect(config, workdir)
+  write_results(results, workdir)
+  say(f"study done in {duration(time.perf_counter() - t0)}: {os.path.join(workdir, 'results.md')}")
+  return results
 
 
-def _use_population(mode: str, configs: list[Any], workdir: str, quiet: bool) -> bool:
-  """The mode's answer; for "auto", decided once per study and kept in `execution.json` (so a
-  resumed study decides as the first try did): one at a time on CPU, where a vmapped convolution
-  becomes a grouped one (`benchmarks/run.py` measures the population about 3x slower), and
-  elsewhere whichever a probe of both on this machine finds faster."""
-  if mode != "auto":
-    return mode == "always"
-  path = os.path.join(workdir, "execution.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)["population"]
-  platform = _platform()
-  if platform == "cpu":
-    record = {"population": False, "platform": platform, "probe": None}
-    _say(quiet, "on CPU the runs train one after another (a population is slower there)")
-  else:
-    with tempfile.TemporaryDirectory() as tmp:
-      runs = [loop.Run(c, os.path.join(tmp, str(i))) for i, c in enumerate(configs)]
-      probe = population.probe(runs)
-    record = {"population": probe["ratio"] < 1.0, "platform": platform, "probe": probe}
-    _say(
-      quiet,
-      f"probe: {len(configs)} runs as one population {probe['population_ms']:.0f} ms/step, one "
-      f"after another {probe['sequential_ms']:.0f} ms/step: "
-      + ("population" if record["population"] else "one after another"),
+def _try_cell(config, workdir, cell, quiet, say):
+  try:
+    return train_cell(config, workdir, cell, quiet=quiet)
+  except ClaimedError as e:
+    say(f"    skipped: {e}")
+    return None
+
+
+def _wait_for(held: list[Cell], config: Any, workdir: str, quiet: bool, say, poll: float = 2.0):
+  """Waits for the cells other processes hold; trains any whose owner died (claim expired)."""
+  while held:
+    held = [c for c in held if not finished(workdir, c)]
+    for cell in list(held):
+      summaries = _try_cell(config, workdir, cell, True, lambda text: None)
+      if summaries is not None:
+        held.remove(cell)
+        for name, summary in zip(cell.names, summaries):
+          _report(quiet, name, cell.seed, summary)
+    if held:
+      time.sleep(poll)
+
+
+def train_cell(
+  config: Any, workdir: str, cell: Cell, *, quiet: bool = False
+) -> list[dict[str, Any]]:
+  """Trains (or resumes) one cell; every way of running a study trains through this function.
+
+  A population cell trains its unfinished members that have no checkpoint of their own as one
+  vmapped program; members that started alone (another mode, an earlier try) finish alone.
+  Returns the summaries of the cell's members, in order.
+
+  Raises:
+    ClaimedError: another live process holds one of the cell's runs.
+  """
+  _, _, schedules = study_plan(config)
+  out = {}
+  todo = [
+    n
+    for n in cell.names
+    if not os.path.exists(os.path.join(run_dir(workdir, n, cell.seed), "summary.json"))
+  ]
+  for n in cell.names:
+    if n not in todo:
+      out[n] = records.read_json(os.path.join(run_dir(workdir, n, cell.seed), "summary.json"))
+  alone = [
+    n for n in todo if os.path.isdir(os.path.join(run_dir(workdir, n, cell.seed), "checkpoints"))
+  ]
+  together = [n for n in todo if n not in alone]
+  groups = [together] if len(cell.names) > 1 and len(together) > 1 else [[n] for n in together]
+  for names in [[n] for n in alone] + groups:
+    summaries = loop.train(
+      [run_config(config, n, cell.seed, schedules[n]) for n in names],
+      [run_dir(workdir, n, cell.seed) for n in names],
+      os.path.join(workdir, "runs", "_population", f"seed_{cell.seed}"),
+      vmapped=len(names) > 1,
+      quiet=quiet,
     )
-  with open(path, "w") as f:
-    json.dump(record, f, indent=2)
-  return record["population"]
+    out.update(zip(names, summaries))
+  return [out[n] for n in cell.names]
+
+
+def _progress(t0: float, done: int, total: int) -> str:
+  elapsed = time.perf_counter() - t0
+  if done == 0:
+    return f"{duration(elapsed)} so far"
+  return f"{duration(elapsed)} so far, about {duration(elapsed / done * (total - done))} left"
+
+
+def _report(quiet: bool, name: str, seed: int, summary: dict) -> None:
+  if summary.get("diverged"):
+    d = summary["diverged"]
+    _say(quiet, f"    {name} seed {seed}: diverged at step {d['step']} (lr {d['lr']:.4g})")
+    return
+  _say(
+    quiet,
+    f"    {name} seed {seed}: test accuracy "
+    f"{summary['final_test_accuracy']:.4f}, loss {summary['final_test_loss']:.4f}",
+  )
 
 
 def collect(config: Any, workdir: str) -> dict[str, Any]:
@@ -203,14 +261,11 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
       path = os.path.join(out, "summary.json")
       if not os.path.exists(path):
         continue
-      with open(path) as f:
-        summary = json.load(f)
-      with open(os.path.join(out, "metrics.jsonl")) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-      with open(os.path.join(out, "config.json")) as f:
-        resolved = json.load(f)
+      summary = records.read_json(path)
+      history = records.read_records(out)
+      resolved = records.read_json(os.path.join(out, "config.json"))
       curves = {
-        k: [r[k] for r in records]
+        k: [r[k] for r in history]
         for k in ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
       }
       runs.append(
@@ -238,21 +293,29 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
     "seeds": seeds,
     "labels": {n: LABELS.get(n, n.replace("_", " ")) for n in names},
     "runs": runs,
+    "environment": records.environment(),
   }
 
 
+def report_workdir(workdir: str) -> dict[str, Any]:
+  """Collects the finished runs of the study in `workdir` (its config in `study.json`, written
+  by `compare`) into results.json/.md/.csv and the figures; `missing` lists unfinished runs."""
+  import ml_collections
+
+  config = ml_collections.ConfigDict(records.read_json(os.path.join(workdir, "study.json")))
+  results = collect(config, workdir)
+  write_results(results, workdir)
+  have = {(r["schedule"], r["seed"]) for r in results["runs"]}
+  results["missing"] = [
+    f"{n} seed {s}" for s in results["seeds"] for n in results["schedules"] if (n, s) not in have
+  ]
+  return results
+
+
 def write_results(results: dict[str, Any], workdir: str) -> None:
-  tmp = os.path.join(workdir, "results.json.tmp")
-  with open(tmp, "w") as f:
-    json.dump(results, f, indent=1)
-  os.replace(tmp, os.path.join(workdir, "results.json"))
+  records.write_json(os.path.join(workdir, "results.json"), results)
   report.write_reports(results, workdir)
   figures.write_figures(results, workdir)
-
-
-def _elapsed(t0: float) -> str:
-  s = int(time.perf_counter() - t0)
-  return f"{s // 60}m{s % 60:02d}s"
 
 
 def _say(quiet: bool, text: str) -> None:

@@ -3,6 +3,9 @@
 A study's results hold one run per (schedule, seed). Runs of different schedules that share a seed
 share the initialisation and data order, so schedules are compared seed by seed (a paired t-test)
 rather than as two independent samples: the seed-to-seed spread cancels out of the differences.
+Comparing k schedules with one baseline makes k tests; their p-values are Holm-adjusted so that the
+chance of calling any equal schedule different stays at most alpha (the verdict reads the adjusted
+p-value).
 
 Missing data: a (schedule, seed) run that is absent, or whose metric is absent, None or not finite,
 counts as missing; every statistic reports the `n` it was computed from.
@@ -15,7 +18,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 METRICS = ("final_test_accuracy", "final_test_loss", "best_test_accuracy", "seconds")
 NEEDS_SEEDS = "needs >= 2 seeds"
@@ -166,6 +168,8 @@ def paired_stats(
   }
   if n < 2:
     return out
+  from scipy import stats as sps  # here: summaries and figures need no scipy
+
   mean, se = out["mean_difference"], out["std_difference"] / math.sqrt(n)
   if se == 0:
     out["p_value"] = 1.0 if mean == 0 else 0.0
@@ -175,11 +179,51 @@ def paired_stats(
     half = float(sps.t.ppf(1 - alpha / 2, df)) * se
     out["p_value"] = float(2 * sps.t.sf(abs(mean) / se, df))
     out["ci_low"], out["ci_high"] = mean - half, mean + half
-  if out["p_value"] < alpha:
-    out["verdict"] = "better" if (mean > 0) == higher_is_better else "worse"
-  else:
-    out["verdict"] = f"no significant difference at {alpha:.0%}"
+  out["verdict"] = _verdict(out["p_value"], mean, higher_is_better, alpha)
   return out
+
+
+def _verdict(p: float, mean: float, higher_is_better: bool, alpha: float) -> str:
+  if not math.isfinite(p):
+    return NEEDS_SEEDS
+  if p < alpha:
+    return "better" if (mean > 0) == higher_is_better else "worse"
+  return f"no significant difference at {alpha:.0%}"
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+  r"""Holm's step-down adjustment of a family of p-values, in their given order.
+
+  .. math::
+    \tilde p_{(i)} = \min\Bigl(1,\ \max_{j \le i}\,(m - j + 1)\,p_{(j)}\Bigr)
+
+  where :math:`p_{(1)} \le \dots \le p_{(m)}` are the p-values sorted ascending and m their number.
+  Rejecting where :math:`\tilde p < \alpha` keeps the family-wise error rate at most alpha under
+  any dependence between the tests (Holm 1979). A nan p-value (a test that could not run) stays nan
+  and does not count in m.
+
+  Args:
+    p_values: the raw p-values, each in [0, 1] or nan.
+
+  Returns:
+    The adjusted p-values, same order and length.
+
+  Raises:
+    ValueError: if a p-value is outside [0, 1] (and not nan).
+  """
+  p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+  if np.any((p < 0) | (p > 1)):
+    raise ValueError(f"p_values must be in [0, 1] or nan, got {list(p_values)!r}")
+  out = np.full(p.shape, np.nan)
+  finite = np.flatnonzero(~np.isnan(p))
+  m = finite.size
+  order = finite[np.argsort(p[finite], kind="stable")]
+  running = 0.0
+  for rank, i in enumerate(order):
+    # the running maximum keeps the adjusted values in the order of the raw ones
+    running = max(running, min(1.0, (m - rank) * p[i]))
+    out[i] = running
+  return out.tolist()
 
 
 def paired_comparison(
@@ -189,6 +233,7 @@ def paired_comparison(
   *,
   higher_is_better: bool | None = None,
   alpha: float = 0.05,
+  adjust: str | None = "holm",
 ) -> list[dict[str, Any]]:
   """Each schedule against the baseline, paired by seed over the seeds both have.
 
@@ -199,14 +244,21 @@ def paired_comparison(
     higher_is_better: the metric's direction; default inferred from the name (losses and
       seconds: lower is better).
     alpha: the test level (see `paired_stats`).
+    adjust: "holm" to adjust the rows' p-values as one family (see `holm`), or None to leave
+      them as they are.
 
   Returns:
     One row per other schedule, in column order: `{"schedule", "label", "baseline", "metric",
-    "seeds", "differences"}` plus the keys of `paired_stats`. Differences are schedule - baseline.
+    "seeds", "differences", "p_adjusted"}` plus the keys of `paired_stats`. Differences are
+    schedule - baseline; `p_value` is the raw p-value, `p_adjusted` the Holm-adjusted one (the
+    raw one with `adjust=None`), and the verdict is read from `p_adjusted`.
 
   Raises:
-    ValueError: if `results` has no runs list or no schedules, or `baseline` is not one of them.
+    ValueError: if `results` has no runs list or no schedules, `baseline` is not one of them, or
+      `adjust` is not "holm" or None.
   """
+  if adjust not in ("holm", None):
+    raise ValueError(f"adjust must be 'holm' or None, got {adjust!r}")
   names = schedule_names(results)
   if not names:
     raise ValueError("results must name at least one schedule, got none")
@@ -240,4 +292,8 @@ def paired_comparison(
     }
     row.update(paired_stats(diffs, higher_is_better=higher_is_better, alpha=alpha))
     rows.append(row)
+  raw = [r["p_value"] for r in rows]
+  for row, p in zip(rows, holm(raw) if adjust == "holm" else raw):
+    row["p_adjusted"] = p
+    row["verdict"] = _verdict(p, row["mean_difference"], higher_is_better, alpha)
   return rows

@@ -1,29 +1,33 @@
-"""Arithmetic on schedules: scale, add, multiply and clip.
+"""Arithmetic on schedules: scale, add, multiply and clip, and the operators that build them.
 
-`a + b`, `a * b` and `0.5 * a` on schedules build `add`, `multiply` and `scale`. Each result is a
-registered schedule whose children are schedules (see `lrjax.schedules.compose` for folding).
+`a + b`, `a * b` and `0.5 * a` on schedules build `add`, `multiply` and `scale`: the operators
+are defined here, with the combinators, and set on `Schedule` when this module is imported (which
+importing `lrjax` or any `lrjax.schedules` module does). Each result is a registered schedule
+whose children are schedules (see `lrjax.schedules.composite` for folding and cycles).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lrjax.schedules import checks
 from lrjax.schedules.base import Schedule, schedule_class
-from lrjax.schedules.compose import _eval, _Pair, _Wrapper
+from lrjax.schedules.composite import Pair, Wrapper, evaluate
 from lrjax.schedules.config import register
 from lrjax.schedules.decay import Constant, constant, linear_decay, step_decay
 
 
 @schedule_class
-class Scale(_Wrapper):
+class Scale(Wrapper):
   schedule: Schedule
   factor: Any
 
   def _value(self, t):
-    return self.factor * _eval(self.schedule, t)
+    return self.factor * evaluate(self.schedule, t)
 
 
 @register("scale", Scale, example=dict(schedule=linear_decay(0.2, 100), factor=0.5))
@@ -49,12 +53,12 @@ def _as_schedule(name: str, x: Any) -> Schedule:
 
 
 @schedule_class
-class Add(_Pair):
+class Add(Pair):
   a: Schedule
   b: Schedule
 
   def _value(self, t):
-    return _eval(self.a, t) + _eval(self.b, t)
+    return evaluate(self.a, t) + evaluate(self.b, t)
 
 
 @register("add", Add, example=dict(a=linear_decay(0.09, 100), b=constant(0.01)))
@@ -78,12 +82,12 @@ def add(a: Any, b: Any) -> Add:
 
 
 @schedule_class
-class Multiply(_Pair):
+class Multiply(Pair):
   a: Schedule
   b: Schedule
 
   def _value(self, t):
-    return _eval(self.a, t) * _eval(self.b, t)
+    return evaluate(self.a, t) * evaluate(self.b, t)
 
 
 @register("multiply", Multiply, example=dict(a=linear_decay(0.1, 100), b=step_decay(1.0, 0.5, 25)))
@@ -105,13 +109,13 @@ def multiply(a: Any, b: Any) -> Multiply:
 
 
 @schedule_class
-class Clip(_Wrapper):
+class Clip(Wrapper):
   schedule: Schedule
   min_value: Any
   max_value: Any
 
   def _value(self, t):
-    v = jnp.maximum(_eval(self.schedule, t), self.min_value)
+    v = jnp.maximum(evaluate(self.schedule, t), self.min_value)
     return v if self.max_value is None else jnp.minimum(v, self.max_value)
 
 
@@ -140,5 +144,26 @@ def clip(schedule: Schedule, min_value: Any = 0.0, max_value: Any = None) -> Cli
     schedule=checks.schedule("schedule", schedule), min_value=min_value, max_value=max_value
   )
 
+
+def _operand(x: Any) -> bool:
+  """Schedules combine with schedules and numbers; anything else gets Python's TypeError."""
+  return isinstance(x, (Schedule, int, float, np.number, np.ndarray, jax.Array)) and not isinstance(
+    x, bool
+  )
+
+
+def _add(self: Schedule, other: Any) -> Schedule:
+  return add(self, other) if _operand(other) else NotImplemented
+
+
+def _mul(self: Schedule, other: Any) -> Schedule:
+  if not _operand(other):
+    return NotImplemented
+  return multiply(self, other) if isinstance(other, Schedule) else scale(self, other)
+
+
+# Both operations commute, so the reflected operators are the same functions.
+Schedule.__add__ = Schedule.__radd__ = _add  # type: ignore[method-assign]
+Schedule.__mul__ = Schedule.__rmul__ = _mul  # type: ignore[method-assign]
 
 __all__ = ["scale", "add", "multiply", "clip"]

@@ -1,55 +1,66 @@
-"""The schedule pytree base class and step handling.
+"""The schedule pytree base class.
 
 A schedule is an immutable dataclass registered as a JAX pytree. Its numeric hyperparameters
 (values, durations, boundaries, cycle counts, child schedules) are leaves; its kind (the class)
-and its few non-numeric options (a mode name, a flag) are static. So a schedule can be passed as an
-ordinary argument to a jitted function, vmapped over, and rebuilt from a config, and two schedules
-of the same kind with other values share one compiled program.
+and its few non-numeric options (a mode name, a flag), declared with `static_field()`, are static.
+So a schedule can be passed as an ordinary argument to a jitted function, vmapped over, and
+rebuilt from a config, and two schedules of the same kind with other values share one compiled
+program.
+
+Equality and hashing are by value: two schedules are equal when they are of the same kind, have
+the same static fields and the same structure, and their leaves hold equal numbers (`0.1` and
+`np.float32(0.1)` build equal schedules). The hash is computed from the same things (the pytree
+structure and every leaf's values as float64 bytes), so equal schedules hash alike, and a
+schedule can be a `jax.jit` function (`jax.jit(schedule)`), a static argument
+(`static_argnums`) or a `functools.lru_cache` key. A schedule holding traced values (built
+inside `jit` or `vmap` from traced hyperparameters) has no value to compare: it compares equal
+only to itself and hashes by identity, which keeps hash and equality consistent.
 
 Steps are 0-based optimizer updates. `Schedule.__call__` normalises every kind of step
 (Python int, NumPy or JAX integer or float scalar, arrays of steps) to int32 before the formula
-sees it; concrete steps past 2**31 - 1 are first folded on the host by `Schedule._fold`, so
-formulas only ever handle int32.
+sees it (see `lrjax.schedules.steps`, where steps past 2**31 - 1 are handled).
+
+The base knows nothing of particular schedules, their combinators or the config registry:
+`config.register` sets a registered class's `config_name` and `factory`, and the arithmetic
+operators (`a + b`, `0.5 * a`) are defined with the combinators in `lrjax.schedules.arithmetic`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-INT32_MAX = 2**31 - 1
-# Largest float32 below 2**31: the last float that converts to int32 without overflow.
-_FLOAT32_BELOW_2_31 = 2147483520.0
-
-Step = int | float | np.ndarray | jax.Array
+from lrjax.schedules.steps import INT32_MAX as INT32_MAX
+from lrjax.schedules.steps import Step, as_int32_step, true_steps
 
 
-def schedule_class(cls: type | None = None, *, static: tuple[str, ...] = ()) -> Any:
+def static_field() -> Any:
+  """Declares a dataclass field static: pytree metadata, hashable, part of the compiled program.
+
+  `mode: str = static_field()`. Every other field is a child: a leaf array, a child schedule, a
+  tuple of them, or None.
+  """
+  return dataclasses.field(metadata=dict(static=True))
+
+
+def schedule_class(cls: type) -> type:
   """Turns a `Schedule` subclass into a frozen dataclass registered as a pytree.
 
-  Fields named in `static` are pytree metadata (hashable, part of the compiled program's key);
-  every other field is a child (a leaf array, a child schedule, a tuple of them, or None).
+  Fields declared with `static_field()` are pytree metadata; the others are children.
   """
-
-  def wrap(c: type) -> type:
-    c = dataclasses.dataclass(frozen=True, eq=False, repr=False)(c)
-    names = [f.name for f in dataclasses.fields(c)]
-    unknown = set(static) - set(names)
-    if unknown:
-      raise TypeError(f"static fields {sorted(unknown)} are not fields of {c.__name__}")
-    c._static_fields = tuple(n for n in names if n in static)
-    c._child_fields = tuple(n for n in names if n not in static)
-    jax.tree_util.register_dataclass(
-      c, data_fields=list(c._child_fields), meta_fields=list(c._static_fields)
-    )
-    return c
-
-  return wrap if cls is None else wrap(cls)
+  c = dataclasses.dataclass(frozen=True, eq=False, repr=False)(cls)
+  fields = dataclasses.fields(c)
+  c._static_fields = tuple(f.name for f in fields if f.metadata.get("static", False))
+  c._child_fields = tuple(f.name for f in fields if not f.metadata.get("static", False))
+  jax.tree_util.register_dataclass(
+    c, data_fields=list(c._child_fields), meta_fields=list(c._static_fields)
+  )
+  return c
 
 
 class Schedule:
@@ -61,8 +72,9 @@ class Schedule:
 
   _static_fields: ClassVar[tuple[str, ...]] = ()
   _child_fields: ClassVar[tuple[str, ...]] = ()
-  # Name under which the schedule is registered for configs; set by `config.register`.
+  # Set by `config.register`: the name under which the schedule is registered and its factory.
   config_name: ClassVar[str] = ""
+  factory: ClassVar[Callable[..., Schedule] | None] = None
 
   def _value(self, t: jax.Array) -> jax.Array:
     raise NotImplementedError
@@ -86,46 +98,62 @@ class Schedule:
 
   def __call__(self, step: Step) -> jax.Array:
     t = as_int32_step(step, self._fold)
-    if isinstance(step, (int, float, np.ndarray, np.generic)) and not isinstance(step, bool):
-      host = np.asarray(step if not isinstance(step, int) else min(step, 2**63 - 1))
-      if np.any(host > INT32_MAX):
-        tail = self._tail(jnp.asarray(np.floor(host.astype(np.float64)), jnp.float32), t)
-        if tail is not None:
-          return jnp.asarray(tail).astype(jnp.float32)
+    host = true_steps(step)
+    if host is not None:
+      tail = self._tail(jnp.asarray(host, jnp.float32), t)
+      if tail is not None:
+        return jnp.asarray(tail).astype(jnp.float32)
     return self._value(t).astype(jnp.float32)
 
-  # Arithmetic builds composed schedules (lrjax.schedules.arithmetic): `0.5 * a + b` just works.
-  def __add__(self, other: Any) -> Schedule:
-    from lrjax.schedules import arithmetic as compose
+  def cycle_ends(self, total_steps: int) -> tuple[int, ...]:
+    """The step counts at which a cycle of the schedule has ended, in a run of `total_steps`.
 
-    if not _operand(other):
-      return NotImplemented
-    return compose.add(self, other)
+    A cycle ends after `e` updates for each `e` returned: sorted, each at most `total_steps`, and
+    the last one is `total_steps` itself (the run's end closes the last, possibly unfinished,
+    cycle). A schedule without cycles returns `()`. Cyclic schedules: `cosine_annealing` (every
+    :math:`\\lceil T / M \\rceil` steps), `sgdr` (cycles of :math:`L r^i` steps), `cyclical`
+    (every :math:`U + D`) and `repeat` (every period, and its child's cycles within a period);
+    combinators pass their children's cycles through, moved to where they run (`join`, `shift`,
+    `warmup`), counted in epochs (`per_epoch`) or unchanged (`scale`, `clip`, `add`, ...).
+    Snapshot ensembles keep a model at each of these steps.
 
-  __radd__ = __add__
+    Args:
+      total_steps: the number of updates of the run, an integer >= 0.
 
-  def __mul__(self, other: Any) -> Schedule:
-    from lrjax.schedules import arithmetic as compose
+    Raises:
+      ValueError: if `total_steps` is not a non-negative integer, or the schedule's cycle lengths
+        are traced or batched (they are needed on the host).
+    """
+    if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)):
+      raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+    if total_steps < 0:
+      raise ValueError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+    return close_cycles(self._cycle_ends(int(total_steps)), int(total_steps))
 
-    if not _operand(other):
-      return NotImplemented
-    if isinstance(other, Schedule):
-      return compose.multiply(self, other)
-    return compose.scale(self, other)
-
-  __rmul__ = __mul__
+  def _cycle_ends(self, total_steps: int) -> Iterable[int]:
+    """Cycle ends before `close_cycles`: any order, repeats and ends past the run allowed."""
+    return ()
 
   def replace(self, **changes: Any) -> Schedule:
     """A copy with some fields changed, validated again through the registered factory."""
-    from lrjax.schedules import config
-
-    return config.from_config({**self.to_config(), **{k: _to_plain(v) for k, v in changes.items()}})
+    factory = type(self).factory
+    if factory is None:
+      raise ValueError(f"{type(self).__name__} is not registered and cannot be rebuilt")
+    return factory(**{**self.fields(), **changes})
 
   def to_config(self) -> dict[str, Any]:
-    """A JSON-serialisable dict that `lrjax.from_config` turns back into an equal schedule."""
-    from lrjax.schedules import config
+    """A JSON-serialisable dict that `lrjax.from_config` turns back into an equal schedule.
 
-    return config.to_config(self)
+    `{"name": <factory name>, <argument>: <value>, ...}`: the keys are the factory's keyword
+    arguments (a schedule's fields are exactly those), child schedules are nested dicts.
+    """
+    name = type(self).config_name
+    if not name:
+      raise ValueError(f"{type(self).__name__} is not registered and has no config")
+    out: dict[str, Any] = {"name": name}
+    for key, value in self.fields().items():
+      out[key] = _plain(f"{name}.{key}", value)
+    return out
 
   def fields(self) -> dict[str, Any]:
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -134,14 +162,17 @@ class Schedule:
     if type(self) is not type(other):
       return NotImplemented
     a, b = jax.tree.flatten(self), jax.tree.flatten(other)
+    if _traced(a[0]) or _traced(b[0]):
+      return NotImplemented  # no values to compare: Python falls back to identity
     if a[1] != b[1]:
       return False
-    try:
-      return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a[0], b[0]))
-    except jax.errors.TracerArrayConversionError:
-      return NotImplemented
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a[0], b[0]))
 
-  __hash__ = None  # type: ignore[assignment]  # leaves are arrays: equality is by value
+  def __hash__(self) -> int:
+    leaves, treedef = jax.tree.flatten(self)
+    if _traced(leaves):
+      return object.__hash__(self)  # compares by identity too (see __eq__)
+    return hash((treedef, tuple(_leaf_key(x) for x in leaves)))
 
   def __repr__(self) -> str:
     parts = []
@@ -150,11 +181,18 @@ class Schedule:
     return f"{type(self).__name__}({', '.join(parts)})"
 
 
-def _operand(x: Any) -> bool:
-  """Schedules combine with schedules and numbers; anything else gets Python's TypeError."""
-  return isinstance(x, (Schedule, int, float, np.number, np.ndarray, jax.Array)) and not isinstance(
-    x, bool
-  )
+def _traced(leaves: list[Any]) -> bool:
+  return any(isinstance(x, jax.core.Tracer) for x in leaves)
+
+
+def _leaf_key(x: Any) -> tuple[tuple[int, ...], bytes]:
+  """Shape and values as float64 bytes: equal whenever `np.array_equal` holds.
+
+  float64 holds every int32 and float32 exactly, so an int 3 and a float 3.0 (equal by value)
+  give the same bytes; adding 0.0 turns -0.0 into 0.0, which equals it.
+  """
+  a = np.asarray(x).astype(np.float64) + 0.0
+  return a.shape, a.tobytes()
 
 
 def _short_repr(v: Any) -> str:
@@ -169,70 +207,41 @@ def _short_repr(v: Any) -> str:
   return repr(v)
 
 
-def _to_plain(v: Any) -> Any:
-  if isinstance(v, Schedule):
-    return v.to_config()
-  return v
+def _plain(where: str, value: Any) -> Any:
+  """A field's value as JSON-ready Python numbers, lists, strings and nested configs."""
+  if isinstance(value, Schedule):
+    return value.to_config()
+  if isinstance(value, (tuple, list)):
+    return [_plain(f"{where}[{i}]", v) for i, v in enumerate(value)]
+  if value is None or isinstance(value, (str, bool)):
+    return value
+  if isinstance(value, jax.core.Tracer):
+    raise ValueError(f"{where} is traced inside jit/vmap and has no config value")
+  arr = np.asarray(value)
+  if np.issubdtype(arr.dtype, np.floating):
+    # str() of a float32 is its shortest round-tripping decimal: 0.1, not 0.10000000149011612.
+    conv = [float(str(np.float32(v))) for v in arr.ravel()]
+  elif np.issubdtype(arr.dtype, np.integer):
+    conv = [int(v) for v in arr.ravel()]
+  elif np.issubdtype(arr.dtype, np.bool_):
+    conv = [bool(v) for v in arr.ravel()]
+  else:
+    raise ValueError(f"{where} has no config value: {value!r}")
+  return conv[0] if arr.ndim == 0 else np.asarray(conv, dtype=object).reshape(arr.shape).tolist()
 
 
-def as_int32_step(step: Step, fold: Callable[[np.ndarray], np.ndarray] | None = None) -> jax.Array:
-  """Converts a step of any accepted kind to an int32 array (non-negative, same shape).
-
-  Concrete host values (Python and NumPy scalars and arrays) are checked: a negative or non-finite
-  step raises ValueError naming its value. They are floored (float steps count whole updates) and
-  folded into int32 by `fold` on the host, in int64, so Python ints up to 2**63 - 1 are exact.
-  JAX arrays (traced or not) are converted on the device: floats are floored, negatives clamped
-  to 0 and values past int32 saturate.
-  """
-  if isinstance(step, bool):
-    raise ValueError(f"step must be an integer or float, got {step!r}")
-  if isinstance(step, int) and step > 2**63 - 1:
-    step = 2**63 - 1  # int64 holds the rest of the way; folding makes it int32
-  if isinstance(step, (int, float, np.ndarray, np.generic)):
-    arr = np.asarray(step)
-    if arr.dtype == object or not (
-      np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
-      raise ValueError(f"step must be an integer or float, got {step!r}")
-    if np.issubdtype(arr.dtype, np.floating):
-      if not np.all(np.isfinite(arr)):
-        raise ValueError(f"step must be finite, got {step!r}")
-      arr = np.floor(arr)
-      arr = np.minimum(arr, float(2**63 - 1024))
-    if np.any(arr < 0):
-      raise ValueError(f"step must be non-negative, got {step!r}")
-    arr = arr.astype(np.int64)
-    if np.any(arr > INT32_MAX):
-      arr = (fold or (lambda s: np.minimum(s, INT32_MAX)))(arr)
-    return jnp.asarray(np.asarray(arr, dtype=np.int64).astype(np.int32))
-  step = jnp.asarray(step)
-  if jnp.issubdtype(step.dtype, jnp.floating):
-    step = jnp.clip(jnp.floor(step), 0.0, _FLOAT32_BELOW_2_31)
-    return step.astype(jnp.int32)
-  if not jnp.issubdtype(step.dtype, jnp.integer):
-    raise ValueError(f"step must be an integer or float array, got dtype {step.dtype}")
-  if step.dtype.itemsize > 4 or step.dtype == jnp.uint32:
-    step = jnp.clip(step, 0, INT32_MAX)
-  return jnp.maximum(step.astype(jnp.int32), 0)
+def close_cycles(ends: Iterable[int], total_steps: int) -> tuple[int, ...]:
+  """Sorted, distinct cycle ends in [1, total_steps], closed by `total_steps` when any."""
+  kept = sorted({int(e) for e in ends if 0 < int(e) <= total_steps})
+  if not kept:
+    return ()
+  if kept[-1] != total_steps:
+    kept.append(total_steps)
+  return tuple(kept)
 
 
-def fold_periodic(
-  step: np.ndarray, offset: Any, period: Any, max_cycles: int | None = None
-) -> np.ndarray:
-  """Host fold for schedules periodic with `period` after `offset` (both concrete ints).
-
-  Keeps the phase `(step - offset) % period` and as many whole cycles as int32 holds (or
-  `max_cycles`): a schedule whose value still depends on the cycle index (a decay per cycle) is
-  then as far along its decay as an int32 step can take it.
-  """
-  try:
-    offset, period = int(offset), int(period)
-  except (TypeError, jax.errors.ConcretizationTypeError):
-    return np.minimum(step, INT32_MAX)
-  if period <= 0:
-    return np.minimum(step, INT32_MAX)
-  fit = max((INT32_MAX - offset - period + 1) // period, 0)
-  rel = step - offset
-  cycles = np.minimum(rel // period, fit if max_cycles is None else min(max_cycles, fit))
-  folded = offset + cycles * period + rel % period
-  return np.where(step > INT32_MAX, np.minimum(folded, INT32_MAX), step)
+def periodic_ends(period: int, total_steps: int, offset: int = 0) -> list[int]:
+  """Ends `offset + k * period` (k >= 1) of cycles of `period` steps within `total_steps`."""
+  if period < 1 or total_steps <= offset:
+    return []
+  return list(range(offset + period, total_steps + 1, period)) + [total_steps]

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.schedules.base import INT32_MAX
+from lrjax.schedules.base import Schedule
+from lrjax.schedules.steps import INT32_MAX
 
 
 def is_traced(x: Any) -> bool:
@@ -173,8 +174,6 @@ def flag(name: str, x: Any) -> bool:
 
 
 def schedule(name: str, x: Any) -> Any:
-  from lrjax.schedules.base import Schedule
-
   if not isinstance(x, Schedule):
     raise ValueError(f"{name} must be an lrjax schedule, got {x!r}")
   return x

@@ -1,15 +1,9 @@
-"""Combinators in time: join, warmup, per-epoch holding, repetition and shift.
+"""Combinators in time: join, warmup, per-epoch holding, repetition, shift and choice.
 
 Each combinator is itself a registered schedule whose children are schedules, so a composition is
 one pytree (jit it, vmap it over any leaf) and its config is a nested dict. Combinators of values
-(scale, add, multiply, clip) are in `lrjax.schedules.arithmetic`.
-
-Folding (steps past 2**31 - 1, see `Schedule._fold`): a combinator folds a step through its child
-so that, for example, `repeat(s, 100)` at step 2**62 equals `s` at step 2**62 % 100. An inner
-fold must land low enough that the outer formula maps it back into int32 (an epoch index times
-`steps_per_epoch`, a step plus a warmup length); children from other modules only fold past
-2**31 - 1, and where their fold does not land low enough the step saturates instead, which is
-exact for a child that is constant from there on.
+(scale, add, multiply, clip) are in `lrjax.schedules.arithmetic`; how both fold steps past
+2**31 - 1 through their children is in `lrjax.schedules.composite`.
 """
 
 from __future__ import annotations
@@ -17,108 +11,55 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import INT32_MAX, Schedule, schedule_class
+from lrjax.schedules.base import Schedule, periodic_ends, schedule_class
+from lrjax.schedules.composite import (
+  Composite,
+  Wrapper,
+  ends_after,
+  evaluate,
+  fold_after,
+  fold_below,
+  host_int,
+)
 from lrjax.schedules.config import register
-from lrjax.schedules.decay import Constant, linear_decay, step_decay
-from lrjax.schedules.formulas import fraction_done, whole_div, whole_mod
-
-
-def _eval(s: Schedule, t: jax.Array) -> jax.Array:
-  return s._value(t).astype(jnp.float32)
-
-
-def _concrete_int(x: Any) -> int | None:
-  """The Python int of a scalar leaf, or None when traced or batched (then folds saturate)."""
-  if checks.is_traced(x):
-    return None
-  a = np.asarray(x)
-  return int(a) if a.ndim == 0 else None
-
-
-def _step_free(s: Schedule) -> bool:
-  return isinstance(s, Constant) or (isinstance(s, _Composed) and s._step_free())
-
-
-def _fold_below(s: Schedule, step: np.ndarray, limit: int) -> np.ndarray:
-  """Maps the int64 steps of `s` past `limit` to steps <= limit where `s` has the same value."""
-  if isinstance(s, _Composed):
-    return s._fold_to(step, limit)
-  if _step_free(s):
-    return np.minimum(step, limit)
-  folded = np.where(step > INT32_MAX, s._fold(step), step)
-  return np.where(step > limit, np.minimum(folded, limit), step)
-
-
-def _fold_after(child: Schedule, step: np.ndarray, offset: Any, limit: int) -> np.ndarray:
-  """Fold for a child that sees `step - offset`."""
-  o = _concrete_int(offset)
-  if o is None or o > limit:
-    return np.minimum(step, limit)
-  inner = _fold_below(child, step - o, limit - o)
-  return np.where(step > limit, o + inner, step)
-
-
-class _Composed(Schedule):
-  """A schedule with schedule children: folds through them (see the module docstring)."""
-
-  def _fold(self, step: np.ndarray) -> np.ndarray:
-    return self._fold_to(np.asarray(step, np.int64), INT32_MAX)
-
-  def _fold_to(self, step: np.ndarray, limit: int) -> np.ndarray:
-    return np.minimum(step, limit)
-
-  def _step_free(self) -> bool:
-    return False
-
-
-class _Wrapper(_Composed):
-  """A combinator of one child `schedule`: folds through it and is constant when it is."""
-
-  def _fold_to(self, step: np.ndarray, limit: int) -> np.ndarray:
-    return _fold_below(self.schedule, step, limit)
-
-  def _step_free(self) -> bool:
-    return _step_free(self.schedule)
-
-
-class _Pair(_Composed):
-  """A combinator of two children `a` and `b` (see `add` for its fold)."""
-
-  def _fold_to(self, step: np.ndarray, limit: int) -> np.ndarray:
-    a, b = self.a, self.b
-    if _step_free(a) or _step_free(b):
-      return _fold_below(b if _step_free(a) else a, step, limit)
-    fa, fb = _fold_below(a, step, limit), _fold_below(b, step, limit)
-    # A folded step is valid for both children only where their folds agree; saturate elsewhere.
-    return np.where(fa == fb, fa, np.minimum(step, limit))
-
-  def _step_free(self) -> bool:
-    return _step_free(self.a) and _step_free(self.b)
+from lrjax.schedules.decay import linear_decay, step_decay
+from lrjax.schedules.formulas import ramp, whole_div, whole_mod
+from lrjax.schedules.steps import concrete_int, saturate
 
 
 @schedule_class
-class Join(_Composed):
+class Join(Composite):
   schedules: tuple[Schedule, ...]
   boundaries: Any
 
   def _value(self, t):
-    out = _eval(self.schedules[0], t)
+    out = evaluate(self.schedules[0], t)
     # Every piece is evaluated at a non-negative local step, so unselected pieces stay finite and
     # so do gradients through jnp.where. Later pieces win at equal boundaries, as in optax.
     for i, s in enumerate(self.schedules[1:]):
       b = self.boundaries[i]
-      out = jnp.where(t >= b, _eval(s, jnp.maximum(t - b, 0)), out)
+      out = jnp.where(t >= b, evaluate(s, jnp.maximum(t - b, 0)), out)
     return out
 
   def _fold_to(self, step, limit):
     if len(self.schedules) == 1:
-      return _fold_below(self.schedules[0], step, limit)
-    return _fold_after(self.schedules[-1], step, self.boundaries[-1], limit)
+      return fold_below(self.schedules[0], step, limit)
+    return fold_after(self.schedules[-1], step, self.boundaries[-1], limit)
+
+  def _cycle_ends(self, total_steps):
+    if checks.is_traced(self.boundaries):
+      raise ValueError(
+        f"join.boundaries must be concrete to compute cycle ends, got {self.boundaries!r}"
+      )
+    starts = [0, *np.asarray(self.boundaries).tolist()]
+    ends = [*starts[1:], total_steps]
+    for s, start, stop in zip(self.schedules, starts, ends):
+      # A piece's last cycle is cut at the next boundary.
+      yield from ends_after(s, start, min(max(stop, start), total_steps))
 
 
 def _schedule_list(name: str, xs: Any) -> tuple[Schedule, ...]:
@@ -159,19 +100,22 @@ def join(schedules: Sequence[Schedule], boundaries: Any) -> Join:
 
 
 @schedule_class
-class Warmup(_Composed):
+class Warmup(Composite):
   schedule: Schedule
   warmup_steps: Any
   init_value: Any
 
   def _value(self, t):
     w = self.warmup_steps
-    peak = _eval(self.schedule, jnp.zeros_like(t))
-    ramp = self.init_value + (peak - self.init_value) * fraction_done(t, w)
-    return jnp.where(t < w, ramp, _eval(self.schedule, jnp.maximum(t - w, 0)))
+    peak = evaluate(self.schedule, jnp.zeros_like(t))
+    up = ramp(self.init_value, peak, t, w)
+    return jnp.where(t < w, up, evaluate(self.schedule, jnp.maximum(t - w, 0)))
 
   def _fold_to(self, step, limit):
-    return _fold_after(self.schedule, step, self.warmup_steps, limit)
+    return fold_after(self.schedule, step, self.warmup_steps, limit)
+
+  def _cycle_ends(self, total_steps):
+    return ends_after(self.schedule, host_int(self, "warmup_steps"), total_steps)
 
 
 @register(
@@ -209,21 +153,27 @@ def warmup(schedule: Schedule, warmup_steps: Any, init_value: Any = 0.0) -> Warm
 
 
 @schedule_class
-class PerEpoch(_Wrapper):
+class PerEpoch(Wrapper):
   schedule: Schedule
   steps_per_epoch: Any
 
   def _value(self, t):
-    return _eval(self.schedule, whole_div(t, jnp.maximum(self.steps_per_epoch, 1)))
+    return evaluate(self.schedule, whole_div(t, jnp.maximum(self.steps_per_epoch, 1)))
 
   def _fold_to(self, step, limit):
-    spe = _concrete_int(self.steps_per_epoch)
+    spe = concrete_int(self.steps_per_epoch)
     # Epochs up to this bound keep spe * epoch + (spe - 1) <= limit.
     epoch_limit = None if spe is None else (limit + 1) // spe - 1
     if epoch_limit is None or epoch_limit < 0:
-      return np.minimum(step, limit)
-    epoch = _fold_below(self.schedule, step // spe, epoch_limit)
+      return saturate(step, limit)
+    epoch = fold_below(self.schedule, step // spe, epoch_limit)
     return np.where(step > limit, spe * epoch + step % spe, step)
+
+  def _cycle_ends(self, total_steps):
+    spe = host_int(self, "steps_per_epoch")
+    # Epochs the run starts (the last may be partial); a cycle ends with its last epoch.
+    epochs = -(-total_steps // spe)
+    return (min(e * spe, total_steps) for e in self.schedule.cycle_ends(epochs))
 
 
 @register("per_epoch", PerEpoch, example=dict(schedule=step_decay(0.1, 0.5, 3), steps_per_epoch=10))
@@ -252,18 +202,26 @@ def per_epoch(schedule: Schedule, steps_per_epoch: Any) -> PerEpoch:
 
 
 @schedule_class
-class Repeat(_Wrapper):
+class Repeat(Wrapper):
   schedule: Schedule
   period: Any
 
   def _value(self, t):
-    return _eval(self.schedule, whole_mod(t, jnp.maximum(self.period, 1)))
+    return evaluate(self.schedule, whole_mod(t, jnp.maximum(self.period, 1)))
 
   def _fold_to(self, step, limit):
-    p = _concrete_int(self.period)
+    p = concrete_int(self.period)
     if p is None:
-      return np.minimum(step, limit)
-    return np.where(step > limit, _fold_below(self.schedule, step % p, limit), step)
+      return saturate(step, limit)
+    return np.where(step > limit, fold_below(self.schedule, step % p, limit), step)
+
+  def _cycle_ends(self, total_steps):
+    p = host_int(self, "period")
+    inner = self.schedule.cycle_ends(p)
+    # Every period is a cycle; the child's own cycles end inside each period.
+    for start in range(0, total_steps, p):
+      yield from (start + e for e in inner if start + e <= total_steps)
+    yield from periodic_ends(p, total_steps)
 
 
 @register("repeat", Repeat, example=dict(schedule=linear_decay(0.1, 25), period=25))
@@ -286,15 +244,18 @@ def repeat(schedule: Schedule, period: Any) -> Repeat:
 
 
 @schedule_class
-class Shift(_Wrapper):
+class Shift(Wrapper):
   schedule: Schedule
   offset: Any
 
   def _value(self, t):
-    return _eval(self.schedule, jnp.maximum(t - self.offset, 0))
+    return evaluate(self.schedule, jnp.maximum(t - self.offset, 0))
 
   def _fold_to(self, step, limit):
-    return _fold_after(self.schedule, step, self.offset, limit)
+    return fold_after(self.schedule, step, self.offset, limit)
+
+  def _cycle_ends(self, total_steps):
+    return ends_after(self.schedule, host_int(self, "offset"), total_steps)
 
 
 @register("shift", Shift, example=dict(schedule=linear_decay(0.1, 80), offset=20))
@@ -316,25 +277,28 @@ def shift(schedule: Schedule, offset: Any) -> Shift:
 
 
 @schedule_class
-class Choose(_Composed):
+class Choose(Composite):
   schedules: tuple[Schedule, ...]
   index: Any
 
   def _value(self, t):
-    out = _eval(self.schedules[0], t)
+    out = evaluate(self.schedules[0], t)
     for i, s in enumerate(self.schedules[1:], 1):
-      out = jnp.where(self.index == i, _eval(s, t), out)
+      out = jnp.where(self.index == i, evaluate(s, t), out)
     return out
 
   def _fold_to(self, step, limit):
-    i = _concrete_int(self.index)
+    i = concrete_int(self.index)
     if i is None:
-      return np.minimum(step, limit)
-    return _fold_below(self.schedules[i], step, limit)
+      return saturate(step, limit)
+    return fold_below(self.schedules[i], step, limit)
 
   def _tail(self, t_float, t):
-    i = _concrete_int(self.index)
+    i = concrete_int(self.index)
     return None if i is None else self.schedules[i]._tail(t_float, t)
+
+  def _cycle_ends(self, total_steps):
+    return self.schedules[host_int(self, "index")].cycle_ends(total_steps)
 
 
 @register(

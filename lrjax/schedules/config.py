@@ -3,7 +3,9 @@
 `to_config(schedule)` gives `{"name": <factory name>, <argument>: <value>, ...}`: a JSON-ready
 dict whose keys are the factory's keyword arguments (a schedule's fields are exactly those), with
 child schedules as nested dicts. `from_config(dict)` calls the factory again, so every value is
-validated exactly as when the schedule was first built.
+validated exactly as when the schedule was first built. Registering a factory also records its
+name and factory on the schedule class (`config_name`, `factory`), so `Schedule.to_config` and
+`Schedule.replace` need no registry.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import jax
-import numpy as np
 
 from lrjax.schedules.base import Schedule
 
@@ -38,14 +37,21 @@ def register(name: str, cls: type[Schedule], example: Mapping[str, Any]) -> Call
   def wrap(factory: Callable[..., Schedule]) -> Callable[..., Schedule]:
     if name in _REGISTRY and _REGISTRY[name].factory is not factory:
       raise ValueError(f"schedule name {name!r} is registered twice")
-    params = set(inspect.signature(factory).parameters)
+    params = inspect.signature(factory).parameters
     fields = {f.name for f in dataclasses.fields(cls)}
-    if params != fields:
+    # Besides the fields, a factory may take keyword-only aliases defaulting to None (optax's
+    # `alpha` for an end value); configs and `replace` use the fields only.
+    aliases = {k for k, p in params.items() if k not in fields}
+    if not fields <= set(params) or any(
+      params[k].kind is not inspect.Parameter.KEYWORD_ONLY or params[k].default is not None
+      for k in aliases
+    ):
       raise TypeError(
-        f"{name}: factory arguments {sorted(params)} must equal {cls.__name__} fields "
-        f"{sorted(fields)} for the config round trip"
+        f"{name}: factory arguments {sorted(params)} must be {cls.__name__}'s fields "
+        f"{sorted(fields)} (and keyword-only aliases defaulting to None) for the config round trip"
       )
     cls.config_name = name
+    cls.factory = staticmethod(factory)
     _REGISTRY[name] = Entry(name, factory, cls, dict(example))
     return factory
 
@@ -53,44 +59,19 @@ def register(name: str, cls: type[Schedule], example: Mapping[str, Any]) -> Call
 
 
 def registry() -> dict[str, Entry]:
-  """All registered schedules, by name (imports every schedule module first)."""
-  import lrjax.schedules  # noqa: F401  # registration happens on import
+  """All registered schedules, by name.
 
+  Complete once `lrjax.schedules` is imported, which importing this module already does: the
+  package imports every schedule module, and each registers its factories on import.
+  """
   return dict(_REGISTRY)
 
 
 def to_config(schedule: Schedule) -> dict[str, Any]:
+  """`schedule.to_config()`, with a ValueError for anything that is not a schedule."""
   if not isinstance(schedule, Schedule):
     raise ValueError(f"schedule must be an lrjax schedule, got {schedule!r}")
-  name = type(schedule).config_name
-  if not name:
-    raise ValueError(f"{type(schedule).__name__} is not registered and has no config")
-  out: dict[str, Any] = {"name": name}
-  for key, value in schedule.fields().items():
-    out[key] = _plain(f"{name}.{key}", value)
-  return out
-
-
-def _plain(where: str, value: Any) -> Any:
-  if isinstance(value, Schedule):
-    return to_config(value)
-  if isinstance(value, (tuple, list)):
-    return [_plain(f"{where}[{i}]", v) for i, v in enumerate(value)]
-  if value is None or isinstance(value, (str, bool)):
-    return value
-  if isinstance(value, jax.core.Tracer):
-    raise ValueError(f"{where} is traced inside jit/vmap and has no config value")
-  arr = np.asarray(value)
-  if np.issubdtype(arr.dtype, np.floating):
-    # str() of a float32 is its shortest round-tripping decimal: 0.1, not 0.10000000149011612.
-    conv = [float(str(np.float32(v))) for v in arr.ravel()]
-  elif np.issubdtype(arr.dtype, np.integer):
-    conv = [int(v) for v in arr.ravel()]
-  elif np.issubdtype(arr.dtype, np.bool_):
-    conv = [bool(v) for v in arr.ravel()]
-  else:
-    raise ValueError(f"{where} has no config value: {value!r}")
-  return conv[0] if arr.ndim == 0 else np.asarray(conv, dtype=object).reshape(arr.shape).tolist()
+  return schedule.to_config()
 
 
 def from_config(config: Mapping[str, Any]) -> Schedule:

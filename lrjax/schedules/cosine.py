@@ -14,61 +14,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import INT32_MAX, Schedule, fold_periodic, schedule_class
+from lrjax.schedules.base import Schedule, periodic_ends, schedule_class
 from lrjax.schedules.config import register
 from lrjax.schedules.formulas import (
-  anchored_blend,
+  cosine_between,
+  cosine_mix,
   cosine_ramp,
   fraction_done,
-  fraction_from,
   fraction_left,
   interpolate,
-  known_equal,
-  lerp,
   safe_div,
   safe_pow,
-  sin_squared_ramp,
   whole_div,
   whole_mod,
 )
-
-# Largest float32 below 2**31, so a float cycle start converts to int32 without overflow.
-_F32_BELOW_2_31 = 2147483520.0
-
-
-def _cosine_mix(start: Any, end: Any, done: jax.Array, left: jax.Array, exponent: Any = 1.0):
-  """end + (start - end) * c with c = ((1 + cos(pi * done)) / 2) ** exponent.
-
-  c = sin(pi * left / 2) ** (2 exponent) from the exact fraction left keeps a decay's precision
-  next to its end; for exponent 1, 1 - c = sin(pi * done / 2) ** 2 does the same at the start.
-  """
-  c = safe_pow(cosine_ramp(left), exponent)
-  return lerp(start, end, jnp.where(exponent == 1, cosine_ramp(done), 1.0 - c), c)
-
-
-def cosine_between(start: Any, end: Any, t: jax.Array, total: Any, exponent: Any = 1.0):
-  """Cosine from `start` at t = 0 to `end` at t >= total: end + (start - end) * c ** exponent.
-
-  c = (1 + cos(pi * min(t, T) / T)) / 2 = sin(pi * left / 2) ** 2 with left = (T - min(t, T)) / T.
-  Exponent 1 (the usual cosine) is `interpolate` along sin**2: one sine, anchored at the smaller
-  end. Other exponents raise the ramp measured from `end`, where a decay then keeps its precision;
-  exponent 0 is the constant `start` (c ** 0 = 1 everywhere, as in optax).
-  """
-  if known_equal(exponent, 1.0):
-    return interpolate(start, end, t, total, sin_squared_ramp)
-  rising, one = start < end, exponent == 1
-  # Exponent 1 measures from the smaller end (as `interpolate`); others from `end`.
-  r = sin_squared_ramp(fraction_from(t, total, rising & one))
-  c = safe_pow(r, exponent)
-  m = jnp.where(one, r, jnp.where(rising, 1.0 - c, c))
-  return anchored_blend(start, end, m, t, total, last=jnp.where(exponent == 0, start, end))
-
-
-def _concrete_ints(*leaves: Any) -> list[int] | None:
-  """Host ints of scalar leaves, or None when any is traced (then steps saturate instead)."""
-  if any(checks.is_traced(x) or np.ndim(x) for x in leaves):
-    return None
-  return [int(np.asarray(x)) for x in leaves]
+from lrjax.schedules.steps import FLOAT32_BELOW_2_31, INT32_MAX, concrete_int, fold_periodic
 
 
 @schedule_class
@@ -84,7 +44,12 @@ class CosineDecay(Schedule):
 
 @register("cosine_decay", CosineDecay, example=dict(init_value=0.1, decay_steps=100))
 def cosine_decay(
-  init_value: Any, decay_steps: Any, end_value: Any = 0.0, exponent: Any = 1.0
+  init_value: Any,
+  decay_steps: Any,
+  *,
+  end_value: Any = None,
+  exponent: Any = 1.0,
+  alpha: Any = None,
 ) -> CosineDecay:
   r"""Cosine decay from `init_value` to `end_value` over `decay_steps`, then constant.
 
@@ -93,27 +58,38 @@ def cosine_decay(
 
   Exactly :math:`\eta_0` at :math:`t = 0` and :math:`E` for :math:`t \ge D`. Same values as
   `optax.cosine_decay_schedule(init_value, D, alpha=E / init_value, exponent=p)`, Keras
-  `CosineDecay(alpha=E / init_value)` and timm `CosineLRScheduler(lr_min=E)` (lrjax takes the end
-  value, not the ratio `alpha`). PyTorch `CosineAnnealingLR` rises again after :math:`D`.
+  `CosineDecay(alpha=E / init_value)` and timm `CosineLRScheduler(lr_min=E)`. PyTorch
+  `CosineAnnealingLR` rises again after :math:`D`.
+
+  The arguments after `decay_steps` are keyword-only: optax's third positional argument is the
+  ratio `alpha`, lrjax's end is a value, so `cosine_decay(0.1, 1000, 0.1)` would mean two things.
+  optax's `alpha=a` is accepted and means `end_value = a * init_value`.
 
   Args:
     init_value: :math:`\eta_0`, finite and >= 0.
     decay_steps: :math:`D`, a positive integer.
     end_value: :math:`E`, finite and >= 0 (default 0); may exceed `init_value` (a ramp up).
     exponent: :math:`p >= 0` (default 1; 0 gives a constant :math:`\eta_0`).
+    alpha: optax's end ratio :math:`E / \eta_0` (finite, >= 0), instead of `end_value`.
 
   Raises:
-    ValueError: for a non-positive `decay_steps`, a negative `exponent` or a bad value.
+    ValueError: for a non-positive `decay_steps`, a negative `exponent`, a bad value, or both
+      `end_value` and `alpha`.
 
   Example:
     >>> s = lrjax.cosine_decay(1.0, 10)
     >>> [round(float(s(t)), 4) for t in (0, 5, 10, 10**9)]
     [1.0, 0.5, 0.0, 0.0]
   """
+  init_value = checks.lr_value("init_value", init_value)
+  if alpha is not None:
+    if end_value is not None:
+      raise ValueError(f"give end_value or alpha, not both: got {end_value!r} and {alpha!r}")
+    end_value = checks.non_negative("alpha", alpha) * init_value
   return CosineDecay(
-    init_value=checks.lr_value("init_value", init_value),
+    init_value=init_value,
     decay_steps=checks.duration("decay_steps", decay_steps),
-    end_value=checks.lr_value("end_value", end_value),
+    end_value=checks.lr_value("end_value", 0.0 if end_value is None else end_value),
     exponent=checks.non_negative("exponent", exponent),
   )
 
@@ -209,12 +185,21 @@ class CosineAnnealing(Schedule):
     period = self._period()
     return self.peak_value * cosine_ramp(fraction_left(whole_mod(t, period), period))
 
+  def _host_period(self) -> int | None:
+    total, cycles = concrete_int(self.total_steps), concrete_int(self.num_cycles)
+    if total is None or cycles is None or min(total, cycles) < 1:
+      return None
+    return -(-total // cycles)
+
   def _fold(self, step):
-    ints = _concrete_ints(self.total_steps, self.num_cycles)
-    if ints is None or min(ints) < 1:
-      return super()._fold(step)
-    total, cycles = ints
-    return fold_periodic(step, 0, -(-total // cycles))
+    period = self._host_period()
+    return super()._fold(step) if period is None else fold_periodic(step, 0, period)
+
+  def _cycle_ends(self, total_steps):
+    period = self._host_period()
+    if period is None:
+      raise ValueError(f"cosine_annealing needs concrete durations for cycle ends, got {self!r}")
+    return periodic_ends(period, total_steps)
 
 
 @register(
@@ -287,12 +272,12 @@ class SGDR(Schedule):
 
     def reached(i):
       s = start(i)
-      # No float32 lies strictly between _F32_BELOW_2_31 and 2**31: s < 2**31 means it fits.
-      return (s < 2.0**31) & (t >= jnp.ceil(jnp.minimum(s, _F32_BELOW_2_31)).astype(jnp.int32))
+      # No float32 lies strictly between FLOAT32_BELOW_2_31 and 2**31: s < 2**31 means it fits.
+      return (s < 2.0**31) & (t >= jnp.ceil(jnp.minimum(s, FLOAT32_BELOW_2_31)).astype(jnp.int32))
 
     i = jnp.where(reached(guess), jnp.where(reached(guess + 1), guess + 1, guess), guess - 1)
     i = jnp.maximum(i, 0)
-    s = jnp.minimum(start(i), _F32_BELOW_2_31)
+    s = jnp.minimum(start(i), FLOAT32_BELOW_2_31)
     whole = jnp.floor(s)
     # t - S(i) as an exact int32 difference plus a float fraction: float32 t loses whole steps
     # past 2**24.
@@ -311,17 +296,36 @@ class SGDR(Schedule):
     peak = self.peak_value * safe_pow(self.peak_decay, cycle.astype(jnp.float32))
     # A decayed peak never falls below the floor: later cycles flatten to end_value.
     peak = jnp.maximum(peak, self.end_value)
-    return _cosine_mix(peak, self.end_value, done, left)
+    return cosine_mix(peak, self.end_value, done, left)
+
+  def _host_mult(self) -> float | None:
+    if checks.is_traced(self.period_mult) or np.ndim(self.period_mult):
+      return None
+    return float(np.asarray(self.period_mult))
 
   def _fold(self, step):
-    ints = _concrete_ints(self.first_period)
-    if ints is None or ints[0] < 1 or checks.is_traced(self.period_mult):
+    period = concrete_int(self.first_period)
+    if period is None or period < 1 or self._host_mult() != 1.0:
       return super()._fold(step)
-    if float(np.asarray(self.period_mult)) != 1.0:
-      return super()._fold(step)
-    period = ints[0]
     # Fold into the latest cycle int32 can reach, so a per-cycle decay is as far along as it can be.
     return fold_periodic(step, 0, period, max_cycles=max(INT32_MAX // period - 1, 0))
+
+  def _cycle_ends(self, total_steps):
+    first, mult = concrete_int(self.first_period), self._host_mult()
+    if first is None or mult is None:
+      raise ValueError(
+        f"sgdr needs a concrete first_period and period_mult for cycle ends, got {self!r}"
+      )
+    if mult == 1.0:
+      return periodic_ends(first, total_steps)
+    # Cycle i holds the steps ceil(S(i)) <= t < ceil(S(i + 1)), with S in float32 as in `_cycle`.
+    length0, r = np.float32(first), np.float32(mult)
+    ends, i = [], 1
+    while not ends or ends[-1] < total_steps:
+      start = length0 * (np.power(r, np.float32(i)) - np.float32(1)) / (r - np.float32(1))
+      ends.append(int(np.ceil(np.float64(start))))
+      i += 1
+    return ends
 
 
 @register(

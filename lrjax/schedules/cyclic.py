@@ -14,44 +14,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import INT32_MAX, Schedule, fold_periodic, schedule_class
+from lrjax.schedules.base import Schedule, periodic_ends, schedule_class, static_field
 from lrjax.schedules.config import register
-from lrjax.schedules.formulas import fraction_done, fraction_left, safe_pow, whole_div, whole_mod
-
-
-def cos_weight(q: jax.Array) -> jax.Array:
-  """(1 - cos(pi q)) / 2 written as sin(pi q / 2)**2: accurate near q = 0, where the value ends."""
-  return jnp.square(jnp.sin((0.5 * jnp.pi) * q))
-
-
-def segment(start: jax.Array, end: jax.Array, q: jax.Array, shape: str = "linear") -> jax.Array:
-  """Moves from `start` (q = 1) to `end` (q = 0); `q` is the fraction of the segment left.
-
-  Both ends are exact: `end + (start - end) * 1` can be an ulp off `start`.
-  """
-  w = cos_weight(q) if shape == "cos" else q
-  return jnp.where(q >= 1, start, end + (start - end) * w)
-
-
-def fits_int32(**durations: Any) -> None:
-  """Raises unless the durations add up to at most 2**31 - 1 (checked when concrete).
-
-  Past that, sums of durations overflow int32 and steps saturate before the schedule ends.
-  """
-  if any(checks.is_traced(d) for d in durations.values()):
-    return
-  total = sum(np.asarray(d, np.int64) for d in durations.values())
-  if np.any(total > INT32_MAX):
-    parts = ", ".join(f"{k}={np.asarray(v).tolist()}" for k, v in durations.items())
-    raise ValueError(f"{' + '.join(durations)} must be at most 2**31 - 1, got {parts}")
-
-
-def _py_int(x: Any) -> int | None:
-  """A concrete scalar leaf as a Python int; None when traced or batched."""
-  try:
-    return int(np.asarray(x))
-  except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-    return None
+from lrjax.schedules.formulas import (
+  fraction_done,
+  fraction_left,
+  interpolate,
+  ramp,
+  safe_pow,
+  sin_squared_ramp,
+  whole_div,
+  whole_mod,
+)
+from lrjax.schedules.steps import INT32_MAX, concrete_int, fits_int32, fold_periodic
 
 
 @schedule_class
@@ -64,8 +39,8 @@ class Triangle(Schedule):
 
   def _value(self, t):
     w, total = self.warmup_steps, self.total_steps
-    up = self.init_value + (self.peak_value - self.init_value) * fraction_done(t, w)
-    down = segment(self.peak_value, self.end_value, fraction_left(t - w, total - w))
+    up = ramp(self.init_value, self.peak_value, t, w)
+    down = interpolate(self.peak_value, self.end_value, t - w, total - w)
     # An explicit end: with warmup_steps == total_steps the decay has no length.
     return jnp.where(t < w, up, jnp.where(t >= total, self.end_value, down))
 
@@ -132,13 +107,13 @@ def triangle(
 CYCLICAL_MODES = ("triangular", "triangular2", "exp_range")
 
 
-@schedule_class(static=("mode",))
+@schedule_class
 class Cyclical(Schedule):
   min_value: Any
   max_value: Any
   step_size_up: Any
   step_size_down: Any
-  mode: str
+  mode: str = static_field()
   gamma: Any
 
   def _value(self, t):
@@ -153,13 +128,22 @@ class Cyclical(Schedule):
     return self.min_value + (self.max_value - self.min_value) * s
 
   def _fold(self, step: np.ndarray) -> np.ndarray:
-    up, down = _py_int(self.step_size_up), _py_int(self.step_size_down)
+    up, down = concrete_int(self.step_size_up), concrete_int(self.step_size_down)
     if up is None or down is None:
       return np.minimum(step, INT32_MAX)
     period = max(up + down, 1)
     # Keep the phase and as many whole cycles as int32 holds: the decaying modes have reached
     # min_value (to float32 precision) long before that.
     return fold_periodic(step, 0, period, max_cycles=max((INT32_MAX - period + 1) // period, 0))
+
+  def _cycle_ends(self, total_steps):
+    up, down = concrete_int(self.step_size_up), concrete_int(self.step_size_down)
+    if up is None or down is None:
+      raise ValueError(
+        f"cyclical step sizes must be concrete to compute cycle ends, got "
+        f"{self.step_size_up!r}, {self.step_size_down!r}"
+      )
+    return periodic_ends(up + down, total_steps)
 
 
 @register(
@@ -250,15 +234,15 @@ def _onecycle_warmup(pct: jax.Array, total: jax.Array) -> jax.Array:
   return jnp.clip(w, 0, jnp.maximum(total - 1, 0).astype(jnp.float32)).astype(jnp.int32)
 
 
-@schedule_class(static=("anneal", "three_phase"))
+@schedule_class
 class OneCycle(Schedule):
   peak_value: Any
   total_steps: Any
   pct_start: Any
   div_factor: Any
   final_div_factor: Any
-  anneal: str
-  three_phase: bool
+  anneal: str = static_field()
+  three_phase: bool = static_field()
 
   def _value(self, t):
     total = self.total_steps
@@ -267,12 +251,13 @@ class OneCycle(Schedule):
       w = jnp.minimum(w, total // 2)  # 2 * w stays within total_steps (no int32 overflow)
     init = self.peak_value / self.div_factor
     low = init / self.final_div_factor
-    up = segment(init, self.peak_value, fraction_left(t, w), self.anneal)
+    shape = sin_squared_ramp if self.anneal == "cos" else None
+    up = interpolate(init, self.peak_value, t, w, shape)
     if not self.three_phase:
-      down = segment(self.peak_value, low, fraction_left(t - w, total - w), self.anneal)
+      down = interpolate(self.peak_value, low, t - w, total - w, shape)
       return jnp.where(t < w, up, down)
-    back = segment(self.peak_value, init, fraction_left(t - w, w), self.anneal)
-    tail = segment(init, low, fraction_left(t - 2 * w, total - 2 * w), self.anneal)
+    back = interpolate(self.peak_value, init, t - w, w, shape)
+    tail = interpolate(init, low, t - 2 * w, total - 2 * w, shape)
     # An explicit end: the last phase has no length when 2 * w == total_steps.
     tail = jnp.where(t >= total, low, tail)
     return jnp.where(t < w, up, jnp.where(t < 2 * w, back, tail))
@@ -356,4 +341,4 @@ def one_cycle(
   )
 
 
-__all__ = ["triangle", "cyclical", "one_cycle", "cos_weight", "segment", "fits_int32"]
+__all__ = ["triangle", "cyclical", "one_cycle"]

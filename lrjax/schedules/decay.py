@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import Schedule, schedule_class
+from lrjax.schedules.base import Schedule, schedule_class, static_field
 from lrjax.schedules.config import register
 from lrjax.schedules.formulas import (
   exact_gap,
@@ -136,14 +136,14 @@ def step_decay(init_value: Any, drop_factor: Any, drop_every: Any) -> StepDecay:
   )
 
 
-@schedule_class(static=("staircase",))
+@schedule_class
 class ExponentialDecay(Schedule):
   init_value: Any
   transition_steps: Any
   decay_rate: Any
   transition_begin: Any
   end_value: Any
-  staircase: bool
+  staircase: bool = static_field()
 
   def _value(self, t):
     d = jnp.maximum(t - self.transition_begin, 0)

@@ -47,17 +47,26 @@ def safe_pow(base: jax.Array, exponent: jax.Array) -> jax.Array:
   return jnp.where(pos, powered, jnp.where(exponent == 0, 1.0, 0.0))
 
 
-def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) -> jax.Array:
-  """start + (end - start) * frac: exactly `start` at frac <= 0 and `end` at frac >= 1.
+def blend(start: Any, end: Any, m: jax.Array) -> jax.Array:
+  """lo + (hi - lo) * m, with m in [0, 1] measured from the smaller end lo = min(start, end).
 
-  `rest` is 1 - frac where the caller has it exactly (from integer steps). The value is anchored
-  at the smaller end (start + (end - start) * frac when rising, end + (start - end) * rest when
-  falling), so values near it, a decay to 0 or a warmup from 0, keep full relative precision.
-  The clip stops a rounded value from overshooting an end, keeping the result monotone in frac.
+  The one interpolation every schedule uses (`lerp`, `interpolate` and `anchored_blend` add how
+  the fraction is measured and pinned). Anchored at the smaller end, values near it (a decay to 0,
+  a warmup from 0) keep full relative precision; capped at hi, a rounded value cannot overshoot,
+  so the result stays monotone in m. Unpinned: callers make the ends exact.
+  """
+  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
+  return jnp.minimum(lo + (hi - lo) * m, hi)
+
+
+def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) -> jax.Array:
+  """start + (end - start) * frac as `blend`: exactly `start` at frac <= 0, `end` at frac >= 1.
+
+  `rest` is 1 - frac where the caller has it exactly (from integer steps): a falling value is
+  measured from `end` with it.
   """
   rest = 1.0 - frac if rest is None else rest
-  v = jnp.where(start <= end, start + (end - start) * frac, end + (start - end) * rest)
-  v = jnp.clip(v, jnp.minimum(start, end), jnp.maximum(start, end))
+  v = blend(start, end, jnp.where(start <= end, frac, rest))
   return jnp.where(frac <= 0, start, jnp.where(frac >= 1, end, v))
 
 
@@ -155,13 +164,9 @@ def fraction_from(t: jax.Array, total: Any, from_start: Any) -> jax.Array:
 def anchored_blend(
   start: Any, end: Any, m: jax.Array, t: jax.Array, total: Any, last: Any = None
 ) -> jax.Array:
-  """lo + (hi - lo) * m, m in [0, 1] measured from the smaller end lo = min(start, end).
-
-  Capped at hi (so rounding cannot overshoot and the result stays monotone in m), exactly `start`
-  at t <= 0 and exactly `last` (default `end`) at t >= total.
-  """
-  lo, hi = jnp.minimum(start, end), jnp.maximum(start, end)
-  v = jnp.minimum(lo + (hi - lo) * m, hi)
+  """`blend(start, end, m)` pinned by steps: exactly `start` at t <= 0 and exactly `last`
+  (default `end`) at t >= total."""
+  v = blend(start, end, m)
   return jnp.where(t >= total, end if last is None else last, jnp.where(t <= 0, start, v))
 
 
@@ -187,8 +192,43 @@ def interpolate(
 def cosine_ramp(frac: jax.Array) -> jax.Array:
   """(1 - cos(pi * frac)) / 2: exactly 0 at frac <= 0 and exactly 1 at frac >= 1.
 
-  Computed as sin(pi * frac / 2) ** 2, which keeps full relative precision near frac = 0 where
-  1 - cos cancels.
+  `sin_squared_ramp` with pinned ends; the sine keeps full relative precision near frac = 0,
+  where 1 - cos cancels.
   """
-  ramp = jnp.square(jnp.sin(0.5 * jnp.pi * frac))
-  return jnp.where(frac <= 0, 0.0, jnp.where(frac >= 1, 1.0, ramp))
+  return jnp.where(frac <= 0, 0.0, jnp.where(frac >= 1, 1.0, sin_squared_ramp(frac)))
+
+
+def ramp(start: Any, end: Any, t: jax.Array, total: Any) -> jax.Array:
+  """A linear warmup: start + (end - start) * min(t, T) / T, exactly `start` at t = 0.
+
+  Exactly `end` from t = T on only when `start` is 0 (callers switch to what follows at T).
+  """
+  return start + (end - start) * fraction_done(t, total)
+
+
+def cosine_mix(start: Any, end: Any, done: jax.Array, left: jax.Array, exponent: Any = 1.0):
+  """end + (start - end) * c with c = ((1 + cos(pi * done)) / 2) ** exponent.
+
+  c = sin(pi * left / 2) ** (2 exponent) from the exact fraction left keeps a decay's precision
+  next to its end; for exponent 1, 1 - c = sin(pi * done / 2) ** 2 does the same at the start.
+  """
+  c = safe_pow(cosine_ramp(left), exponent)
+  return lerp(start, end, jnp.where(exponent == 1, cosine_ramp(done), 1.0 - c), c)
+
+
+def cosine_between(start: Any, end: Any, t: jax.Array, total: Any, exponent: Any = 1.0):
+  """Cosine from `start` at t = 0 to `end` at t >= total: end + (start - end) * c ** exponent.
+
+  c = (1 + cos(pi * min(t, T) / T)) / 2 = sin(pi * left / 2) ** 2 with left = (T - min(t, T)) / T.
+  Exponent 1 (the usual cosine) is `interpolate` along sin**2: one sine, anchored at the smaller
+  end. Other exponents raise the ramp measured from `end`, where a decay then keeps its precision;
+  exponent 0 is the constant `start` (c ** 0 = 1 everywhere, as in optax).
+  """
+  if known_equal(exponent, 1.0):
+    return interpolate(start, end, t, total, sin_squared_ramp)
+  rising, one = start < end, exponent == 1
+  # Exponent 1 measures from the smaller end (as `interpolate`); others from `end`.
+  r = sin_squared_ramp(fraction_from(t, total, rising & one))
+  c = safe_pow(r, exponent)
+  m = jnp.where(one, r, jnp.where(rising, 1.0 - c, c))
+  return anchored_blend(start, end, m, t, total, last=jnp.where(exponent == 0, start, end))

@@ -6,14 +6,15 @@ number (the array's length) is part of the compiled program's shape.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import Schedule, schedule_class
+from lrjax.schedules.base import Schedule, schedule_class, static_field
 from lrjax.schedules.config import register
-from lrjax.schedules.formulas import cosine_ramp, fraction_done, fraction_left, lerp, safe_pow
+from lrjax.schedules.formulas import interpolate, safe_pow, sin_squared_ramp
 
 
 def _lr_values(name: str, values: Any) -> Any:
@@ -57,12 +58,18 @@ def piecewise_constant(boundaries: Any, values: Any) -> PiecewiseConstant:
   Raises:
     ValueError: for unsorted, repeated, negative or non-integer boundaries, a negative or
       non-finite value, or a length mismatch.
+    TypeError: for optax's positional call `(init_value, {boundary: scale})`.
 
   Example:
     >>> s = lrjax.piecewise_constant([5], [1.0, 0.1])
     >>> [float(s(t)) for t in (4, 5)]
     [1.0, 0.10000000149011612]
   """
+  if isinstance(values, Mapping):
+    raise TypeError(
+      "piecewise_constant takes (boundaries, values), not optax's (init_value, "
+      f"boundaries_and_scales): values must be a sequence, got {values!r}"
+    )
   b = checks.sorted_boundaries("boundaries", boundaries, strict=True)
   v = _lr_values("values", values)
   checks.same_length(("boundaries", "values"), b, v, offset=1)
@@ -112,11 +119,11 @@ def multi_step(init_value: Any, milestones: Any, gamma: Any = 0.1) -> MultiStep:
   )
 
 
-@schedule_class(static=("interpolation",))
+@schedule_class
 class PiecewiseLinear(Schedule):
   boundaries: Any
   values: Any
-  interpolation: str
+  interpolation: str = static_field()
 
   def _value(self, t):
     b, v = self.boundaries, self.values
@@ -126,10 +133,8 @@ class PiecewiseLinear(Schedule):
     b0 = jnp.take(b, i)
     # t - b0 cannot overflow (both are non-negative int32); before b[0] it clips to 0.
     since, span = jnp.maximum(t - b0, 0), jnp.take(b, j) - b0
-    frac, rest = fraction_done(since, span), fraction_left(since, span)
-    if self.interpolation == "cosine":
-      frac, rest = cosine_ramp(frac), cosine_ramp(rest)
-    return lerp(jnp.take(v, i), jnp.take(v, j), frac, rest)
+    shape = sin_squared_ramp if self.interpolation == "cosine" else None
+    return interpolate(jnp.take(v, i), jnp.take(v, j), since, span, shape)
 
 
 @register(

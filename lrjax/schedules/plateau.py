@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import INT32_MAX
+from lrjax.schedules.base import static_field
+from lrjax.schedules.steps import INT32_MAX
 
 _NUMERIC = ("init_value", "factor", "patience", "cooldown", "min_value", "threshold")
 _STATIC = ("mode", "threshold_mode")
@@ -44,8 +45,8 @@ class ReduceOnPlateau:
   cooldown: Any
   min_value: Any
   threshold: Any
-  mode: str = dataclasses.field(metadata=dict(static=True))
-  threshold_mode: str = dataclasses.field(metadata=dict(static=True))
+  mode: str = static_field()
+  threshold_mode: str = static_field()
 
   def init(self) -> PlateauState:
     worst = jnp.inf if self.mode == "min" else -jnp.inf
@@ -110,7 +111,11 @@ class ReduceOnPlateau:
     except ValueError:  # traced or batched leaves have no value to compare
       return NotImplemented
 
-  __hash__ = None  # type: ignore[assignment]
+  def __hash__(self) -> int:
+    try:
+      return hash(tuple(self.to_config().items()))
+    except ValueError:  # traced or batched leaves: compares by identity, so hash by identity
+      return object.__hash__(self)
 
   def __repr__(self) -> str:
     try:
@@ -123,6 +128,7 @@ class ReduceOnPlateau:
 
 def reduce_on_plateau(
   init_value: Any,
+  *,
   factor: Any = 0.1,
   patience: Any = 10,
   cooldown: Any = 0,
@@ -152,6 +158,10 @@ def reduce_on_plateau(
   .. math:: \eta \leftarrow \max(\eta \cdot f, \eta_{\min})
 
   the counter restarts at 0, and the next `cooldown` evaluations are not counted.
+
+  Arguments after `init_value` are keyword-only: `optax.contrib.reduce_on_plateau`, a gradient
+  transformation that scales updates, takes `factor` and `patience` as its first positional
+  arguments.
 
   Conventions: with a constant metric, `factor=0.5`, `patience=2` the learning rates returned
   by the first eight updates are `[1, 1, .5, .5, .25, .25, .125, .125]` (the first

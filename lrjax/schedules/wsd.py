@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import Schedule, schedule_class
+from lrjax.schedules.base import Schedule, schedule_class, static_field
 from lrjax.schedules.config import register
-from lrjax.schedules.cyclic import fits_int32, segment
-from lrjax.schedules.formulas import fraction_done, fraction_left
+from lrjax.schedules.formulas import fraction_done, interpolate, ramp, sin_squared_ramp
+from lrjax.schedules.steps import fits_int32
 
 _DEFAULT_TIMESCALE = 10_000
 
@@ -30,7 +30,7 @@ class InverseSqrt(Schedule):
 
   def _value(self, t, t_float=None):
     w = self.warmup_steps
-    up = self.init_value + (self.peak_value - self.init_value) * fraction_done(t, w)
+    up = ramp(self.init_value, self.peak_value, t, w)
     if t_float is None:
       d = jnp.maximum(t - w, 0).astype(jnp.float32)
     else:
@@ -107,7 +107,7 @@ def inverse_sqrt(
 DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 
 
-@schedule_class(static=("decay_shape",))
+@schedule_class
 class WarmupStableDecay(Schedule):
   peak_value: Any
   warmup_steps: Any
@@ -115,11 +115,11 @@ class WarmupStableDecay(Schedule):
   decay_steps: Any
   end_value: Any
   init_value: Any
-  decay_shape: str
+  decay_shape: str = static_field()
 
   def _value(self, t):
     w, d = self.warmup_steps, self.decay_steps
-    up = self.init_value + (self.peak_value - self.init_value) * fraction_done(t, w)
+    up = ramp(self.init_value, self.peak_value, t, w)
     # Clamped before subtracting so that no int32 sum of the three durations is ever formed.
     u = jnp.maximum(t - w, 0) - self.stable_steps
     if self.decay_shape == "1-sqrt":
@@ -127,8 +127,8 @@ class WarmupStableDecay(Schedule):
       down = self.end_value + (self.peak_value - self.end_value) * (1.0 - jnp.sqrt(p))
       down = jnp.where(p <= 0, self.peak_value, down)  # exactly the peak while stable
     else:
-      shape = "cos" if self.decay_shape == "cosine" else "linear"
-      down = segment(self.peak_value, self.end_value, fraction_left(u, d), shape)
+      shape = sin_squared_ramp if self.decay_shape == "cosine" else None
+      down = interpolate(self.peak_value, self.end_value, u, d, shape)
     return jnp.where(t < w, up, down)
 
 

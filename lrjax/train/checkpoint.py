@@ -1,16 +1,25 @@
 """Checkpoints with Orbax: the train state plus a small JSON record of where the run stands.
 
 Orbax writes each checkpoint to a temporary folder and renames it when complete, so a crash
-never leaves a half-written checkpoint that a resumed run would read.
+never leaves a half-written checkpoint that a resumed run would read. A checkpoint damaged later
+(a disk error, a partial copy) is found when it is read: it is moved aside to
+`checkpoints/damaged/<step>` with a warning naming it, and the run resumes from the newest intact
+one; with none intact, `DamagedCheckpointError` says so in one line.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+
+class DamagedCheckpointError(ValueError):
+  """No checkpoint of a run could be read."""
 
 
 class Checkpoints:
@@ -18,14 +27,49 @@ class Checkpoints:
 
   def __init__(self, workdir: str, keep: int = 2):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-    self._manager = ocp.CheckpointManager(
+    self._keep = keep
+    self._manager = self._open()
+
+  def _open(self) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(
       self.directory,
       options=ocp.CheckpointManagerOptions(
-        max_to_keep=keep,
+        max_to_keep=self._keep,
         create=True,
         cleanup_tmp_directories=True,
         enable_async_checkpointing=True,
       ),
+    )
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    self._manager.close()
+    damaged = os.path.join(self.directory, "damaged")
+    os.makedirs(damaged, exist_ok=True)
+    source = os.path.join(self.directory, str(step))
+    target = os.path.join(damaged, str(step))
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.move(source, target)
+    reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    print(
+      f"lrjax: warning: checkpoint {source} is damaged ({type(error).__name__}: {reason}); "
+      f"moved to {target}",
+      file=sys.stderr,
+    )
+    self._manager = self._open()
+
+  def restore_intact(self, like: dict[str, Any] | None) -> tuple[dict, dict] | None:
+    """Restores the newest checkpoint that reads back whole (its JSON record alone where `like`
+    is None), setting damaged ones aside; None where there is no checkpoint at all."""
+    if self.latest_step() is None:
+      return None
+    while (step := self.latest_step()) is not None:
+      try:
+        return self.restore(like, step) if like is not None else ({}, self.meta(step))
+      except Exception as e:  # orbax/tensorstore raise many types for damaged bytes
+        self._set_aside(step, e)
+    raise DamagedCheckpointError(
+      f"no intact checkpoint in {self.directory}: the damaged ones are in "
+      f"{os.path.join(self.directory, 'damaged')}; delete the folder to start afresh"
     )
 
   def latest_step(self) -> int | None:

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrjax.train import user
 from lrjax.train.readers import read_cifar_binary, read_idx
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -130,19 +131,27 @@ def dataset_names() -> tuple[str, ...]:
 
 
 def load_dataset(
-  name: str, data_dir: str | None = None, source: str = "auto", *, download: bool = False
+  name: str,
+  data_dir: str | None = None,
+  source: str = "auto",
+  *,
+  download: bool = False,
+  splits: tuple[str, str] = ("train", "test"),
 ) -> Dataset:
   """Loads a dataset fully into host memory.
 
   Args:
     name: "cifar10", "cifar100", "fashion_mnist", "mnist", or "synthetic" (see
       `synthetic_dataset`; "synthetic:HxWxC[:TRAIN[:TEST[:CLASSES]]]" sets its size, e.g.
-      "synthetic:32x32x3:50000:10000" for a CIFAR-10-sized benchmark).
+      "synthetic:32x32x3:50000:10000" for a CIFAR-10-sized benchmark); any other
+      tensorflow-datasets image classification dataset with `image` and `label` features; or
+      "package.module:function", a loader of the user's own arrays (see `lrjax.train.user`).
     data_dir: a folder with the dataset's files (IDX files; the CIFAR binary folder or its
       parent), or a tfds data_dir. Fashion-MNIST defaults to `FASHION_MNIST_DIR`.
     source: "files" (IDX / CIFAR binary), "tfds" (`tfds.data_source`), or "auto": files when
       they are found in data_dir (or the default folder), tfds otherwise.
     download: let tfds download and prepare the dataset (needs TensorFlow and the network).
+    splits: the (train, test) split names, for a tfds dataset.
 
   Raises:
     DatasetNotFoundError: (a ValueError) the data is not available; the message says how to
@@ -151,8 +160,14 @@ def load_dataset(
   """
   if name == "synthetic" or name.startswith("synthetic:"):
     return synthetic_dataset(*_parse_synthetic(name))
+  if user.is_import_path(name):
+    arrays = user.load_arrays(name)
+    try:
+      return Dataset(**arrays, name=name)
+    except ValueError as e:
+      raise ValueError(f"config.dataset={name!r}: {e}") from None
   if name not in _SPECS:
-    raise ValueError(f"name must be one of {', '.join(dataset_names())}; got {name!r}")
+    return _load_tfds(name, data_dir, download, splits)
   if source not in SOURCES:
     raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
   folder = data_dir or (FASHION_MNIST_DIR if name == "fashion_mnist" else None)
@@ -160,7 +175,7 @@ def load_dataset(
     if folder is None:
       raise DatasetNotFoundError(f"{name}: source='files' needs data_dir. {_HOW_TO_GET[name]}")
     return _load_files(name, folder)
-  return _load_tfds(name, data_dir, download)
+  return _load_tfds(name, data_dir, download, splits)
 
 
 def _has_files(name: str, folder: str | None) -> bool:
@@ -245,34 +260,50 @@ def _cifar_folder(name: str, folder: str) -> str | None:
 # ------------------------------------------------------------------ tfds
 
 
-def _load_tfds(name: str, data_dir: str | None, download: bool) -> Dataset:
+def _load_tfds(name: str, data_dir: str | None, download: bool, splits: tuple[str, str]) -> Dataset:
   where = f"data_dir={data_dir!r}" if data_dir else "the default tfds data_dir"
+  how = _HOW_TO_GET.get(name, "")
   try:
     import tensorflow_datasets as tfds  # optional: training machines may not have it
   except ImportError:
+    known = f" {how}" if how else " Install lrjax[tfds] to read it through tensorflow_datasets."
     raise DatasetNotFoundError(
-      f"{name}: no local files found in {where} and tensorflow_datasets is not installed. "
-      f"{_HOW_TO_GET[name]}"
+      f"config.dataset={name!r}: no local files found in {where} and tensorflow_datasets is not "
+      f"installed.{known}"
     ) from None
-  arrays = []
-  for split in ("train", "test"):
+  arrays, num_classes = [], _SPECS.get(name, (None,))[0]
+  for split in splits:
     try:
       src = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
     except Exception as e:  # tfds raises many types here; the user needs the way out, not them
       reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
       raise DatasetNotFoundError(
-        f"{name}: not found in {where} by tensorflow_datasets ({reason}). "
-        f"{_HOW_TO_GET[name]}{_TFDS_HINT}"
+        f"config.dataset={name!r}: split {split!r} not found in {where} by tensorflow_datasets "
+        f"({reason}). {how}{_TFDS_HINT}".replace(".  ", ". ")
       ) from None
+    if num_classes is None:
+      num_classes = _tfds_num_classes(src, name)
     n = len(src)
-    images = np.empty((n, *_SPECS[name][1]), np.uint8)
+    first = np.asarray(src[0]["image"]) if n else np.zeros((0, 0, 0), np.uint8)
+    images = np.empty((n, *first.shape), np.uint8)
     labels = np.empty((n,), np.int32)
     for i in range(n):  # the tfds mock does not implement batched __getitems__
       example = src[i]
       images[i] = example["image"]
       labels[i] = example["label"]
     arrays += [images, labels]
-  return Dataset(*arrays, num_classes=_SPECS[name][0], name=name)
+  return Dataset(*arrays, num_classes=num_classes, name=name)
+
+
+def _tfds_num_classes(src: Any, name: str) -> int:
+  try:
+    features = src.dataset_info.features
+    return int(features["label"].num_classes)
+  except Exception:  # not an image classification dataset: say what it must have
+    raise ValueError(
+      f"config.dataset={name!r}: a tensorflow-datasets dataset needs `image` and `label` "
+      "(ClassLabel) features"
+    ) from None
 
 
 # ------------------------------------------------------------------ synthetic

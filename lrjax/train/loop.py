@@ -1,18 +1,32 @@
-"""The host loop: data order, checkpoints, evaluation and records around the jitted steps.
+"""The engine: one host loop that trains K >= 1 members sharing their data order.
+
+A member is a built run (`lrjax.train.build.Run`) and the workdir its files go to. The members
+of one call share their model, data, batch size and seed (so their initial weights and batches
+are the same) and differ only in their per-member leaves, today the schedule. K = 1 is a plain
+training run. For K > 1 the members are either trained as one vmapped program (their states
+stacked, one batch transfer, K updates a step) or one after another; `lrjax.train.strategy`
+chooses.
 
 Everything a run produces lives in its workdir: `config.json` (the resolved config),
-`metrics.jsonl` (one record per epoch), `tb/` (TensorBoard events), `checkpoints/`, and
-`summary.json` when it ends. A workdir that holds a checkpoint resumes from it with the same
-data order and schedule position, so an interrupted run ends where an uninterrupted one would.
+`metrics.jsonl` (one record per epoch), `tb/` (TensorBoard events), `snapshots/`, and
+`summary.json` when it ends; the group's checkpoints live in the group's folder (the workdir for
+K = 1). A folder that holds a checkpoint of the same members resumes from it with the same data
+order and schedule position, so an interrupted run ends where an uninterrupted one would, bit for
+bit. One NaN policy: a member whose loss stops being finite is recorded as diverged (step, lr)
+and, in a population, left out while the others go on; the loop ends when all have diverged.
+SIGTERM or SIGINT (a preemption) lets the current step finish, saves a checkpoint at that step
+and raises `Preempted`.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
+import contextlib
+import dataclasses
 import math
 import os
+import shutil
+import signal
+import threading
 import time
 from typing import Any
 
@@ -20,15 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.train import checkpoint as ckpt_lib
-from lrjax.train import data as data_lib
-from lrjax.train import devices, models, settings, snapshots, xla_cpu
-from lrjax.train import step as step_lib
+from lrjax.train import build, jax_compat, records, snapshots
+from lrjax.train.checkpoint import Checkpoints
+from lrjax.train.claim import Claim
 from lrjax.train.progress import Progress
-from lrjax.train.resolve import resolve_schedule
-
-# The runs of a study share their dataset: read (and un-gzip) it once per process.
-_load_dataset = functools.lru_cache(maxsize=2)(data_lib.load_dataset)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -42,317 +51,309 @@ class NonFiniteLossError(RuntimeError):
     self.step, self.lr = step, lr
 
 
-def _jsonable(x: Any) -> Any:
-  if isinstance(x, dict):
-    return {k: _jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
-  if isinstance(x, (np.generic, np.ndarray)):
-    return x.tolist()
-  return x
+class Preempted(RuntimeError):
+  """A run stopped on SIGTERM/SIGINT after saving a checkpoint at `step`; rerun to resume."""
 
-
-class Run:
-  """One training run, set up and validated before anything compiles."""
-
-  def __init__(self, config: Any, workdir: str):
-    settings.check_config(config)
-    self.config, self.workdir = config, workdir
-    self.is_main = jax.process_index() == 0
-    self.placement = devices.make_placement()
-    settings.check_devices(config, self.placement.num_devices)
-    self.ds = _load_dataset(config.dataset, config.data_dir or None)
-    n = len(self.ds.train_labels)
-    self.num_train = min(n, config.train_limit) if config.train_limit else n
-    self.steps_per_epoch = self.num_train // config.batch_size
-    if self.steps_per_epoch < 1:
-      raise ValueError(
-        f"config.batch_size={config.batch_size} is larger than the {self.num_train} "
-        "training examples"
-      )
-    self.total_steps = self.steps_per_epoch * config.num_epochs
-    self.schedule = resolve_schedule(config.schedule, self.steps_per_epoch, self.total_steps)
-    dtype = jnp.bfloat16 if config.half_precision else jnp.float32
-    self.model = models.create_model(
-      config.model, self.ds.num_classes, dtype=dtype, stem=config.stem
+  def __init__(self, step: int, signum: int):
+    name = signal.Signals(signum).name
+    super().__init__(
+      f"stopped by {name} at step {step}; its checkpoint is saved: run the same command to resume"
     )
-    self.tx = step_lib.make_optimizer(
-      config.optimizer,
-      momentum=config.momentum,
-      nesterov=config.nesterov,
-      weight_decay=config.weight_decay,
-    )
-    mean, std = tuple(np.asarray(self.ds.mean).tolist()), tuple(np.asarray(self.ds.std).tolist())
-    self.train_step, self.eval_step = step_lib.jit_steps(
-      self.model,
-      mean,
-      std,
-      config.augment,
-      config.pad,
-      config.flip,
-      self.placement.replicated,
-      self.placement.batch,
-    )
-    self.eval_batch = settings.round_up(config.eval_batch_size, self.placement.num_devices)
-    self.snapshot_epochs = (
-      snapshots.cycle_end_epochs(self.schedule, self.steps_per_epoch, self.total_steps)
-      if config.get("snapshot_ensemble", False)
-      else []
-    )
-    self._predict = jax.jit(
-      functools.partial(
-        step_lib.predict_probs, model=self.model, mean=np.float32(mean), std=np.float32(std)
-      ),
-      in_shardings=(self.placement.replicated, self.placement.batch),
-      out_shardings=self.placement.replicated,
-      compiler_options=xla_cpu.compiler_options(),
-    )
-
-  def init_state(self) -> step_lib.TrainState:
-    state = step_lib.create_train_state(
-      self.model, self.tx, self.ds.train_images.shape[1:], self.config.seed
-    )
-    return self.placement.put_replicated(state)
-
-  def train_batch(self, perm: np.ndarray, i: int) -> dict[str, jax.Array]:
-    idx = np.sort(perm[i * self.config.batch_size : (i + 1) * self.config.batch_size])
-    return self.placement.put_batch(
-      {"image": self.ds.train_images[idx], "label": self.ds.train_labels[idx]}
-    )
-
-  def _test_batches(self):
-    """The test set in padded batches; `mask` marks the real rows."""
-    images, labels = self.ds.test_images, self.ds.test_labels
-    for start in range(0, len(labels), self.eval_batch):
-      img, lab = images[start : start + self.eval_batch], labels[start : start + self.eval_batch]
-      pad = self.eval_batch - len(lab)
-      mask = np.concatenate([np.ones(len(lab), np.float32), np.zeros(pad, np.float32)])
-      if pad:
-        img = np.concatenate([img, np.zeros((pad, *img.shape[1:]), img.dtype)])
-        lab = np.concatenate([lab, np.zeros(pad, lab.dtype)])
-      yield self.placement.put_batch({"image": img, "label": lab, "mask": mask}), len(lab)
-
-  def predict(self, state: step_lib.TrainState) -> np.ndarray:
-    """Test-set softmax probabilities, [num_test, num_classes]."""
-    out = [
-      np.asarray(self._predict(state, batch["image"]))[:n] for batch, n in self._test_batches()
-    ]
-    return np.concatenate(out)
-
-  def evaluate(self, state: step_lib.TrainState) -> dict[str, float]:
-    sums = [self.eval_step(state, batch) for batch, _ in self._test_batches()]
-    total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
-    count = float(total["count"])
-    return {
-      "test_loss": float(total["loss_sum"]) / count,
-      "test_accuracy": float(total["correct"]) / count,
-    }
-
-  def _write_config(self) -> None:
-    resolved = {
-      "config": self.config.to_dict(),
-      "schedule": self.schedule.to_config(),
-      "steps_per_epoch": self.steps_per_epoch,
-      "total_steps": self.total_steps,
-      "num_train": self.num_train,
-      "devices": self.placement.num_devices,
-      "processes": jax.process_count(),
-      "params": models.count_params(self.init_params_shape()),
-    }
-    with open(os.path.join(self.workdir, "config.json"), "w") as f:
-      json.dump(_jsonable(resolved), f, indent=2)
-
-  def init_params_shape(self) -> Any:
-    return jax.eval_shape(
-      lambda: self.model.init(
-        jax.random.PRNGKey(0), jnp.zeros((1, *self.ds.train_images.shape[1:])), train=False
-      )
-    )["params"]
+    self.step, self.signum = step, signum
 
 
-def _read_records(path: str, before_epoch: float) -> list[dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return [r for r in records if r["epoch"] < before_epoch]
+@dataclasses.dataclass(frozen=True)
+class Member:
+  run: build.Run
+  workdir: str
 
 
-def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the summary."""
-  os.makedirs(workdir, exist_ok=True)
-  run = Run(config, workdir)
-  compiled_before = run.train_step._cache_size()
-  spe, cfg = run.steps_per_epoch, config
-  state = run.init_state()
-  checkpoints = ckpt_lib.Checkpoints(workdir, keep=cfg.keep_checkpoints)
-  start_step, partial = 0, {"loss_sum": 0.0, "correct_sum": 0.0, "seconds": 0.0}
-  if checkpoints.latest_step() is not None:
-    items, meta = checkpoints.restore(state.checkpoint_items())
-    state = state.replace(**items)
-    start_step, partial = int(meta["step"]), meta["partial"]
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  records = _read_records(metrics_path, start_step // spe)
-  if run.is_main:
-    run._write_config()
-    with open(metrics_path, "w") as f:  # drops records of epochs the resumed run will redo
-      f.writelines(json.dumps(r) + "\n" for r in records)
-  writer = _tensorboard(workdir) if run.is_main and cfg.tensorboard else None
-  progress = Progress(cfg.num_epochs, spe, enabled=cfg.progress and run.is_main and not quiet)
-  try:
-    for epoch in range(start_step // spe, cfg.num_epochs):
-      record, state, partial = _train_epoch(
-        run, state, epoch, start_step, partial, checkpoints, progress
-      )
-      record.update(run.evaluate(state))
-      records.append(record)
-      if run.is_main:
-        with open(metrics_path, "a") as f:
-          f.write(json.dumps(record) + "\n")
-        if writer is not None:
-          for k, v in record.items():
-            if k not in ("epoch", "step"):
-              writer.add_scalar(k, v, record["step"])
-          writer.flush()
-      progress.epoch_done(record)
-      if epoch in run.snapshot_epochs:
-        probs = run.predict(state)
-        if run.is_main:
-          snapshots.save_snapshot(workdir, epoch, probs)
-      if (epoch + 1) % cfg.checkpoint_every_epochs == 0 or epoch + 1 == cfg.num_epochs:
-        checkpoints.save(
-          (epoch + 1) * spe,
-          state.checkpoint_items(),
-          {"step": (epoch + 1) * spe, "partial": partial},
-        )
-      start_step = (epoch + 1) * spe
-  finally:
-    checkpoints.close()
-    if writer is not None:
-      writer.close()
-  summary = _summary(records, run)
-  summary["params_sha256"] = _digest(state.params)
-  if run.snapshot_epochs:
-    summary["snapshot_ensemble"] = snapshots.ensemble_report(workdir, run.ds.test_labels)
-  if run.is_main:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
-  # One compilation serves every epoch and every schedule value (a test holds this).
-  compilations = run.train_step._cache_size() - compiled_before
-  return {**summary, "state": state, "compilations": compilations, "run": run}
+class StopSignal:
+  """Turns SIGTERM/SIGINT into a flag that the loop reads between steps (a step cannot be cut)."""
+
+  def __init__(self):
+    self.signum, self._previous = None, {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:  # a second signal: the user insists
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
 
 
-def _train_epoch(
-  run: Run, state, epoch: int, start_step: int, partial: dict, checkpoints, progress: Progress
-):
-  cfg, spe = run.config, run.steps_per_epoch
-  perm = data_lib.epoch_permutation(cfg.seed, epoch, len(run.ds.train_labels))[: run.num_train]
-  first = max(start_step - epoch * spe, 0)
+class Group:
+  """K members trained together: their state, step and per-member views."""
+
+  def __init__(self, members: list[Member], vmapped: bool):
+    self.members, self.vmapped = members, vmapped
+    self.run = r0 = members[0].run
+    for m in members[1:]:
+      r = m.run
+      if (r.steps_per_epoch, r.config.seed, r.model) != (
+        r0.steps_per_epoch,
+        r0.config.seed,
+        r0.model,
+      ):
+        raise ValueError("a population's runs must share their model, data, batch size and seed")
+    self.schedules = tuple(m.run.schedule for m in members)
+    self.indices = jnp.arange(len(members), dtype=jnp.int32)
+
+  def __len__(self) -> int:
+    return len(self.members)
+
+  def init_state(self):
+    state = self.run.init_state()  # the members share their seed: initialise once
+    return jax.tree.map(lambda x: jnp.stack([x] * len(self)), state) if self.vmapped else state
+
+  def step(self, state, batch):
+    if self.vmapped:
+      return self.run.steps.train_members(state, batch, self.schedules, self.indices)
+    return self.run.steps.train(state, batch, self.run.schedule)
+
+  def member_state(self, state, i: int):
+    return jax.tree.map(lambda x: x[i], state) if self.vmapped else state
+
+
+def zero_sums(k: int) -> dict[str, Any]:
+  return {"loss_sum": [0.0] * k, "correct_sum": [0.0] * k, "seconds": 0.0}
+
+
+def run_epoch(group: Group, state, epoch: int, first: int, partial: dict, ctx: dict):
+  """Steps `first` .. the end of `epoch`; returns (state, partial sums, stopped_at or None).
+
+  Syncs with the device only every `log_every_steps` steps (and to save a checkpoint), where it
+  also checks for non-finite losses and for a stop signal.
+  """
+  run, cfg = group.run, group.run.config
+  spe, order = run.steps_per_epoch, run.epoch_order(epoch)
   if first == 0:
-    partial = {"loss_sum": 0.0, "correct_sum": 0.0, "seconds": 0.0}
-  pending: list[tuple[int, dict]] = []
-  t0 = time.perf_counter()
+    partial = zero_sums(len(group))
+  pending, t0 = [], time.perf_counter()
   for i in range(first, spe):
-    state, m = run.train_step(state, run.train_batch(perm, i), run.schedule)
-    pending.append((epoch * spe + i, m))
-    last = i + 1 == spe
-    mid_save = (
-      cfg.checkpoint_every_steps and (epoch * spe + i + 1) % cfg.checkpoint_every_steps == 0
-    )
-    if last or mid_save or (i + 1) % cfg.log_every_steps == 0:
-      partial = _absorb(pending, partial)  # the only host sync: every log_every_steps steps
+    state, m = group.step(state, run.train_batch(order, i))
+    step = epoch * spe + i + 1  # updates done
+    pending.append((step - 1, m))
+    every = cfg.checkpoint_every_steps
+    save_now = every and step % every == 0 and i + 1 < spe
+    if i + 1 == spe or save_now or (i + 1) % cfg.log_every_steps == 0 or ctx["stop"].signum:
+      partial = _absorb(pending, partial, ctx["diverged"])
       pending = []
-      progress.update(epoch, i + 1, partial, time.perf_counter() - t0, cfg.batch_size)
-    if mid_save and not last:
-      checkpoints.save(
-        epoch * spe + i + 1,
-        state.checkpoint_items(),
-        {
-          "step": epoch * spe + i + 1,
-          "partial": {**partial, "seconds": partial["seconds"] + time.perf_counter() - t0},
-        },
-      )
-  seconds = partial["seconds"] + time.perf_counter() - t0
-  steps_done = spe
-  record = {
+      ctx["progress"].update(epoch, i + 1, partial, time.perf_counter() - t0, cfg.batch_size)
+      if len(ctx["diverged"]) == len(group):
+        return state, partial, None
+      if (save_now or ctx["stop"].signum) and i + 1 < spe:
+        here = {**partial, "seconds": partial["seconds"] + time.perf_counter() - t0}
+        _save(ctx, step, state, here)
+        if ctx["stop"].signum:
+          return state, here, step
+  return state, {**partial, "seconds": partial["seconds"] + time.perf_counter() - t0}, None
+
+
+def _absorb(pending: list, partial: dict, diverged: dict) -> dict:
+  got = jax.device_get([m for _, m in pending])
+  loss_sum, correct_sum = list(partial["loss_sum"]), list(partial["correct_sum"])
+  for (step, _), m in zip(pending, got):
+    losses, accuracies, lrs = (np.atleast_1d(m[k]) for k in ("loss", "accuracy", "lr"))
+    for k in range(len(losses)):
+      if not np.isfinite(losses[k]) and k not in diverged:
+        diverged[k] = {
+          "step": int(step),
+          "lr": float(lrs[k]),
+          "message": f"the training loss became {float(losses[k])} at step {step} "
+          f"(learning rate {float(lrs[k]):.6g})",
+        }
+      loss_sum[k] += float(losses[k])
+      correct_sum[k] += float(accuracies[k])
+  out = {"loss_sum": loss_sum, "correct_sum": correct_sum, "seconds": partial["seconds"]}
+  if got:  # for the progress line: the members' mean loss, over those still finite
+    losses = np.atleast_1d(got[-1]["loss"])
+    finite = losses[np.isfinite(losses)]
+    out["last_loss"] = float(finite.mean()) if finite.size else float(losses[0])
+    out["last_lr"] = float(np.atleast_1d(got[-1]["lr"])[0])
+  return out
+
+
+def _save(ctx: dict, step: int, state, partial: dict) -> None:
+  meta = {
+    "step": step,
+    "partial": {k: partial[k] for k in ("loss_sum", "correct_sum", "seconds")},
+    "members": ctx["names"],
+    "diverged": {str(k): v for k, v in ctx["diverged"].items()},
+  }
+  ctx["checkpoints"].save(step, state.checkpoint_items(), meta)
+
+
+def _resume(group: Group, group_dir: str, names: list[str], keep: int):
+  """(checkpoints, state, step, partial sums, diverged) for a fresh or resumed group."""
+  checkpoints, state = Checkpoints(group_dir, keep=keep), group.init_state()
+  step, partial, diverged = 0, zero_sums(len(group)), {}
+  found = checkpoints.restore_intact(None)
+  if found is not None and found[1].get("members", names) != names:
+    # Other members (the study changed): these checkpoints do not apply.
+    checkpoints.close()
+    shutil.rmtree(checkpoints.directory)
+    checkpoints = Checkpoints(group_dir, keep=keep)
+  elif found is not None:
+    items, meta = checkpoints.restore_intact(state.checkpoint_items())
+    state = state.replace(**items)
+    step, partial = int(meta["step"]), meta["partial"]
+    diverged = {int(k): v for k, v in meta.get("diverged", {}).items()}
+  return checkpoints, state, step, partial, diverged
+
+
+def _record(run: build.Run, epoch: int, i: int, partial: dict, seconds: float, ips: float):
+  spe = run.steps_per_epoch
+  return {
     "epoch": epoch,
     "step": (epoch + 1) * spe,
     "lr": float(run.schedule(epoch * spe)),
-    "train_loss": partial["loss_sum"] / steps_done,
-    "train_accuracy": partial["correct_sum"] / steps_done,
+    "train_loss": partial["loss_sum"][i] / spe,
+    "train_accuracy": partial["correct_sum"][i] / spe,
     "seconds": seconds,
-    "images_per_second": (spe - first) * cfg.batch_size / max(time.perf_counter() - t0, 1e-9),
-  }
-  return record, state, {**partial, "seconds": 0.0}
-
-
-def _absorb(pending: list[tuple[int, dict]], partial: dict) -> dict:
-  steps = [s for s, _ in pending]
-  got = jax.device_get([m for _, m in pending])
-  for s, m in zip(steps, got):
-    if not np.isfinite(m["loss"]):
-      raise NonFiniteLossError(
-        f"the training loss became {float(m['loss'])} at step {s} (learning rate "
-        f"{float(m['lr']):.6g}); the run stopped and its last checkpoint is intact. "
-        "Lower the learning rate or check the schedule.",
-        step=s,
-        lr=float(m["lr"]),
-      )
-  return {
-    "loss_sum": partial["loss_sum"] + float(sum(m["loss"] for m in got)),
-    "correct_sum": partial["correct_sum"] + float(sum(m["accuracy"] for m in got)),
-    "seconds": partial["seconds"],
-    "last_loss": float(got[-1]["loss"]) if got else partial.get("last_loss", float("nan")),
-    "last_lr": float(got[-1]["lr"]) if got else partial.get("last_lr", float("nan")),
+    "images_per_second": ips,
   }
 
 
-def write_diverged_summary(out: str, step: int, lr: float, message: str) -> dict[str, Any]:
-  """Ends a run whose loss became non-finite: its summary says so and keeps its earlier epochs.
+def train_group(
+  members: list[Member], group_dir: str, *, vmapped: bool = False, quiet: bool = False
+) -> tuple[list[dict[str, Any]], Any]:
+  """Trains (or resumes) the members together; returns each member's summary and the final
+  (stacked, where vmapped) state.
 
-  For a study a diverged schedule is a result, not a reason to stop: the run counts as finished
-  (a resumed study skips it; delete its folder to try again), and the report lists it instead of
-  averaging it in.
+  Raises:
+    ClaimedError: another live process is training one of the members' folders.
   """
-  records = _read_records(os.path.join(out, "metrics.jsonl"), before_epoch=math.inf)
-  summary = {
-    "epochs": len(records),
-    "final_test_accuracy": None,
-    "final_test_loss": None,
-    "best_test_accuracy": max((r["test_accuracy"] for r in records), default=None),
-    "final_train_loss": None,
-    "seconds": sum(r["seconds"] for r in records),
-    "diverged": {"step": int(step), "lr": float(lr), "message": message},
-  }
-  with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2)
-  return summary
+  with contextlib.ExitStack() as claims:
+    if jax.process_count() == 1:  # see `claim.Claim`
+      for folder in dict.fromkeys([group_dir, *(m.workdir for m in members)]):
+        claims.enter_context(Claim(folder))
+    return _train_group(members, group_dir, vmapped, quiet)
 
 
-def _summary(records: list[dict], run: Run) -> dict[str, Any]:
-  if not records:
-    return {"epochs": 0}
-  best = max(records, key=lambda r: r["test_accuracy"])
-  last = records[-1]
-  return {
-    "epochs": len(records),
-    "steps": last["step"],
-    "final_test_accuracy": last["test_accuracy"],
-    "final_test_loss": last["test_loss"],
-    "best_test_accuracy": best["test_accuracy"],
-    "best_epoch": best["epoch"],
-    "final_train_loss": last["train_loss"],
-    "seconds": sum(r["seconds"] for r in records),
-    "schedule": run.schedule.to_config(),
-  }
+def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bool):
+  group = Group(members, vmapped)
+  run, cfg, k = group.run, group.run.config, len(members)
+  spe, is_main = run.steps_per_epoch, jax.process_index() == 0
+  names = [os.path.relpath(m.workdir, group_dir) for m in members]
+  checkpoints, state, start_step, partial, diverged = _resume(
+    group, group_dir, names, cfg.keep_checkpoints
+  )
+  history = [records.read_records(m.workdir, start_step // spe) for m in members]
+  writers = [None] * k
+  if is_main:
+    for m, rec in zip(members, history):
+      records.write_json(os.path.join(m.workdir, "config.json"), m.run.resolved_config())
+      records.write_records(m.workdir, rec)  # drops epochs the resumed run will redo
+      if cfg.tensorboard:
+        writers[members.index(m)] = _tensorboard(m.workdir)
+  progress = Progress(
+    cfg.num_epochs, spe, enabled=cfg.progress and is_main and not quiet, start_step=start_step
+  )
+  ctx = {"checkpoints": checkpoints, "names": names, "diverged": diverged, "progress": progress}
+  try:
+    with StopSignal() as stop:
+      ctx["stop"] = stop
+      for epoch in range(start_step // spe, cfg.num_epochs):
+        first = max(start_step - epoch * spe, 0)
+        t0 = time.perf_counter()
+        state, partial, stopped_at = run_epoch(group, state, epoch, first, partial, ctx)
+        if stopped_at is not None:
+          raise Preempted(stopped_at, stop.signum)
+        if len(diverged) == k:
+          break
+        ips = (spe - first) * cfg.batch_size * k / max(time.perf_counter() - t0, 1e-9)
+        for i, m in enumerate(members):
+          if i in diverged:  # its state is not finite: nothing to evaluate
+            continue
+          member_state = group.member_state(state, i)
+          record = _record(m.run, epoch, i, partial, partial["seconds"] / k, ips)
+          record.update(m.run.evaluate(member_state))
+          history[i].append(record)
+          if is_main:
+            records.write_records(m.workdir, history[i])
+            _to_tensorboard(writers[i], record)
+          progress.epoch_done(record, label=names[i] if k > 1 else None)
+          if epoch in m.run.snapshot_epochs:
+            probs = m.run.predict(member_state)
+            if is_main:
+              snapshots.save_snapshot(m.workdir, epoch, probs)
+        start_step = (epoch + 1) * spe
+        if (epoch + 1) % cfg.checkpoint_every_epochs == 0 or epoch + 1 == cfg.num_epochs:
+          _save(ctx, start_step, state, zero_sums(k))
+        partial = zero_sums(k)
+  finally:
+    checkpoints.close()
+    for w in writers:
+      if w is not None:
+        w.close()
+  summaries = []
+  for i, m in enumerate(members):
+    summary = records.summary(history[i], m.run.schedule.to_config(), diverged.get(i))
+    if i not in diverged:
+      summary["params_sha256"] = records.digest(group.member_state(state, i).params)
+      if vmapped and k > 1:
+        summary["population"] = k
+      if m.run.snapshot_epochs:
+        summary["snapshot_ensemble"] = snapshots.ensemble_report(
+          m.workdir, m.run.dataset.test_labels
+        )
+    if is_main:
+      records.write_json(os.path.join(m.workdir, "summary.json"), summary)
+    summaries.append(summary)
+  return summaries, state
 
 
-def _digest(params: Any) -> str:
-  """A hash of the final parameters' bytes: equal hashes mean bitwise-equal runs."""
-  h = hashlib.sha256()
-  for leaf in jax.tree.leaves(jax.device_get(params)):
-    h.update(np.ascontiguousarray(leaf).tobytes())
-  return h.hexdigest()
+def train(
+  configs: list[Any],
+  workdirs: list[str],
+  group_dir: str | None = None,
+  *,
+  vmapped: bool = False,
+  quiet: bool = False,
+) -> list[dict[str, Any]]:
+  """Trains K >= 1 runs sharing their data order: as one vmapped population in `group_dir`, or
+  one after another, each in its own workdir. Returns each run's summary."""
+  for w in workdirs:
+    os.makedirs(w, exist_ok=True)
+  members = [Member(build.build(c), w) for c, w in zip(configs, workdirs)]
+  if vmapped and len(members) > 1:
+    os.makedirs(group_dir, exist_ok=True)
+    return train_group(members, group_dir, vmapped=True, quiet=quiet)[0]
+  return [train_group([m], m.workdir, quiet=quiet)[0][0] for m in members]
+
+
+def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]:
+  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the summary,
+  with the final `state`, the `run` and the number of new `compilations` of its train step.
+
+  Raises:
+    NonFiniteLossError: the loss became NaN or infinite (its summary says where).
+    Preempted: SIGTERM/SIGINT arrived; a checkpoint at the current step is saved.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  run = build.build(config)
+  before = jax_compat.compiled_count(run.train_step)
+  [summary], state = train_group([Member(run, workdir)], workdir, quiet=quiet)
+  if summary.get("diverged"):
+    d = summary["diverged"]
+    raise NonFiniteLossError(
+      f"{d['message']}; the run stopped and its last checkpoint is intact. Lower the learning "
+      "rate or check the schedule.",
+      step=d["step"],
+      lr=d["lr"],
+    )
+  after = jax_compat.compiled_count(run.train_step)
+  compilations = None if before is None or after is None else after - before
+  return {**summary, "state": state, "run": run, "compilations": compilations}
 
 
 def _tensorboard(workdir: str):
@@ -361,3 +362,12 @@ def _tensorboard(workdir: str):
   except ImportError:
     return None
   return SummaryWriter(os.path.join(workdir, "tb"))
+
+
+def _to_tensorboard(writer, record: dict) -> None:
+  if writer is None:
+    return
+  for key, value in record.items():
+    if key not in ("epoch", "step"):
+      writer.add_scalar(key, value, record["step"])
+  writer.flush()

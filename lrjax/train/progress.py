@@ -1,21 +1,55 @@
-"""A one-line progress display for long runs: epoch, step, learning rate, loss, images/s."""
+"""A one-line progress display for long runs: epoch, step, lr, loss, images/s, time left."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 
+def duration(seconds: float) -> str:
+  """`1h02m`, `3m07s` or `12s`."""
+  if not math.isfinite(seconds):
+    return "?"
+  s = round(max(seconds, 0.0))
+  if s >= 3600:
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+  return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 class Progress:
-  def __init__(self, num_epochs: int, steps_per_epoch: int, enabled: bool = True, stream=None):
+  """Progress of one run (or one population) over `num_epochs` epochs.
+
+  The estimate of the time left is this process's own pace (steps done since it started, over
+  the wall time since then) applied to the steps left, so compilation slows the first estimate
+  and a resumed run does not count the steps of an earlier process.
+  """
+
+  def __init__(
+    self,
+    num_epochs: int,
+    steps_per_epoch: int,
+    enabled: bool = True,
+    stream=None,
+    start_step: int = 0,
+  ):
     self.num_epochs, self.steps_per_epoch, self.enabled = num_epochs, steps_per_epoch, enabled
     self.stream = stream or sys.stderr
     self.tty = getattr(self.stream, "isatty", lambda: False)()
-    self._last_line = 0.0
+    self._last_line, self._start_step, self._t0 = 0.0, start_step, time.monotonic()
+    self._step = start_step
+
+  def time_left(self) -> float:
+    done = self._step - self._start_step
+    left = self.num_epochs * self.steps_per_epoch - self._step
+    if done <= 0:
+      return math.nan
+    return left * (time.monotonic() - self._t0) / done
 
   def update(
     self, epoch: int, step_in_epoch: int, partial: dict, seconds: float, batch_size: int
   ) -> None:
+    self._step = epoch * self.steps_per_epoch + step_in_epoch
     if not self.enabled:
       return
     now = time.monotonic()
@@ -33,17 +67,20 @@ class Progress:
     )
     if seconds > 0:
       line += f"  {step_in_epoch * batch_size / seconds:,.0f} img/s"
+    line += f"  {duration(self.time_left())} left"
     self.stream.write(("\r" + line) if self.tty else line + "\n")
     self.stream.flush()
 
-  def epoch_done(self, record: dict) -> None:
+  def epoch_done(self, record: dict, label: str | None = None) -> None:
     if not self.enabled:
       return
     end = "\n" if self.tty else ""
+    who = f"{label}: " if label else ""
     self.stream.write(
-      f"{end}epoch {record['epoch'] + 1}/{self.num_epochs}: lr {record['lr']:.4g}  "
+      f"{end}{who}epoch {record['epoch'] + 1}/{self.num_epochs}: lr {record['lr']:.4g}  "
       f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
       f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f}  "
-      f"{record['seconds']:.1f}s  {record['images_per_second']:,.0f} img/s\n"
+      f"{record['seconds']:.1f}s  {record['images_per_second']:,.0f} img/s  "
+      f"{duration(self.time_left())} left\n"
     )
     self.stream.flush()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from lrjax.train import data as data_lib
-from lrjax.train import models
+from lrjax.train import models, user
 from lrjax.train.step import OPTIMIZERS
 
 REQUIRED = (
@@ -55,15 +55,17 @@ def check_config(config: Any) -> None:
   """Raises ValueError for the first missing or bad field of an experiment config."""
   for field in REQUIRED:
     if field not in config:
-      raise ValueError(f"config has no field {field!r}; start from configs/default.py")
-  if config.model not in models.model_names():
-    _fail("model", config.model, f"one of {list(models.model_names())}")
+      raise ValueError(f"config has no field {field!r}; start from lrjax/configs/default.py")
+  if config.model not in models.model_names() and not user.is_import_path(config.model):
+    _fail("model", config.model, f"one of {list(models.model_names())} or 'package.module:Class'")
   if config.stem not in models.STEMS:
     _fail("stem", config.stem, f"one of {list(models.STEMS)}")
-  if config.dataset not in data_lib.dataset_names() and not str(config.dataset).startswith(
-    "synthetic:"
-  ):
-    _fail("dataset", config.dataset, f"one of {list(data_lib.dataset_names())}")
+  if not isinstance(config.dataset, str) or not config.dataset:
+    _fail(
+      "dataset",
+      config.dataset,
+      f"one of {list(data_lib.dataset_names())}, a tfds name or 'package.module:function'",
+    )
   if config.optimizer not in OPTIMIZERS:
     _fail("optimizer", config.optimizer, f"one of {list(OPTIMIZERS)}")
   for field in (

@@ -2,8 +2,8 @@
 
 With cyclic cosine annealing every cycle ends at a learning rate near zero, in a different local
 minimum; averaging the softmax outputs of those snapshots is an ensemble "for free". A run with
-`config.snapshot_ensemble = True` and a cyclic schedule saves the test probabilities at the end of
-the epoch in which each cycle ends (`snapshots/epoch_<e>.npy`) and reports the ensemble.
+`config.snapshot_ensemble = True` and a schedule with cycles saves the test probabilities at the
+end of the epoch in which each cycle ends (`snapshots/epoch_<e>.npy`) and reports the ensemble.
 """
 
 from __future__ import annotations
@@ -21,24 +21,13 @@ from lrjax.schedules.base import Schedule
 def cycle_end_epochs(schedule: Schedule, steps_per_epoch: int, total_steps: int) -> list[int]:
   """The 0-based epochs at whose end a cycle of `schedule` has ended ([] if it has no cycles).
 
-  Cycles are read from the schedule: `cosine_annealing` (period ceil(T / M)), `sgdr` and
-  `repeat` with a constant period; the last epoch always ends the last (possibly short) cycle.
+  The schedule says where its cycles end (`Schedule.cycle_ends`), so compositions such as
+  `repeat` or a `per_epoch` cosine annealing get snapshots too; a cycle that ends inside an
+  epoch is taken at that epoch's end, and the last epoch ends the last (possibly short) cycle.
   """
-  fields = schedule.fields()
-  name = type(schedule).config_name
-  if name == "cosine_annealing":
-    period = math.ceil(int(fields["total_steps"]) / int(fields["num_cycles"]))
-  elif name == "sgdr" and float(fields.get("period_mult", 1.0)) == 1.0:
-    period = int(fields["first_period"])
-  elif name == "repeat":
-    period = int(fields["period"])
-  else:
-    return []
-  ends = range(period, total_steps + period, period)
-  epochs = {
-    min(math.ceil(min(end, total_steps) / steps_per_epoch), total_steps // steps_per_epoch) - 1
-    for end in ends
-  }
+  ends = schedule.cycle_ends(total_steps)
+  last = total_steps // steps_per_epoch - 1
+  epochs = {min(math.ceil(end / steps_per_epoch) - 1, last) for end in ends if end > 0}
   return sorted(e for e in epochs if e >= 0)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -21,6 +21,7 @@ import optax
 from flax import struct
 
 from lrjax.schedules.base import Schedule
+from lrjax.schedules.compose import choose
 from lrjax.train import data as data_lib
 from lrjax.train import xla_cpu
 
@@ -138,10 +139,11 @@ def train_step(
       x,
       train=True,
       mutable=["batch_stats"],
+      rngs={"dropout": jax.random.fold_in(state.key, -1 - state.step)},
     )
     logits = logits.astype(jnp.float32)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-    return loss, (logits, updates["batch_stats"])
+    return loss, (logits, updates.get("batch_stats", state.batch_stats))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   opt_state = _with_lr(state.opt_state, lr)
@@ -183,6 +185,25 @@ def predict_probs(
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
+def _member_step(state, batch, schedules, index, **kw):
+  return train_step(state, batch, choose(schedules, index), **kw)
+
+
+class Steps(NamedTuple):
+  """The jitted programs of one model and input pipeline.
+
+  `train(state, batch, schedule)`, `evaluate(state, batch)`, `predict(state, images)` and
+  `train_members(states, batch, schedules, indices)`: K members' states stacked on a leading
+  axis and trained as one vmapped program on the same batch, member k following
+  `schedules[indices[k]]` (`lrjax.choose` makes schedules of different kinds one pytree).
+  """
+
+  train: Callable
+  evaluate: Callable
+  predict: Callable
+  train_members: Callable
+
+
 @functools.lru_cache(maxsize=32)
 def jit_steps(
   model: nn.Module,
@@ -193,27 +214,39 @@ def jit_steps(
   flip: bool,
   state_sharding: Any,
   batch_sharding: Any,
-) -> tuple[Callable, Callable]:
-  """The jitted train and eval steps, with the state replicated and the batch sharded.
+) -> Steps:
+  """The jitted steps, with the state replicated and the batch sharded.
 
   The state is donated: XLA updates parameters and optimizer state in place. Cached (like
-  `make_optimizer`), so the runs of a study that differ only in schedule values share one
-  compiled step.
+  `make_optimizer`) on what defines the programs, so the runs of a study that differ only in
+  schedule values share one compiled step, and so do all the seeds of a population.
   """
-  replicated = state_sharding
+  replicated, options = state_sharding, xla_cpu.compiler_options()
   mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+  kw = dict(model=model, mean=mean, std=std, augment=augment, pad=pad, flip=flip)
   train = jax.jit(
-    functools.partial(
-      train_step, model=model, mean=mean, std=std, augment=augment, pad=pad, flip=flip
-    ),
+    functools.partial(train_step, **kw),
     in_shardings=(replicated, batch_sharding, None),
     out_shardings=(replicated, None),
     donate_argnums=0,
-    compiler_options=xla_cpu.compiler_options(),
+    compiler_options=options,
+  )
+  members = jax.jit(
+    jax.vmap(functools.partial(_member_step, **kw), in_axes=(0, None, None, 0)),
+    in_shardings=(replicated, batch_sharding, None, None),
+    out_shardings=(replicated, None),
+    donate_argnums=0,
+    compiler_options=options,
   )
   evaluate = jax.jit(
     functools.partial(eval_step, model=model, mean=mean, std=std),
     in_shardings=(replicated, batch_sharding),
-    compiler_options=xla_cpu.compiler_options(),
+    compiler_options=options,
   )
-  return train, evaluate
+  predict = jax.jit(
+    functools.partial(predict_probs, model=model, mean=mean, std=std),
+    in_shardings=(replicated, batch_sharding),
+    out_shardings=replicated,
+    compiler_options=options,
+  )
+  return Steps(train, evaluate, predict, members)

@@ -31,6 +31,8 @@ from collections.abc import MutableMapping
 import jax
 import numpy as np
 
+from lrjax.train import jax_compat
+
 MULTI_OUTPUT_FUSION = "--xla_backend_extra_options=xla_cpu_use_multi_output_fusion"
 CONVOLUTIONS_IN_XLA = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 OPT_OUT = "LRJAX_XLA_CPU_TUNING"
@@ -42,12 +44,6 @@ _ACCELERATOR_MODULES = ("jax_plugins", "jax_cuda12_plugin", "jax_cuda13_plugin",
 
 def _enabled(environ: MutableMapping[str, str]) -> bool:
   return environ.get(OPT_OUT, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def _backends_started() -> bool:
-  from jax._src import xla_bridge
-
-  return xla_bridge.backends_are_initialized()
 
 
 def _cpu_only(environ: MutableMapping[str, str]) -> bool:
@@ -70,7 +66,7 @@ def tune(environ: MutableMapping[str, str] | None = None) -> bool:
     not _enabled(environ)
     or "xla_backend_extra_options" in flags
     or not _cpu_only(environ)
-    or _backends_started()
+    or jax_compat.backends_started()
   ):
     return False
   environ["XLA_FLAGS"] = f"{flags} {MULTI_OUTPUT_FUSION}".strip()

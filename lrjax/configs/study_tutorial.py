@@ -1,9 +1,9 @@
 """The chapter's study with the Keras tutorial's network (about 0.9M parameters), no augmentation.
 
-lrjax compare --config configs/study_tutorial.py --workdir runs/study_tutorial
+lrjax compare --config study_tutorial --workdir runs/study_tutorial
 """
 
-from configs import study_cifar10
+from lrjax.configs import study_cifar10
 
 
 def get_config():

@@ -1,11 +1,11 @@
-"""The chapter's experiment with one of its schedules: `--config configs/chapter.py:linear`.
+"""The chapter's experiment with one of its schedules: `--config chapter:linear`.
 
 Variants: constant, time_based, drop_based, linear, polynomial, triangle, cosine_annealing
 (ResNet-50 CIFAR stem, CIFAR-10, lr 0.1, 100 epochs, batch 128, SGD momentum 0.9).
 """
 
-from configs import default
-from lrjax.train.chapter import chapter_schedule
+from lrjax.compare.chapter import chapter_schedule
+from lrjax.configs import default
 
 
 def get_config(variant: str = "constant"):

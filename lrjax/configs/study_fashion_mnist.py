@@ -1,7 +1,7 @@
 """The chapter's study on real Fashion-MNIST, sized for a 2-core CPU.
 
-    lrjax compare --config configs/study_fashion_mnist.py --workdir runs/study          # quick
-    lrjax compare --config configs/study_fashion_mnist.py:medium --workdir runs/medium
+    lrjax compare --config study_fashion_mnist --workdir runs/study          # quick
+    lrjax compare --config study_fashion_mnist:medium --workdir runs/medium
 
 The small ConvNet (0.1M parameters), 3 epochs over 12,800 training images per epoch and the full
 10,000-image test set, seven schedules; the same initialisation and data order for every
@@ -12,8 +12,8 @@ apart (4 degrees of freedom instead of 1).
 
 import ml_collections
 
-from configs import default
-from lrjax.train.chapter import CHAPTER_SCHEDULES, chapter_study
+from lrjax.compare.chapter import CHAPTER_SCHEDULES, chapter_study
+from lrjax.configs import default
 
 SEEDS = {"quick": (0, 1), "medium": (0, 1, 2, 3, 4)}
 

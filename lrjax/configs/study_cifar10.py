@@ -1,6 +1,6 @@
 """The chapter's study as it ran it: ResNet-50 (CIFAR stem) on CIFAR-10, lr 0.1, 100 epochs.
 
-    lrjax compare --config configs/study_cifar10.py --workdir runs/study_cifar10
+    lrjax compare --config study_cifar10 --workdir runs/study_cifar10
 
 Seven schedules x 3 seeds = 21 runs of 100 epochs (about 39 PFLOP each). Needs CIFAR-10 through
 tensorflow-datasets or the binary archive (--config.data_dir). For the cheaper tutorial-sized
@@ -9,8 +9,8 @@ network: --config.model=preact_resnet_tutorial --config.augment=False.
 
 import ml_collections
 
-from configs import default
-from lrjax.train.chapter import CHAPTER_SCHEDULES, chapter_study
+from lrjax.compare.chapter import CHAPTER_SCHEDULES, chapter_study
+from lrjax.configs import default
 
 
 def get_config():

@@ -1,4 +1,4 @@
-"""Figures of a study: learning rates, each schedule's training curves, accuracy compared.
+"""Figures of a study (`lrjax compare`): learning rates, each schedule's curves, accuracy compared.
 
 Curves of several seeds are drawn as their mean with a min..max band. Runs of unequal length
 (an unfinished study) are aligned by epoch index; each epoch averages the runs that reached it.
@@ -17,30 +17,9 @@ from typing import Any
 import numpy as np
 
 from lrjax.compare import stats
-
-
-def _pyplot():
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  return plt
-
-
-def _integer_epochs(ax) -> None:
-  from matplotlib.ticker import MaxNLocator
-
-  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _save(fig, path: str | os.PathLike) -> str:
-  path = os.fspath(path)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  _pyplot().close(fig)
-  return path
+from lrjax.plot._figure import integer_epochs as _integer_epochs
+from lrjax.plot._figure import new_figure
+from lrjax.plot._figure import save as _save
 
 
 def _colors(results: Mapping[str, Any]) -> dict[str, str]:
@@ -141,12 +120,11 @@ def plot_lr_curves(
   named = {n: c for n in stats.schedule_names(results) if (c := _lr_curve(results, n)) is not None}
   if not named:
     raise ValueError("results must have at least one run with an 'lr' curve, got none")
-  plt = _pyplot()
   if panels:
     cols = min(3, len(named))
     rows = math.ceil(len(named) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), squeeze=False)
-    flat = axes.ravel()
+    fig = new_figure(4.4 * cols, 3.1 * rows)
+    flat = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (name, (x, lr)) in zip(flat, named.items()):
       ax.plot(x, lr, color=colors[name], lw=1.6, marker="." if len(x) <= 30 else None)
       ax.set_title(stats.label(results, name), fontsize=10)
@@ -162,7 +140,8 @@ def plot_lr_curves(
       ax.axis("off")
     fig.suptitle("Learning rate over training")
   else:
-    fig, ax = plt.subplots(figsize=(9.0, 4.4))
+    fig = new_figure(9.0, 4.4)
+    ax = fig.subplots()
     for name, (x, lr) in named.items():
       ax.plot(x, lr, color=colors[name], lw=1.6, label=stats.label(results, name))
     ax.set_xlabel("epoch")
@@ -196,8 +175,8 @@ def plot_run_curves(results: Mapping[str, Any], schedule: str, path: str | os.Pa
   if not any(bands.values()):
     raise ValueError(f"schedule {schedule!r} has no run with curves to plot")
   n = max(b[4] for b in bands.values() if b)
-  plt = _pyplot()
-  fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2))
+  fig = new_figure(11.0, 4.2)
+  axes = fig.subplots(1, 2)
   for ax, (what, train, test) in zip(axes, panels):
     for key, name, color in ((train, "training", "C0"), (test, "validation", "C1")):
       if bands[key]:
@@ -240,9 +219,9 @@ def plot_accuracy_overlay(
   bars = bars and bool(final)
   if not bands and not bars:
     raise ValueError("results must have at least one run with accuracy to plot, got none")
-  plt = _pyplot()
   count = int(bool(bands)) + int(bars)
-  fig, axes = plt.subplots(1, count, figsize=(13.0 if count == 2 else 8.0, 4.6), squeeze=False)
+  fig = new_figure(13.0 if count == 2 else 8.0, 4.6)
+  axes = fig.subplots(1, count, squeeze=False)
   if bands:
     ax = axes[0, 0]
     for name, band in bands.items():

@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 import lrjax
-from lrjax.train import data as data_lib
-from lrjax.train import loop
+from lrjax.plot.range_test import plot_range_test
+from lrjax.train import build
 
 
 def _smooth(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
@@ -66,7 +66,7 @@ def find_lr(
   if not diverge_factor > 1:
     raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
   os.makedirs(workdir, exist_ok=True)
-  run = loop.Run(config, workdir)
+  run = build.build(config)
   # lr(t) = min_lr * (max_lr / min_lr) ** (t / num_steps): exponential growth, capped at max_lr.
   schedule = lrjax.exponential_decay(min_lr, num_steps, max_lr / min_lr, end_value=max_lr)
   state = run.init_state()
@@ -74,8 +74,7 @@ def find_lr(
   epoch, perm, i = 0, None, run.steps_per_epoch
   for t in range(num_steps):
     if i >= run.steps_per_epoch:
-      perm = data_lib.epoch_permutation(config.seed, epoch, len(run.ds.train_labels))
-      perm, epoch, i = perm[: run.num_train], epoch + 1, 0
+      perm, epoch, i = run.epoch_order(epoch), epoch + 1, 0
     state, metrics = run.train_step(state, run.train_batch(perm, i), schedule)
     i += 1
     m = jax.device_get(metrics)
@@ -98,30 +97,3 @@ def find_lr(
     json.dump(result, f, indent=1)
   result["figure"] = plot_range_test(result, os.path.join(workdir, "lr_finder.png"))
   return result
-
-
-def plot_range_test(result: dict[str, Any], path: str) -> str:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  lrs, losses = np.asarray(result["lrs"]), np.asarray(result["losses"])
-  fig, ax = plt.subplots(figsize=(7, 4.2))
-  ax.plot(lrs, losses, color="0.75", lw=1, label="loss per step")
-  ax.plot(lrs, _smooth(losses), color="C0", lw=2, label="smoothed")
-  ax.axvline(
-    result["suggested_lr"], color="C3", ls="--", label=f"suggested lr {result['suggested_lr']:.3g}"
-  )
-  ax.set_xscale("log")
-  ax.set_xlabel("learning rate")
-  ax.set_ylabel("training loss")
-  ax.set_title("Learning-rate range test")
-  top = np.nanpercentile(losses, 95)
-  ax.set_ylim(max(0.0, np.nanmin(losses) * 0.9), top * 1.1)
-  ax.grid(alpha=0.3, which="both")
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from lrjax.plot._figure import new_figure, save
 from lrjax.schedules.base import Schedule
 
 
@@ -69,11 +70,6 @@ def plot_schedules(
     ValueError: for an empty or non-schedule `schedules`, a non-positive `num_steps` or
       `steps_per_epoch`.
   """
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
   named = _named(schedules)
   if steps_per_epoch is not None and (
     isinstance(steps_per_epoch, bool)
@@ -86,8 +82,8 @@ def plot_schedules(
   if panels:
     cols = min(3, len(named))
     rows = math.ceil(len(named) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    flat = axes.ravel()
+    fig = new_figure(4.2 * cols, 3.0 * rows)
+    flat = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (label, s) in zip(flat, named.items()):
       ax.plot(x, schedule_values(s, num_steps), color="C0", lw=1.6)
       ax.set_title(label, fontsize=10)
@@ -99,7 +95,8 @@ def plot_schedules(
     for ax in flat[len(named) :]:
       ax.axis("off")
   else:
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = new_figure(7.5, 4.2)
+    ax = fig.subplots()
     for label, s in named.items():
       ax.plot(x, schedule_values(s, num_steps), label=label, lw=1.6)
     ax.set_xlabel(xlabel)
@@ -110,9 +107,4 @@ def plot_schedules(
     ax.legend(fontsize=8, loc="best")
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  path = os.fspath(path)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save(fig, path)

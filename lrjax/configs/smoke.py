@@ -1,6 +1,6 @@
 """A seconds-long run for tests: the tiny model on synthetic data."""
 
-from configs import default
+from lrjax.configs import default
 
 
 def get_config():

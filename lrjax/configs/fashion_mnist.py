@@ -1,4 +1,4 @@
-"""Fashion-MNIST on a laptop CPU in minutes: `lrjax train --config configs/fashion_mnist.py`.
+"""Fashion-MNIST on a laptop CPU in minutes: `lrjax train --config fashion_mnist`.
 
 The small ConvNet (0.1M parameters) on the real Fashion-MNIST IDX files (Debian package
 dataset-fashion-mnist, or --config.data_dir), SGD momentum 0.9, linear decay from 0.1 to 0 over
@@ -6,7 +6,7 @@ dataset-fashion-mnist, or --config.data_dir), SGD momentum 0.9, linear decay fro
 ResNet-20 of He et al.: --config.model=resnet20 (about 4x slower).
 """
 
-from configs import default
+from lrjax.configs import default
 
 
 def get_config():

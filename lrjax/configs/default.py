@@ -1,6 +1,6 @@
 """The chapter's experiment: ResNet-50 (CIFAR stem) on CIFAR-10, lr 0.1, 100 epochs, batch 128.
 
-    lrjax train --config configs/default.py --workdir runs/cifar10_constant
+    lrjax train --config default --workdir runs/cifar10_constant
 
 Costs about 39 PFLOP (7.8 GFLOP per training image): minutes per epoch on one modern GPU, days on
 a laptop CPU. Other configs import this one and change a few fields.
@@ -12,12 +12,16 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # Model.
-  config.model = "resnet50"
+  config.model = "resnet50"  # a built-in name, or your own "package.module:Class"
   config.stem = "cifar"  # 3x3 stride-1 stem without max-pool; "imagenet" for 7x7/2 + max-pool.
   config.half_precision = False  # bfloat16 compute (float32 parameters): for accelerators.
   # Data.
+  # A built-in name, any tensorflow-datasets image classification name, or your own loader as
+  # "package.module:function" (see lrjax.train.user).
   config.dataset = "cifar10"
   config.data_dir = ""  # "" = the dataset's default place (tfds, or the Debian IDX folder).
+  config.train_split = "train"  # the splits of a tensorflow-datasets dataset
+  config.test_split = "test"
   config.train_limit = 0  # train on the first N examples of each epoch's order only; 0 = all.
   config.augment = True  # pad-`pad` random crop + horizontal flip, on the device.
   config.pad = 4

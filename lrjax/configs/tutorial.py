@@ -1,11 +1,11 @@
-"""The chapter's table at the Keras tutorial's size: `--config configs/tutorial.py:linear`.
+"""The chapter's table at the Keras tutorial's size: `--config tutorial:linear`.
 
 A pre-activation bottleneck ResNet of about 0.9M parameters, CIFAR-10 without augmentation,
 lr 0.1, 100 epochs, batch 128, SGD momentum 0.9, L2 5e-4. About 10x cheaper than ResNet-50.
 """
 
-from configs import default
-from lrjax.train.chapter import chapter_schedule
+from lrjax.compare.chapter import chapter_schedule
+from lrjax.configs import default
 
 
 def get_config(variant: str = "constant"):

@@ -1,0 +1,178 @@
+"""Built-in experiment configs, and loading any config by name or file with overrides.
+
+A config is a module with `get_config()` (some take a variant: `chapter:linear`); variants import
+`default` and change a few fields. `load` accepts
+
+* `NAME[:VARIANT]`: a built-in config, `lrjax/configs/NAME.py` (`fashion_mnist`, `study_smoke`);
+* `PATH.py[:VARIANT]`: a config file of yours; it may `from lrjax.configs import default`.
+
+Every problem with a config (unknown name, missing file, syntax error, a variant the file does not
+take, an unknown field, a value of the wrong type) raises `ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import pkgutil
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class ConfigError(ValueError):
+  """A config that cannot be loaded or an override that cannot be applied."""
+
+
+def builtin_names() -> list[str]:
+  """The names of the built-in configs, sorted."""
+  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def _split(spec: str) -> tuple[str, str | None]:
+  """(name or path, variant or None) of `NAME[:VARIANT]` or `PATH.py[:VARIANT]`."""
+  m = re.fullmatch(r"(.+?\.py)(?::(.*))?", spec) or re.fullmatch(r"([^:]+)(?::(.*))?", spec)
+  if not m:
+    raise ConfigError(f"config must be NAME[:VARIANT] or FILE.py[:VARIANT], got {spec!r}")
+  return m.group(1), m.group(2)
+
+
+def _module(target: str, spec: str):
+  if target.endswith(".py"):
+    path = os.path.abspath(target)
+    if not os.path.isfile(path):
+      raise ConfigError(f"config file {target!r} not found (from --config {spec})")
+    # A name of its own per file, so two configs with the same file name do not collide.
+    name = "_lrjax_config_" + re.sub(r"\W", "_", path)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+      module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+      raise ConfigError(
+        f"config file {target!r} has a syntax error at line {e.lineno}: {e.msg}"
+      ) from e
+    except Exception as e:
+      raise ConfigError(f"config file {target!r} failed to load: {type(e).__name__}: {e}") from e
+    return module
+  if not re.fullmatch(r"[A-Za-z_]\w*", target) or target not in builtin_names():
+    raise ConfigError(
+      f"config {target!r} is neither a built-in config ({', '.join(builtin_names())}) nor a FILE.py"
+    )
+  return importlib.import_module(f"{__name__}.{target}")
+
+
+def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> Any:
+  """The locked `ml_collections.ConfigDict` of `spec` with `overrides` applied.
+
+  Args:
+    spec: `NAME[:VARIANT]` (a built-in config) or `PATH.py[:VARIANT]`.
+    overrides: (dotted field, text) pairs, as `--config.FIELD=TEXT` gives them; see `override`.
+
+  Returns:
+    The config, locked: no field can be added by mistake.
+
+  Raises:
+    ConfigError: naming the config, the variant, the field or the value at fault.
+  """
+  if not isinstance(spec, str) or not spec:
+    raise ConfigError(f"spec must be a non-empty string, got {spec!r}")
+  target, variant = _split(spec)
+  module = _module(target, spec)
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    raise ConfigError(f"config {target!r} has no get_config() function")
+  takes_variant = bool(inspect.signature(get_config).parameters)
+  if variant is not None and not takes_variant:
+    raise ConfigError(f"config {target!r} takes no variant, got {variant!r}")
+  try:
+    config = get_config(variant) if variant is not None else get_config()
+  except (ValueError, KeyError) as e:
+    raise ConfigError(f"config {spec!r}: {e}") from e
+  for field, text in overrides:
+    override(config, field, text)
+  config.lock()
+  return config
+
+
+def _parse(text: str, old: Any, field: str) -> Any:
+  """`text` as a value of `old`'s type: the rules of `override`."""
+  kind = "a dict" if hasattr(old, "keys") else type(old).__name__
+  bad = ConfigError(f"--config.{field} must be {kind}, got {text!r}")
+  if isinstance(old, bool):
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.strip().lower() not in words:
+      raise bad
+    return words[text.strip().lower()]
+  if isinstance(old, (int, float)):
+    try:
+      value = int(text) if isinstance(old, int) else float(text)
+    except ValueError:
+      raise bad from None
+    return value
+  if isinstance(old, str):
+    return text
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    try:
+      value = json.loads(text)  # JSON spells true/false/null, which Python literals do not
+    except ValueError:
+      if old is None:
+        return text
+      raise bad from None
+  if isinstance(old, (tuple, list)):
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    return type(old)(value)
+  if hasattr(old, "keys") and not isinstance(value, Mapping):
+    raise bad
+  return value
+
+
+def override(config: Any, field: str, text: str) -> None:
+  """Sets the dotted `field` of `config` from command-line `text`, typed by its current value.
+
+  bool: true/false (also 1/0, yes/no); int, float: a number; str: the text as is; tuple, list:
+  a Python literal (`(0,1,2)` or `0,1,2`); a dict (such as `schedule`): a Python or JSON dict,
+  which replaces it whole; None: a Python literal, else the text.
+
+  Raises:
+    ConfigError: if `field` is not a field of `config` or `text` does not fit its type.
+  """
+  if not isinstance(field, str) or not field:
+    raise ConfigError(f"field must be a dotted config field name, got {field!r}")
+  node, parts = config, field.split(".")
+  for depth, part in enumerate(parts):
+    keys = list(node.keys()) if isinstance(node, Mapping) or hasattr(node, "keys") else []
+    if part not in keys:
+      where = ".".join(parts[:depth]) or "the config"
+      close = difflib.get_close_matches(part, [str(k) for k in keys], n=1)
+      hint = f"; did you mean {'.'.join([*parts[:depth], close[0]])!r}?" if close else ""
+      raise ConfigError(f"unknown config field {field!r} (no {part!r} in {where}){hint}")
+    if depth < len(parts) - 1:
+      node = node[part]
+  last = parts[-1]
+  value = _parse(text, node[last], field)
+  try:
+    node[last] = value
+  except (TypeError, ValueError, AttributeError) as e:
+    raise ConfigError(f"--config.{field}={text}: {e}") from e
+
+
+def fields(config: Any, prefix: str = "") -> list[tuple[str, Any]]:
+  """(dotted name, value) of every field of `config` in its order, nested dicts flattened."""
+  out = []
+  for key in config.keys():
+    value = config[key]
+    name = f"{prefix}{key}"
+    # A dict with a "name" is one schedule config: shown whole, as it is overridden whole.
+    if hasattr(value, "keys") and len(value.keys()) and "name" not in value.keys():
+      out += fields(value, f"{name}.")
+    else:
+      out.append((name, value.to_dict() if hasattr(value, "to_dict") else value))
+  return out

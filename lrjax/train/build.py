@@ -1,0 +1,193 @@
+"""Small builders from an experiment config to what a run needs, each usable alone.
+
+`build(config)` composes them into a `Run`: the config checked (`settings.check_config`), the
+placement on this machine's devices (`devices.make_placement`), the data (`load_data`), the
+schedule in steps (`resolve_schedule`), the model (`build_model`), the optimizer
+(`build_optimizer`) and the jitted steps (`step.jit_steps`). Nothing trains here and nothing
+is compiled until a step is first called; `lrjax.train.loop` does the training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrjax.schedules.base import Schedule
+from lrjax.train import data as data_lib
+from lrjax.train import devices, models, settings, snapshots, user
+from lrjax.train import step as step_lib
+from lrjax.train.resolve import resolve_schedule
+
+# The runs of a study share their dataset: read (and un-gzip) it once per process.
+_load_dataset = functools.lru_cache(maxsize=2)(data_lib.load_dataset)
+
+
+def load_data(config: Any) -> data_lib.Dataset:
+  """The config's dataset, held in host memory (cached: the runs of a study share it)."""
+  splits = (config.get("train_split", "train"), config.get("test_split", "test"))
+  return _load_dataset(config.dataset, config.data_dir or None, splits=splits)
+
+
+def build_model(config: Any, dataset: data_lib.Dataset) -> nn.Module:
+  """A built-in model by name, or the user's `"package.module:Class"`, checked on one batch."""
+  dtype = jnp.bfloat16 if config.half_precision else jnp.float32
+  if not user.is_import_path(config.model):
+    return models.create_model(config.model, dataset.num_classes, dtype=dtype, stem=config.stem)
+  model = user.build_model(config.model, dataset.num_classes, dtype)
+  user.check_model_output(model, config.model, dataset.image_shape, dataset.num_classes)
+  return model
+
+
+def build_optimizer(config: Any) -> optax.GradientTransformation:
+  return step_lib.make_optimizer(
+    config.optimizer,
+    momentum=config.momentum,
+    nesterov=config.nesterov,
+    weight_decay=config.weight_decay,
+  )
+
+
+def _stats(values: np.ndarray) -> tuple[float, ...]:
+  return tuple(np.asarray(values, np.float32).tolist())
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Run:
+  """Everything one training run needs, validated; see `build`."""
+
+  config: Any
+  placement: devices.Placement
+  dataset: data_lib.Dataset
+  num_train: int
+  steps_per_epoch: int
+  total_steps: int
+  schedule: Schedule
+  model: nn.Module
+  tx: optax.GradientTransformation
+  steps: step_lib.Steps
+  snapshot_epochs: tuple[int, ...]
+
+  @property
+  def train_step(self):
+    return self.steps.train
+
+  @property
+  def eval_batch(self) -> int:
+    return settings.round_up(self.config.eval_batch_size, self.placement.num_devices)
+
+  def init_state(self) -> step_lib.TrainState:
+    state = step_lib.create_train_state(
+      self.model, self.tx, self.dataset.image_shape, self.config.seed
+    )
+    return self.placement.put_replicated(state)
+
+  def train_batch(self, perm: np.ndarray, i: int) -> dict[str, jax.Array]:
+    size = self.config.batch_size
+    idx = np.sort(perm[i * size : (i + 1) * size])
+    ds = self.dataset
+    return self.placement.put_batch({"image": ds.train_images[idx], "label": ds.train_labels[idx]})
+
+  def epoch_order(self, epoch: int) -> np.ndarray:
+    """The training examples of `epoch`, in order: a function of (seed, epoch) only."""
+    n = len(self.dataset.train_labels)
+    return data_lib.epoch_permutation(self.config.seed, epoch, n)[: self.num_train]
+
+  def _test_batches(self):
+    """The test set in padded batches; `mask` marks the real rows."""
+    images, labels, size = self.dataset.test_images, self.dataset.test_labels, self.eval_batch
+    for start in range(0, len(labels), size):
+      img, lab = images[start : start + size], labels[start : start + size]
+      pad = size - len(lab)
+      mask = np.concatenate([np.ones(len(lab), np.float32), np.zeros(pad, np.float32)])
+      if pad:
+        img = np.concatenate([img, np.zeros((pad, *img.shape[1:]), img.dtype)])
+        lab = np.concatenate([lab, np.zeros(pad, lab.dtype)])
+      yield self.placement.put_batch({"image": img, "label": lab, "mask": mask}), len(lab)
+
+  def predict(self, state: step_lib.TrainState) -> np.ndarray:
+    """Test-set softmax probabilities, [num_test, num_classes]."""
+    out = [
+      np.asarray(self.steps.predict(state, batch["image"]))[:n] for batch, n in self._test_batches()
+    ]
+    return np.concatenate(out)
+
+  def evaluate(self, state: step_lib.TrainState) -> dict[str, float]:
+    sums = [self.steps.evaluate(state, batch) for batch, _ in self._test_batches()]
+    total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
+    count = float(total["count"])
+    return {
+      "test_loss": float(total["loss_sum"]) / count,
+      "test_accuracy": float(total["correct"]) / count,
+    }
+
+  def param_count(self) -> int:
+    shape = (1, *self.dataset.image_shape)
+    variables = jax.eval_shape(
+      lambda: self.model.init(jax.random.PRNGKey(0), jnp.zeros(shape), train=False)
+    )
+    return models.count_params(variables["params"])
+
+  def resolved_config(self) -> dict[str, Any]:
+    """What `config.json` records: the config, the schedule in steps, the run's sizes."""
+    return {
+      "config": self.config.to_dict() if hasattr(self.config, "to_dict") else dict(self.config),
+      "schedule": self.schedule.to_config(),
+      "steps_per_epoch": self.steps_per_epoch,
+      "total_steps": self.total_steps,
+      "num_train": self.num_train,
+      "devices": self.placement.num_devices,
+      "processes": jax.process_count(),
+      "params": self.param_count(),
+    }
+
+
+def build(config: Any) -> Run:
+  """Checks `config` and builds its run; raises ValueError naming the first bad field."""
+  settings.check_config(config)
+  placement = devices.make_placement()
+  settings.check_devices(config, placement.num_devices)
+  ds = load_data(config)
+  num_train = min(len(ds.train_labels), config.train_limit or len(ds.train_labels))
+  steps_per_epoch = num_train // config.batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(
+      f"config.batch_size={config.batch_size} is larger than the {num_train} training examples"
+    )
+  total_steps = steps_per_epoch * config.num_epochs
+  schedule = resolve_schedule(config.schedule, steps_per_epoch, total_steps)
+  model = build_model(config, ds)
+  steps = step_lib.jit_steps(
+    model,
+    _stats(ds.mean),
+    _stats(ds.std),
+    config.augment,
+    config.pad,
+    config.flip,
+    placement.replicated,
+    placement.batch,
+  )
+  snapshot_epochs = (
+    tuple(snapshots.cycle_end_epochs(schedule, steps_per_epoch, total_steps))
+    if config.get("snapshot_ensemble", False)
+    else ()
+  )
+  return Run(
+    config=config,
+    placement=placement,
+    dataset=ds,
+    num_train=num_train,
+    steps_per_epoch=steps_per_epoch,
+    total_steps=total_steps,
+    schedule=schedule,
+    model=model,
+    tx=build_optimizer(config),
+    steps=steps,
+    snapshot_epochs=snapshot_epochs,
+  )
