@@ -1,0 +1,100 @@
+"""The files a run leaves: written atomically, versions recorded, damaged checkpoints set aside."""
+
+import io
+import json
+import os
+
+import jax
+import pytest
+from test_train import smoke_config
+
+from lrjax.train import checkpoint, loop, records
+from lrjax.train.progress import Progress, duration
+
+
+def _damage(folder):
+  """Flips bytes in the middle of every file of a checkpoint (as a disk error would)."""
+  for root, _, files in os.walk(folder):
+    for name in files:
+      path = os.path.join(root, name)
+      size = os.path.getsize(path)
+      if size > 8:
+        with open(path, "r+b") as f:
+          f.seek(size // 2)
+          chunk = f.read(8)
+          f.seek(size // 2)
+          f.write(bytes(b ^ 0xFF for b in chunk))
+
+
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes(tmp_path, capfd):
+  config = smoke_config(num_epochs=3, keep_checkpoints=3)
+  whole = loop.train_and_evaluate(config, str(tmp_path / "whole"), quiet=True)
+  # The same run again, its newest checkpoint (24) damaged and its summary gone: 16 is intact.
+  out = tmp_path / "cut"
+  loop.train_and_evaluate(config, str(out), quiet=True)
+  os.remove(out / "summary.json")
+  _damage(out / "checkpoints" / "24")
+  capfd.readouterr()
+  resumed = loop.train_and_evaluate(config, str(out), quiet=True)
+  err = capfd.readouterr().err
+  assert f"checkpoint {out / 'checkpoints' / '24'} is damaged" in err
+  assert (out / "checkpoints" / "damaged" / "24").is_dir()
+  # Resumed from step 16, epoch 2 trained again: the same final parameters.
+  assert resumed["params_sha256"] == whole["params_sha256"]
+  assert [json.loads(x)["epoch"] for x in open(out / "metrics.jsonl")] == [0, 1, 2]
+
+
+def test_with_no_intact_checkpoint_one_line_says_so(tmp_path):
+  out = tmp_path / "run"
+  loop.train_and_evaluate(smoke_config(num_epochs=1), str(out), quiet=True)
+  _damage(out / "checkpoints")
+  with pytest.raises(checkpoint.DamagedCheckpointError, match="no intact checkpoint in") as info:
+    loop.train_and_evaluate(smoke_config(num_epochs=2), str(out), quiet=True)
+  assert "\n" not in str(info.value)
+
+
+def test_files_a_reader_trusts_are_replaced_whole(tmp_path, monkeypatch):
+  path = str(tmp_path / "summary.json")
+  records.write_json(path, {"a": 1})
+  real = os.replace
+
+  def crash(src, dst):
+    raise OSError("killed before the rename")
+
+  monkeypatch.setattr(os, "replace", crash)
+  with pytest.raises(OSError):
+    records.write_json(path, {"a": 2, "b": list(range(10_000))})
+  monkeypatch.setattr(os, "replace", real)
+  assert json.load(open(path)) == {"a": 1}  # the old file, whole: never half of the new one
+
+
+def test_summary_and_results_record_versions_and_device(tmp_path):
+  out = loop.train_and_evaluate(smoke_config(num_epochs=1), str(tmp_path), quiet=True)
+  env = json.load(open(tmp_path / "summary.json"))["environment"]
+  assert env == out["environment"]
+  assert set(env["versions"]) == {"jax", "jaxlib", "flax", "optax", "orbax-checkpoint"}
+  assert env["versions"]["jax"] == jax.__version__
+  assert env["device_kind"] == jax.devices()[0].device_kind and env["platform"] == "cpu"
+
+
+def test_progress_shows_the_time_left():
+  stream = io.StringIO()
+  p = Progress(num_epochs=2, steps_per_epoch=10, stream=stream)
+  p.update(0, 10, {"last_lr": 0.1, "last_loss": 1.0}, 1.0, 32)
+  line = stream.getvalue()
+  assert "epoch 1/2" in line and " left" in line and "?" not in line
+  p.epoch_done(
+    {
+      "epoch": 0,
+      "lr": 0.1,
+      "train_loss": 1,
+      "train_accuracy": 0.5,
+      "test_loss": 1,
+      "test_accuracy": 0.5,
+      "seconds": 1,
+      "images_per_second": 320,
+    },
+    label="linear",
+  )
+  assert "linear: epoch 1/2" in stream.getvalue()
+  assert [duration(s) for s in (5, 65, 3725, float("nan"))] == ["5s", "1m05s", "1h02m", "?"]
