@@ -6,8 +6,8 @@ import copy
 
 import numpy as np
 
-from lrjax.compare.chapter import CHAPTER_SCHEDULES as SCHEDULES
-from lrjax.compare.chapter import LABELS
+from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES as SCHEDULES
+from lrjax.configs.chapter_schedules import LABELS
 
 
 def _lr(name: str, epochs: int) -> np.ndarray:

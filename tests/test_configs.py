@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lrjax import configs
-from lrjax.compare.chapter import CHAPTER_SCHEDULES
+from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES
 
 FOLDER = os.path.dirname(os.path.abspath(configs.__file__))
 VARIANTS = {
@@ -56,7 +56,8 @@ def _load(tmp_path, *specs) -> dict:
 
 def test_the_builtins_are_the_files():
   files = sorted(f[:-3] for f in os.listdir(FOLDER) if f.endswith(".py") and f != "__init__.py")
-  assert configs.builtin_names() == files
+  # chapter_schedules holds the chapter's schedule definitions the study configs use: no config.
+  assert configs.builtin_names() == [f for f in files if f != "chapter_schedules"]
   assert "study_smoke" in files and "fashion_mnist" in files
 
 

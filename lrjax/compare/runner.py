@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from lrjax.compare import report
-from lrjax.compare.chapter import LABELS
+from lrjax.configs.chapter_schedules import LABELS
 from lrjax.plot import study as figures
 from lrjax.train import loop, records, settings, strategy
 from lrjax.train.claim import ClaimedError

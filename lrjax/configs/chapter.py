@@ -4,8 +4,8 @@ Variants: constant, time_based, drop_based, linear, polynomial, triangle, cosine
 (ResNet-50 CIFAR stem, CIFAR-10, lr 0.1, 100 epochs, batch 128, SGD momentum 0.9).
 """
 
-from lrjax.compare.chapter import chapter_schedule
 from lrjax.configs import default
+from lrjax.configs.chapter_schedules import chapter_schedule
 
 
 def get_config(variant: str = "constant"):

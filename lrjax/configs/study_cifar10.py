@@ -9,8 +9,8 @@ network: --config.model=preact_resnet_tutorial --config.augment=False.
 
 import ml_collections
 
-from lrjax.compare.chapter import CHAPTER_SCHEDULES, chapter_study
 from lrjax.configs import default
+from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, chapter_study
 
 
 def get_config():

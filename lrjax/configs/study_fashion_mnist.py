@@ -12,8 +12,8 @@ apart (4 degrees of freedom instead of 1).
 
 import ml_collections
 
-from lrjax.compare.chapter import CHAPTER_SCHEDULES, chapter_study
 from lrjax.configs import default
+from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, chapter_study
 
 SEEDS = {"quick": (0, 1), "medium": (0, 1, 2, 3, 4)}
 

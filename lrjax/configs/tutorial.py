@@ -4,8 +4,8 @@ A pre-activation bottleneck ResNet of about 0.9M parameters, CIFAR-10 without au
 lr 0.1, 100 epochs, batch 128, SGD momentum 0.9, L2 5e-4. About 10x cheaper than ResNet-50.
 """
 
-from lrjax.compare.chapter import chapter_schedule
 from lrjax.configs import default
+from lrjax.configs.chapter_schedules import chapter_schedule
 
 
 def get_config(variant: str = "constant"):

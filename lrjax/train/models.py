@@ -48,8 +48,8 @@ def _pad_shortcut(x: jax.Array, features: int, strides: int) -> jax.Array:
   return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra))) if extra > 0 else x
 
 
-class BasicBlock(nn.Module):
-  """Two 3x3 convolutions (ResNet-18/34 and the CIFAR ResNets)."""
+class _Block(nn.Module):
+  """The fields and the residual sum that every ResNet block shares."""
 
   features: int
   conv: Callable[..., nn.Module]
@@ -57,33 +57,30 @@ class BasicBlock(nn.Module):
   strides: int = 1
   shortcut: str = "projection"
   zero_init_residual: bool = True
+
+  def _residual(self, x: jax.Array, y: jax.Array) -> jax.Array:
+    y = self.norm(scale_init=_last_scale_init(self.zero_init_residual))(y)
+    return nn.relu(y + _shortcut(self, x, y))
+
+
+class BasicBlock(_Block):
+  """Two 3x3 convolutions (ResNet-18/34 and the CIFAR ResNets)."""
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     y = self.conv(self.features, (3, 3), self.strides)(x)
     y = nn.relu(self.norm()(y))
-    y = self.conv(self.features, (3, 3))(y)
-    y = self.norm(scale_init=_last_scale_init(self.zero_init_residual))(y)
-    return nn.relu(y + _shortcut(self, x, y))
+    return self._residual(x, self.conv(self.features, (3, 3))(y))
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(_Block):
   """1x1 reduce, 3x3 (strided: v1.5), 1x1 expand by 4 (ResNet-50/101)."""
-
-  features: int
-  conv: Callable[..., nn.Module]
-  norm: Callable[..., nn.Module]
-  strides: int = 1
-  shortcut: str = "projection"
-  zero_init_residual: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     y = nn.relu(self.norm()(self.conv(self.features, (1, 1))(x)))
     y = nn.relu(self.norm()(self.conv(self.features, (3, 3), self.strides)(y)))
-    y = self.conv(self.features * 4, (1, 1))(y)
-    y = self.norm(scale_init=_last_scale_init(self.zero_init_residual))(y)
-    return nn.relu(y + _shortcut(self, x, y))
+    return self._residual(x, self.conv(self.features * 4, (1, 1))(y))
 
 
 def _last_scale_init(zero: bool) -> Callable[..., Any]:
@@ -92,7 +89,7 @@ def _last_scale_init(zero: bool) -> Callable[..., Any]:
   return nn.initializers.zeros if zero else nn.initializers.ones
 
 
-def _shortcut(block: BasicBlock | BottleneckBlock, x: jax.Array, y: jax.Array) -> jax.Array:
+def _shortcut(block: _Block, x: jax.Array, y: jax.Array) -> jax.Array:
   if x.shape == y.shape:
     return x
   if block.shortcut == "pad":
