@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lrjax.compare import runner
+from lrjax.compare import study as study_lib
 from lrjax.train import build, lr_finder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,10 +44,10 @@ def study_config():
 
 def test_same_initialisation_and_data_order_across_schedules(tmp_path):
   config = study_config()
-  _, _, schedules = runner.study_plan(config)
+  study = study_lib.parse(config)
   states, runs = [], []
   for name in ("constant", "linear"):  # both give lr 0.1 at step 0
-    run = build.build(runner.run_config(config, name, 1, schedules[name]))
+    run = build.build(study_lib.run_config(config, study, name, 1))
     perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(0), 128))
     state = run.init_state()
     states.append(jax.device_get(state.params))
@@ -64,8 +65,8 @@ def test_same_initialisation_and_data_order_across_schedules(tmp_path):
   for a, b in zip(jax.tree.leaves(stepped[0]), jax.tree.leaves(stepped[1])):
     np.testing.assert_array_equal(a, b)
   # And the run configs differ in nothing but the schedule.
-  c1 = runner.run_config(config, "constant", 1, schedules["constant"]).to_dict()
-  c2 = runner.run_config(config, "linear", 1, schedules["linear"]).to_dict()
+  c1 = study_lib.run_config(config, study, "constant", 1).to_dict()
+  c2 = study_lib.run_config(config, study, "linear", 1).to_dict()
   c1.pop("schedule"), c2.pop("schedule")
   assert c1 == c2
 

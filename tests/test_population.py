@@ -11,6 +11,7 @@ from test_compare_runner import study_config
 
 import lrjax
 from lrjax.compare import runner
+from lrjax.compare import study as study_lib
 from lrjax.train import build, loop, strategy
 
 
@@ -103,8 +104,8 @@ def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
   summary = json.load(open(tmp_path / "runs" / "linear" / "seed_4" / "summary.json"))
   assert ("population" in summary) is expected
   if expected:  # both seeds ran the one compiled population step
-    _, _, schedules = runner.study_plan(config)
-    run = build.build(runner.run_config(config, "linear", 4, schedules["linear"]))
+    study = study_lib.parse(config)
+    run = build.build(study_lib.run_config(config, study, "linear", 4))
     assert run.steps.train_members._cache_size() == 1
 
 
@@ -128,9 +129,9 @@ def test_auto_on_cpu_trains_one_at_a_time_without_probing(tmp_path, monkeypatch)
 
 def test_probe_times_both_ways_on_this_machine(tmp_path):
   config = _study("auto")
-  _, _, schedules = runner.study_plan(config)
+  study = study_lib.parse(config)
   names = ("constant", "linear")
-  runs = [build.build(runner.run_config(config, n, 3, schedules[n])) for n in names]
+  runs = [build.build(study_lib.run_config(config, study, n, 3)) for n in names]
   figures = strategy.probe(runs, steps=2)
   assert figures["population_ms"] > 0 and figures["sequential_ms"] > 0
   assert figures["ratio"] == pytest.approx(figures["population_ms"] / figures["sequential_ms"])

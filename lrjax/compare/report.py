@@ -9,7 +9,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from lrjax.compare import stats
+from lrjax.compare import budgets, stats
+from lrjax.train.records import write_atomic
 
 # The chapter's Table 1.1 reports the final-epoch test accuracy and loss.
 TABLE_ROWS = (("Accuracy", "final_test_accuracy", 3), ("Loss", "final_test_loss", 4))
@@ -287,8 +288,19 @@ def write_reports(results: Mapping[str, Any], workdir: str | os.PathLike) -> dic
     "markdown": os.path.join(workdir, "results.md"),
     "csv": os.path.join(workdir, "results.csv"),
   }
-  with open(paths["markdown"], "w", encoding="utf-8") as f:
-    f.write(results_markdown(results))
-  with open(paths["csv"], "w", encoding="utf-8", newline="") as f:
-    f.write(results_csv(results))
+  markdown, table = results_markdown(results), results_csv(results)
+  if results.get("budgets"):
+    # One report per budget (headings one level down), under the budget summary.
+    markdown = "\n".join(budgets.budget_lines(results)) + "\n"
+    table = ""
+    for b in results["budgets"]:
+      sub = budgets.at_budget(results, b)
+      # Its title becomes "At b epochs"; its sections move one level down.
+      body = results_markdown(sub).split("\n", 1)[1].replace("\n#", "\n##")
+      markdown += f"\n# At {b} epochs\n{body}"
+      rows = results_csv(sub).splitlines()
+      table += ("budget," + rows[0] + "\n") if not table else ""
+      table += "".join(f"{b},{row}\n" for row in rows[1:])
+  write_atomic(paths["markdown"], markdown)
+  write_atomic(paths["csv"], table)
   return paths

@@ -152,7 +152,7 @@ class Schedule:
       raise ValueError(f"{type(self).__name__} is not registered and has no config")
     out: dict[str, Any] = {"name": name}
     for key, value in self.fields().items():
-      out[key] = _plain(f"{name}.{key}", value)
+      out[key] = config_value(f"{name}.{key}", value)
     return out
 
   def fields(self) -> dict[str, Any]:
@@ -207,12 +207,15 @@ def _short_repr(v: Any) -> str:
   return repr(v)
 
 
-def _plain(where: str, value: Any) -> Any:
-  """A field's value as JSON-ready Python numbers, lists, strings and nested configs."""
+def config_value(where: str, value: Any) -> Any:
+  """A field's value as JSON-ready Python numbers, lists, strings and nested configs.
+
+  `where` names the field in errors (a traced value has no config value).
+  """
   if isinstance(value, Schedule):
     return value.to_config()
   if isinstance(value, (tuple, list)):
-    return [_plain(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    return [config_value(f"{where}[{i}]", v) for i, v in enumerate(value)]
   if value is None or isinstance(value, (str, bool)):
     return value
   if isinstance(value, jax.core.Tracer):

@@ -27,7 +27,7 @@ from lrjax.schedules.composite import (
 )
 from lrjax.schedules.config import register
 from lrjax.schedules.decay import linear_decay, step_decay
-from lrjax.schedules.formulas import ramp, whole_div, whole_mod
+from lrjax.schedules.formulas import linear_warmup, whole_div, whole_mod
 from lrjax.schedules.steps import concrete_int, saturate
 
 
@@ -108,8 +108,8 @@ class Warmup(Composite):
   def _value(self, t):
     w = self.warmup_steps
     peak = evaluate(self.schedule, jnp.zeros_like(t))
-    up = ramp(self.init_value, peak, t, w)
-    return jnp.where(t < w, up, evaluate(self.schedule, jnp.maximum(t - w, 0)))
+    after = evaluate(self.schedule, jnp.maximum(t - w, 0))
+    return linear_warmup(self.init_value, peak, t, w, after)
 
   def _fold_to(self, step, limit):
     return fold_after(self.schedule, step, self.warmup_steps, limit)

@@ -28,7 +28,13 @@ from lrjax.schedules.formulas import (
   whole_div,
   whole_mod,
 )
-from lrjax.schedules.steps import FLOAT32_BELOW_2_31, INT32_MAX, concrete_int, fold_periodic
+from lrjax.schedules.steps import (
+  FLOAT32_BELOW_2_31,
+  INT32_MAX,
+  concrete_int,
+  fold_periodic,
+  host_scalar,
+)
 
 
 @schedule_class
@@ -299,9 +305,8 @@ class SGDR(Schedule):
     return cosine_mix(peak, self.end_value, done, left)
 
   def _host_mult(self) -> float | None:
-    if checks.is_traced(self.period_mult) or np.ndim(self.period_mult):
-      return None
-    return float(np.asarray(self.period_mult))
+    mult = host_scalar(self.period_mult)
+    return None if mult is None else float(mult)
 
   def _fold(self, step):
     period = concrete_int(self.first_period)

@@ -20,7 +20,7 @@ from lrjax.schedules.formulas import (
   fraction_done,
   fraction_left,
   interpolate,
-  ramp,
+  linear_warmup,
   safe_pow,
   sin_squared_ramp,
   whole_div,
@@ -39,10 +39,9 @@ class Triangle(Schedule):
 
   def _value(self, t):
     w, total = self.warmup_steps, self.total_steps
-    up = ramp(self.init_value, self.peak_value, t, w)
+    # `interpolate` ends at end_value also for a decay of no length (warmup_steps == total_steps).
     down = interpolate(self.peak_value, self.end_value, t - w, total - w)
-    # An explicit end: with warmup_steps == total_steps the decay has no length.
-    return jnp.where(t < w, up, jnp.where(t >= total, self.end_value, down))
+    return linear_warmup(self.init_value, self.peak_value, t, w, down)
 
 
 @register("triangle", Triangle, example=dict(peak_value=0.1, warmup_steps=10, total_steps=100))
@@ -127,23 +126,27 @@ class Cyclical(Schedule):
       s = s * safe_pow(self.gamma, t.astype(jnp.float32))
     return self.min_value + (self.max_value - self.min_value) * s
 
-  def _fold(self, step: np.ndarray) -> np.ndarray:
+  def _host_period(self) -> int | None:
     up, down = concrete_int(self.step_size_up), concrete_int(self.step_size_down)
-    if up is None or down is None:
-      return np.minimum(step, INT32_MAX)
-    period = max(up + down, 1)
+    return None if up is None or down is None else up + down
+
+  def _fold(self, step: np.ndarray) -> np.ndarray:
+    period = self._host_period()
+    if period is None:
+      return super()._fold(step)
+    period = max(period, 1)
     # Keep the phase and as many whole cycles as int32 holds: the decaying modes have reached
     # min_value (to float32 precision) long before that.
     return fold_periodic(step, 0, period, max_cycles=max((INT32_MAX - period + 1) // period, 0))
 
   def _cycle_ends(self, total_steps):
-    up, down = concrete_int(self.step_size_up), concrete_int(self.step_size_down)
-    if up is None or down is None:
+    period = self._host_period()
+    if period is None:
       raise ValueError(
         f"cyclical step sizes must be concrete to compute cycle ends, got "
         f"{self.step_size_up!r}, {self.step_size_down!r}"
       )
-    return periodic_ends(up + down, total_steps)
+    return periodic_ends(period, total_steps)
 
 
 @register(
@@ -257,9 +260,8 @@ class OneCycle(Schedule):
       down = interpolate(self.peak_value, low, t - w, total - w, shape)
       return jnp.where(t < w, up, down)
     back = interpolate(self.peak_value, init, t - w, w, shape)
+    # `interpolate` ends at `low` also when the last phase has no length (2 * w == total_steps).
     tail = interpolate(init, low, t - 2 * w, total - 2 * w, shape)
-    # An explicit end: the last phase has no length when 2 * w == total_steps.
-    tail = jnp.where(t >= total, low, tail)
     return jnp.where(t < w, up, jnp.where(t < 2 * w, back, tail))
 
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrjax.schedules.steps import host_scalar
+
 
 def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
   """num / den with den == 0 mapped to 0, and a gradient that stays finite there."""
@@ -70,13 +72,6 @@ def lerp(start: jax.Array, end: jax.Array, frac: jax.Array, rest: Any = None) ->
   return jnp.where(frac <= 0, start, jnp.where(frac >= 1, end, v))
 
 
-def _host_scalar(x: Any) -> np.ndarray | None:
-  """`x` as a 0-d host array when it is known at trace time (not traced, not batched)."""
-  if isinstance(x, jax.core.Tracer) or np.ndim(x) != 0:
-    return None
-  return np.asarray(x)
-
-
 def known_equal(x: Any, value: float) -> bool:
   """True when `x` is known at trace time (not traced) and equal to `value` everywhere.
 
@@ -103,7 +98,7 @@ def unit_scale(total: Any) -> np.float32 | None:
   (T - t) * r is then exactly 1 at t = 0 and exactly 0 at t = T: a fraction with exact ends and
   no pins. (XLA computes x / T as x * fl(1 / T), which can miss 1 by an ulp.)
   """
-  n = _host_scalar(total)
+  n = host_scalar(total)
   if n is None or not 1 <= int(n) <= 2**24:
     return None
   t = np.float32(int(n))
@@ -116,7 +111,7 @@ def exact_gap(end: Any, start: Any) -> np.float32 | None:
   end + gap * y then starts exactly at `start` (y = 1) and ends exactly at `end` (y = 0), and is
   monotone in y, without pins. None also when no float32 next to start - end is such a gap.
   """
-  e, s = _host_scalar(end), _host_scalar(start)
+  e, s = host_scalar(end), host_scalar(start)
   if e is None or s is None:
     return None
   e, s = np.float32(e), np.float32(s)
@@ -140,7 +135,7 @@ def whole_mod(a: Any, b: Any) -> jax.Array:
 
 def power_of(base: jax.Array, exponent: Any) -> jax.Array:
   """base ** exponent for base >= 0 as `safe_pow`; a known whole exponent is multiplications."""
-  p = _host_scalar(exponent)
+  p = host_scalar(exponent)
   if p is not None and float(p).is_integer() and 0 < float(p) <= 8:
     return jax.lax.integer_pow(base, int(p))  # finite gradients at 0 for p >= 1
   return safe_pow(base, exponent)
@@ -198,12 +193,14 @@ def cosine_ramp(frac: jax.Array) -> jax.Array:
   return jnp.where(frac <= 0, 0.0, jnp.where(frac >= 1, 1.0, sin_squared_ramp(frac)))
 
 
-def ramp(start: Any, end: Any, t: jax.Array, total: Any) -> jax.Array:
-  """A linear warmup: start + (end - start) * min(t, T) / T, exactly `start` at t = 0.
+def linear_warmup(init: Any, peak: Any, t: jax.Array, warmup_steps: Any, after: Any) -> jax.Array:
+  """init + (peak - init) * t / W for t < W, then `after`: exactly `init` at t = 0.
 
-  Exactly `end` from t = T on only when `start` is 0 (callers switch to what follows at T).
+  The warmup every schedule with a `warmup_steps` prefix shares. The ramp's own value at W is
+  exactly `peak` only when `init` is 0, so `after` (which starts at the peak) takes over at W.
   """
-  return start + (end - start) * fraction_done(t, total)
+  up = init + (peak - init) * fraction_done(t, warmup_steps)
+  return jnp.where(t < warmup_steps, up, after)
 
 
 def cosine_mix(start: Any, end: Any, done: jax.Array, left: jax.Array, exponent: Any = 1.0):

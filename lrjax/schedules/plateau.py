@@ -14,10 +14,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import static_field
+from lrjax.schedules.base import config_value, static_field
 from lrjax.schedules.steps import INT32_MAX
 
 _NUMERIC = ("init_value", "factor", "patience", "cooldown", "min_value", "threshold")
@@ -93,14 +92,11 @@ class ReduceOnPlateau:
     """A JSON-serialisable dict that `plateau_from_config` turns back into an equal rule."""
     out: dict[str, Any] = {"name": "reduce_on_plateau"}
     for key in _NUMERIC:
-      v = getattr(self, key)
-      if isinstance(v, jax.core.Tracer):
-        raise ValueError(f"reduce_on_plateau.{key} is traced inside jit/vmap and has no config")
-      a = np.asarray(v)
-      if a.ndim:
-        raise ValueError(f"reduce_on_plateau.{key} is a batch of values and has no config value")
-      # str() of a float32 is its shortest round-tripping decimal.
-      out[key] = int(a) if np.issubdtype(a.dtype, np.integer) else float(str(np.float32(a)))
+      where = f"reduce_on_plateau.{key}"
+      value = config_value(where, getattr(self, key))
+      if isinstance(value, list):
+        raise ValueError(f"{where} is a batch of values and has no config value")
+      out[key] = value
     return {**out, "mode": self.mode, "threshold_mode": self.threshold_mode}
 
   def __eq__(self, other: object) -> bool:

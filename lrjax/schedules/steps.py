@@ -89,11 +89,17 @@ def saturate(step: np.ndarray, limit: int = INT32_MAX) -> np.ndarray:
   return np.minimum(step, limit)
 
 
-def concrete_int(x: Any) -> int | None:
-  """The Python int of a scalar leaf, or None when traced or batched (then folds saturate)."""
+def host_scalar(x: Any) -> np.ndarray | None:
+  """A scalar leaf as a 0-d host array, or None when traced or batched (no single host value)."""
   if isinstance(x, jax.core.Tracer) or np.ndim(x) != 0:
     return None
-  return int(np.asarray(x))
+  return np.asarray(x)
+
+
+def concrete_int(x: Any) -> int | None:
+  """The Python int of a scalar leaf, or None when traced or batched (then folds saturate)."""
+  v = host_scalar(x)
+  return None if v is None else int(v)
 
 
 def fold_periodic(

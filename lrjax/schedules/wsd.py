@@ -15,7 +15,7 @@ import numpy as np
 from lrjax.schedules import checks
 from lrjax.schedules.base import Schedule, schedule_class, static_field
 from lrjax.schedules.config import register
-from lrjax.schedules.formulas import fraction_done, interpolate, ramp, sin_squared_ramp
+from lrjax.schedules.formulas import fraction_done, interpolate, linear_warmup, sin_squared_ramp
 from lrjax.schedules.steps import fits_int32
 
 _DEFAULT_TIMESCALE = 10_000
@@ -30,7 +30,6 @@ class InverseSqrt(Schedule):
 
   def _value(self, t, t_float=None):
     w = self.warmup_steps
-    up = ramp(self.init_value, self.peak_value, t, w)
     if t_float is None:
       d = jnp.maximum(t - w, 0).astype(jnp.float32)
     else:
@@ -38,7 +37,8 @@ class InverseSqrt(Schedule):
     scale = jnp.maximum(self.timescale, 1).astype(jnp.float32)
     down = self.peak_value / jnp.sqrt((scale + d) / scale)
     # Exactly the peak at t = W: XLA may divide by multiplying with a rounded reciprocal.
-    return jnp.where(t < w, up, jnp.where(d > 0, down, self.peak_value))
+    down = jnp.where(d > 0, down, self.peak_value)
+    return linear_warmup(self.init_value, self.peak_value, t, w, down)
 
   def _tail(self, t_float, t):
     # The value keeps falling past int32, where no int32 step has it: use the float step.
@@ -119,7 +119,6 @@ class WarmupStableDecay(Schedule):
 
   def _value(self, t):
     w, d = self.warmup_steps, self.decay_steps
-    up = ramp(self.init_value, self.peak_value, t, w)
     # Clamped before subtracting so that no int32 sum of the three durations is ever formed.
     u = jnp.maximum(t - w, 0) - self.stable_steps
     if self.decay_shape == "1-sqrt":
@@ -129,7 +128,7 @@ class WarmupStableDecay(Schedule):
     else:
       shape = sin_squared_ramp if self.decay_shape == "cosine" else None
       down = interpolate(self.peak_value, self.end_value, u, d, shape)
-    return jnp.where(t < w, up, down)
+    return linear_warmup(self.init_value, self.peak_value, t, w, down)
 
 
 @register(

@@ -21,7 +21,7 @@ import optax
 
 from lrjax.schedules.base import Schedule
 from lrjax.train import data as data_lib
-from lrjax.train import devices, models, settings, snapshots, user
+from lrjax.train import devices, models, optimizers, settings, snapshots, user
 from lrjax.train import step as step_lib
 from lrjax.train.resolve import resolve_schedule
 
@@ -46,7 +46,7 @@ def build_model(config: Any, dataset: data_lib.Dataset) -> nn.Module:
 
 
 def build_optimizer(config: Any) -> optax.GradientTransformation:
-  return step_lib.make_optimizer(
+  return optimizers.make_optimizer(
     config.optimizer,
     momentum=config.momentum,
     nesterov=config.nesterov,
@@ -111,14 +111,31 @@ class Run:
         lab = np.concatenate([lab, np.zeros(pad, lab.dtype)])
       yield self.placement.put_batch({"image": img, "label": lab, "mask": mask}), len(lab)
 
+  def eval_state(self, state: step_lib.TrainState) -> step_lib.TrainState:
+    """The state to evaluate: for schedule-free optimizers their averaged point, with BatchNorm
+    statistics recomputed there on `config.bn_recompute_batches` training batches (as the
+    method's authors require); any other state as it is."""
+    if self.config.optimizer not in optimizers.SCHEDULE_FREE:
+      return state
+    params = optimizers.eval_params(self.config.optimizer, state.opt_state, state.params)
+    state = state.replace(params=params)
+    if not jax.tree.leaves(state.batch_stats):
+      return state
+    order = self.epoch_order(0)
+    n = min(self.config.get("bn_recompute_batches", 8), self.steps_per_epoch)
+    stats = [self.steps.batch_stats(state, self.train_batch(order, i)["image"]) for i in range(n)]
+    return state.replace(batch_stats=jax.tree.map(lambda *s: sum(s) / len(s), *stats))
+
   def predict(self, state: step_lib.TrainState) -> np.ndarray:
     """Test-set softmax probabilities, [num_test, num_classes]."""
+    state = self.eval_state(state)
     out = [
       np.asarray(self.steps.predict(state, batch["image"]))[:n] for batch, n in self._test_batches()
     ]
     return np.concatenate(out)
 
   def evaluate(self, state: step_lib.TrainState) -> dict[str, float]:
+    state = self.eval_state(state)
     sums = [self.steps.evaluate(state, batch) for batch, _ in self._test_batches()]
     total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
     count = float(total["count"])

@@ -25,8 +25,6 @@ import dataclasses
 import math
 import os
 import shutil
-import signal
-import threading
 import time
 from typing import Any
 
@@ -37,6 +35,7 @@ import numpy as np
 from lrjax.train import build, jax_compat, records, snapshots
 from lrjax.train.checkpoint import Checkpoints
 from lrjax.train.claim import Claim
+from lrjax.train.preemption import Preempted, StopSignal
 from lrjax.train.progress import Progress
 
 
@@ -51,43 +50,10 @@ class NonFiniteLossError(RuntimeError):
     self.step, self.lr = step, lr
 
 
-class Preempted(RuntimeError):
-  """A run stopped on SIGTERM/SIGINT after saving a checkpoint at `step`; rerun to resume."""
-
-  def __init__(self, step: int, signum: int):
-    name = signal.Signals(signum).name
-    super().__init__(
-      f"stopped by {name} at step {step}; its checkpoint is saved: run the same command to resume"
-    )
-    self.step, self.signum = step, signum
-
-
 @dataclasses.dataclass(frozen=True)
 class Member:
   run: build.Run
   workdir: str
-
-
-class StopSignal:
-  """Turns SIGTERM/SIGINT into a flag that the loop reads between steps (a step cannot be cut)."""
-
-  def __init__(self):
-    self.signum, self._previous = None, {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    if self.signum is not None:  # a second signal: the user insists
-      raise KeyboardInterrupt
-    self.signum = signum
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
 
 
 class Group:
@@ -144,14 +110,18 @@ def run_epoch(group: Group, state, epoch: int, first: int, partial: dict, ctx: d
     pending.append((step - 1, m))
     every = cfg.checkpoint_every_steps
     save_now = every and step % every == 0 and i + 1 < spe
-    if i + 1 == spe or save_now or (i + 1) % cfg.log_every_steps == 0 or ctx["stop"].signum:
+    export_now = step in ctx["exports"] and i + 1 < spe
+    sync = save_now or export_now or ctx["stop"].signum
+    if i + 1 == spe or sync or (i + 1) % cfg.log_every_steps == 0:
       partial = _absorb(pending, partial, ctx["diverged"])
       pending = []
       ctx["progress"].update(epoch, i + 1, partial, time.perf_counter() - t0, cfg.batch_size)
       if len(ctx["diverged"]) == len(group):
         return state, partial, None
+      here = {**partial, "seconds": partial["seconds"] + time.perf_counter() - t0}
+      if export_now:
+        _export(ctx, step, state, here)
       if (save_now or ctx["stop"].signum) and i + 1 < spe:
-        here = {**partial, "seconds": partial["seconds"] + time.perf_counter() - t0}
         _save(ctx, step, state, here)
         if ctx["stop"].signum:
           return state, here, step
@@ -183,13 +153,33 @@ def _absorb(pending: list, partial: dict, diverged: dict) -> dict:
 
 
 def _save(ctx: dict, step: int, state, partial: dict) -> None:
-  meta = {
+  ctx["checkpoints"].save(
+    step, state.checkpoint_items(), _meta(step, partial, ctx["names"], ctx["diverged"])
+  )
+
+
+def _export(ctx: dict, step: int, state, partial: dict) -> None:
+  """Starts each fork of `ctx["exports"][step]` (a run of its own that continues from here):
+  this run's checkpoint at `step` and its epoch records so far, in the fork's folder. A fork that
+  has started already keeps what it has."""
+  for folder in ctx["exports"][step]:
+    os.makedirs(folder, exist_ok=True)
+    fork = Checkpoints(folder, keep=ctx["keep"])
+    try:
+      if fork.latest_step() is None:
+        records.write_records(folder, ctx["history"][0])
+        fork.save(step, state.checkpoint_items(), _meta(step, partial, ["."], {}))
+    finally:
+      fork.close()
+
+
+def _meta(step: int, partial: dict, names: list[str], diverged: dict) -> dict:
+  return {
     "step": step,
     "partial": {k: partial[k] for k in ("loss_sum", "correct_sum", "seconds")},
-    "members": ctx["names"],
-    "diverged": {str(k): v for k, v in ctx["diverged"].items()},
+    "members": names,
+    "diverged": {str(k): v for k, v in diverged.items()},
   }
-  ctx["checkpoints"].save(step, state.checkpoint_items(), meta)
 
 
 def _resume(group: Group, group_dir: str, names: list[str], keep: int):
@@ -224,10 +214,16 @@ def _record(run: build.Run, epoch: int, i: int, partial: dict, seconds: float, i
 
 
 def train_group(
-  members: list[Member], group_dir: str, *, vmapped: bool = False, quiet: bool = False
+  members: list[Member],
+  group_dir: str,
+  *,
+  vmapped: bool = False,
+  quiet: bool = False,
+  exports: dict[int, list[str]] | None = None,
 ) -> tuple[list[dict[str, Any]], Any]:
   """Trains (or resumes) the members together; returns each member's summary and the final
-  (stacked, where vmapped) state.
+  (stacked, where vmapped) state. `exports` (one member only) maps a step to the folders of
+  runs that fork off this one there: each gets this run's checkpoint at that step.
 
   Raises:
     ClaimedError: another live process is training one of the members' folders.
@@ -236,10 +232,10 @@ def train_group(
     if jax.process_count() == 1:  # see `claim.Claim`
       for folder in dict.fromkeys([group_dir, *(m.workdir for m in members)]):
         claims.enter_context(Claim(folder))
-    return _train_group(members, group_dir, vmapped, quiet)
+    return _train_group(members, group_dir, vmapped, quiet, exports or {})
 
 
-def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bool):
+def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bool, exports):
   group = Group(members, vmapped)
   run, cfg, k = group.run, group.run.config, len(members)
   spe, is_main = run.steps_per_epoch, jax.process_index() == 0
@@ -258,7 +254,15 @@ def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bo
   progress = Progress(
     cfg.num_epochs, spe, enabled=cfg.progress and is_main and not quiet, start_step=start_step
   )
-  ctx = {"checkpoints": checkpoints, "names": names, "diverged": diverged, "progress": progress}
+  ctx = {
+    "checkpoints": checkpoints,
+    "names": names,
+    "diverged": diverged,
+    "progress": progress,
+    "exports": exports,
+    "history": history,
+    "keep": cfg.keep_checkpoints,
+  }
   try:
     with StopSignal() as stop:
       ctx["stop"] = stop
@@ -287,6 +291,8 @@ def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bo
             if is_main:
               snapshots.save_snapshot(m.workdir, epoch, probs)
         start_step = (epoch + 1) * spe
+        if start_step in exports:
+          _export(ctx, start_step, state, zero_sums(k))
         if (epoch + 1) % cfg.checkpoint_every_epochs == 0 or epoch + 1 == cfg.num_epochs:
           _save(ctx, start_step, state, zero_sums(k))
         partial = zero_sums(k)

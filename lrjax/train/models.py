@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lrjax.onednn.linen import Conv
+
 STEMS = ("cifar", "imagenet")
 SHORTCUTS = ("projection", "pad")
 
@@ -127,7 +129,7 @@ class ResNet(nn.Module):
     _check_stem(self.stem)
     if self.shortcut not in SHORTCUTS:
       raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {self.shortcut!r}")
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=he_normal, dtype=self.dtype)
+    conv = functools.partial(Conv, use_bias=False, kernel_init=he_normal, dtype=self.dtype)
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
     )
@@ -203,7 +205,7 @@ class PreActResNet(nn.Module):
         f"filters must have len(stages) + 1 = {len(self.stages) + 1} entries, got {self.filters!r}"
       )
     glorot = nn.initializers.xavier_uniform()
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=glorot, dtype=self.dtype)
+    conv = functools.partial(Conv, use_bias=False, kernel_init=glorot, dtype=self.dtype)
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=2e-5, dtype=self.dtype
     )
@@ -246,7 +248,7 @@ class ConvNet(nn.Module):
     for i, width in enumerate(self.widths):
       if i:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
-      x = nn.Conv(width, (3, 3), use_bias=False, kernel_init=he_normal, dtype=self.dtype)(x)
+      x = Conv(width, (3, 3), use_bias=False, kernel_init=he_normal, dtype=self.dtype)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype)(
         x
       )

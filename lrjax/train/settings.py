@@ -9,7 +9,7 @@ from typing import Any
 
 from lrjax.train import data as data_lib
 from lrjax.train import models, user
-from lrjax.train.step import OPTIMIZERS
+from lrjax.train.optimizers import OPTIMIZERS
 
 REQUIRED = (
   "model",

@@ -25,8 +25,6 @@ from lrjax.schedules.compose import choose
 from lrjax.train import data as data_lib
 from lrjax.train import xla_cpu
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-
 
 class TrainState(struct.PyTreeNode):
   step: jax.Array
@@ -46,45 +44,6 @@ class TrainState(struct.PyTreeNode):
     }
 
 
-def _decay_mask(params: Any) -> Any:
-  # Weight decay on kernels only, not on BatchNorm scales or biases (as the Flax examples do).
-  return jax.tree.map(lambda p: p.ndim > 1, params)
-
-
-@functools.lru_cache(maxsize=32)
-def make_optimizer(
-  name: str = "sgd",
-  *,
-  momentum: float = 0.9,
-  nesterov: bool = False,
-  weight_decay: float = 0.0,
-  b1: float = 0.9,
-  b2: float = 0.999,
-) -> optax.GradientTransformation:
-  """SGD (momentum, Nesterov, coupled L2 weight decay), Adam (L2) or AdamW (decoupled decay).
-
-  The learning rate is an injected hyperparameter; the train step sets it every update.
-  """
-  if name not in OPTIMIZERS:
-    raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
-  if weight_decay < 0:
-    raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-
-  def build(learning_rate):
-    if name == "adamw":
-      return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=_decay_mask)
-    base = (
-      optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
-      if name == "sgd"
-      else optax.adam(learning_rate, b1=b1, b2=b2)
-    )
-    if weight_decay:
-      return optax.chain(optax.add_decayed_weights(weight_decay, mask=_decay_mask), base)
-    return base
-
-  return optax.inject_hyperparams(build)(learning_rate=0.0)
-
-
 def create_train_state(
   model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int
 ) -> TrainState:
@@ -98,14 +57,12 @@ def create_train_state(
     step=jnp.zeros((), jnp.int32),
     params=params,
     batch_stats=variables.get("batch_stats", {}),
-    opt_state=tx.init(params),
+    # Jitted: its outputs are new buffers (prodigy and dog keep a copy of the initial
+    # parameters, which must not alias the donated params).
+    opt_state=jax.jit(tx.init)(params),
     key=aug_key,
     tx=tx,
   )
-
-
-def current_lr(state: TrainState) -> jax.Array:
-  return state.opt_state.hyperparams["learning_rate"]
 
 
 def _with_lr(opt_state: Any, lr: jax.Array) -> Any:
@@ -185,6 +142,32 @@ def predict_probs(
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
+def batch_stats_of(
+  state: TrainState, images: jax.Array, *, model: nn.Module, mean: Any, std: Any
+) -> Any:
+  """The BatchNorm statistics of one batch at `state.params`, whatever the model's momentum.
+
+  A flax BatchNorm in training updates each running statistic r <- m r + (1 - m) s. Two passes,
+  from r = 0 and from r = 1, give a = (1 - m) s and b = m + (1 - m) s, so s = a / (1 - (b - a)).
+  Used to recompute the statistics at a point the model was not trained at (schedule-free's
+  averaged weights).
+  """
+  x = data_lib.normalize(images, mean, std)
+
+  def updated(fill):
+    start = jax.tree.map(lambda r: jnp.full_like(r, fill), state.batch_stats)
+    _, new = model.apply(
+      {"params": state.params, "batch_stats": start},
+      x,
+      train=True,
+      mutable=["batch_stats"],
+      rngs={"dropout": state.key},
+    )
+    return new["batch_stats"]
+
+  return jax.tree.map(lambda a, b: a / (1 - (b - a)), updated(0.0), updated(1.0))
+
+
 def _member_step(state, batch, schedules, index, **kw):
   return train_step(state, batch, choose(schedules, index), **kw)
 
@@ -192,7 +175,8 @@ def _member_step(state, batch, schedules, index, **kw):
 class Steps(NamedTuple):
   """The jitted programs of one model and input pipeline.
 
-  `train(state, batch, schedule)`, `evaluate(state, batch)`, `predict(state, images)` and
+  `train(state, batch, schedule)`, `evaluate(state, batch)`, `predict(state, images)`,
+  `batch_stats(state, images)` (see `batch_stats_of`) and
   `train_members(states, batch, schedules, indices)`: K members' states stacked on a leading
   axis and trained as one vmapped program on the same batch, member k following
   `schedules[indices[k]]` (`lrjax.choose` makes schedules of different kinds one pytree).
@@ -202,6 +186,7 @@ class Steps(NamedTuple):
   evaluate: Callable
   predict: Callable
   train_members: Callable
+  batch_stats: Callable
 
 
 @functools.lru_cache(maxsize=32)
@@ -249,4 +234,10 @@ def jit_steps(
     out_shardings=replicated,
     compiler_options=options,
   )
-  return Steps(train, evaluate, predict, members)
+  batch_stats = jax.jit(
+    functools.partial(batch_stats_of, model=model, mean=mean, std=std),
+    in_shardings=(replicated, batch_sharding),
+    out_shardings=replicated,
+    compiler_options=options,
+  )
+  return Steps(train, evaluate, predict, members, batch_stats)

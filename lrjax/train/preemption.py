@@ -1,0 +1,46 @@
+"""Preemption: SIGTERM or SIGINT stop a run between two steps, after a checkpoint there.
+
+Slurm, Kubernetes and spot VMs send SIGTERM some time before they kill a job. A jitted step
+cannot be interrupted, so the handler only sets a flag; the host loop reads it after each step,
+saves a checkpoint at that step and raises `Preempted`, and the command line exits with status 75.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+
+class Preempted(RuntimeError):
+  """A run stopped on SIGTERM/SIGINT after saving a checkpoint at `step`; rerun to resume."""
+
+  def __init__(self, step: int, signum: int):
+    name = signal.Signals(signum).name
+    super().__init__(
+      f"stopped by {name} at step {step}; its checkpoint is saved: run the same command to resume"
+    )
+    self.step, self.signum = step, signum
+
+
+class StopSignal:
+  """Turns SIGTERM/SIGINT into a flag that the loop reads between steps (a step cannot be cut)."""
+
+  def __init__(self):
+    self.signum, self._previous = None, {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:  # a second signal: the user insists
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+

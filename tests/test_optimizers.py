@@ -1,0 +1,104 @@
+"""Optimizers from optax.contrib: optax's own updates, the smoke run, schedule-free evaluation."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from optax import contrib
+from test_train import smoke_config
+
+from lrjax.train import build, loop, optimizers
+
+NEW = ("schedule_free_sgd", "schedule_free_adamw", "prodigy", "dadapt_adamw", "dog", "mechanize")
+DIRECT = {
+  "schedule_free_sgd": lambda lr: contrib.schedule_free_sgd(lr),
+  "schedule_free_adamw": lambda lr: contrib.schedule_free_adamw(lr),
+  "prodigy": lambda lr: contrib.prodigy(lr),
+  "dadapt_adamw": lambda lr: contrib.dadapt_adamw(lr),
+  "dog": lambda lr: contrib.dog(lr),
+  "mechanize": lambda lr: contrib.mechanize(optax.sgd(lr, momentum=0.9)),
+}
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_first_updates_are_optax_contribs(name):
+  """On a toy least-squares problem, lrjax's optimizer (lr injected each step, as the train
+  step does) takes the same steps as optax.contrib's called directly."""
+  target = jnp.asarray([1.0, -2.0, 0.5])
+  loss = lambda p: jnp.sum((p["w"] - target) ** 2) + p["b"] ** 2
+  ours, theirs = optimizers.make_optimizer(name), DIRECT[name](0.05)
+  p1 = p2 = {"w": jnp.zeros(3), "b": jnp.asarray(1.0)}
+  s1, s2 = ours.init(p1), theirs.init(p2)
+  for _ in range(5):
+    s1.hyperparams["learning_rate"] = jnp.asarray(0.05)
+    u1, s1 = ours.update(jax.grad(loss)(p1), s1, p1)
+    u2, s2 = theirs.update(jax.grad(loss)(p2), s2, p2)
+    p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  assert float(loss(p1)) != float(loss({"w": jnp.zeros(3), "b": jnp.asarray(1.0)}))
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_each_trains_the_smoke_config(tmp_path, name):
+  config = smoke_config(num_epochs=2, optimizer=name)
+  lr = 0.05 if name.startswith("schedule_free") else 1.0  # a multiplier for the lr-free ones
+  config.schedule = {"name": "constant", "value": lr}
+  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  assert np.isfinite(out["final_test_loss"]) and out["final_test_accuracy"] > 0.25
+
+
+def test_unknown_optimizer_names_the_choices():
+  with pytest.raises(ValueError, match="config.optimizer.*prodigy"):
+    build.build(smoke_config(optimizer="lion"))
+
+
+class _BNNet(nn.Module):
+  num_classes: int = 4
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.7)(nn.Dense(3)(x.mean((1, 2))))
+    return nn.Dense(self.num_classes)(x)
+
+
+def test_batch_statistics_are_recomputed_exactly_whatever_the_momentum():
+  from lrjax.train import step as step_lib
+
+  model = _BNNet()
+  x = jax.random.uniform(jax.random.PRNGKey(0), (16, 4, 4, 3)) * 255
+  tx = optimizers.make_optimizer("sgd")
+  state = step_lib.create_train_state(model, tx, (4, 4, 3), seed=0)
+  stats = step_lib.batch_stats_of(state, x, model=model, mean=np.zeros(3), std=np.ones(3))
+  h = nn.Dense(3).apply({"params": state.params["Dense_0"]}, x.mean((1, 2)))
+  np.testing.assert_allclose(stats["BatchNorm_0"]["mean"], h.mean(0), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(stats["BatchNorm_0"]["var"], h.var(0), rtol=1e-3, atol=1e-4)
+
+
+def test_schedule_free_evaluates_at_its_averaged_point_with_batch_stats_recomputed(
+  tmp_path, monkeypatch
+):
+  config = smoke_config(num_epochs=2, optimizer="schedule_free_sgd")
+  config.schedule = {"name": "constant", "value": 0.05}
+  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  run, state = out["run"], out["state"]
+  x = optimizers.eval_params("schedule_free_sgd", state.opt_state, state.params)
+  assert any(
+    not np.allclose(a, b) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(state.params))
+  )
+  at_x = run.eval_state(state)
+  for a, b in zip(jax.tree.leaves(at_x.params), jax.tree.leaves(x)):
+    np.testing.assert_array_equal(a, b)
+  assert any(
+    not np.allclose(a, b)
+    for a, b in zip(jax.tree.leaves(at_x.batch_stats), jax.tree.leaves(state.batch_stats))
+  )
+  # Every evaluation goes through it: the record's test figures are those at x.
+  seen = []
+  real = build.Run.eval_state
+  monkeypatch.setattr(build.Run, "eval_state", lambda self, s: seen.append(1) or real(self, s))
+  assert run.evaluate(state)["test_loss"] == pytest.approx(out["final_test_loss"], rel=1e-5)
+  run.predict(state)
+  assert len(seen) == 2
