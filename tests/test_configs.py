@@ -14,7 +14,8 @@ FOLDER = os.path.dirname(os.path.abspath(configs.__file__))
 VARIANTS = {
   "chapter": list(CHAPTER_SCHEDULES),
   "tutorial": list(CHAPTER_SCHEDULES),
-  "study_fashion_mnist": ["quick", "medium"],
+  "study_fashion_mnist": ["quick", "medium", "beyond", "budgets"],
+  "study_cifar10": ["chapter", "beyond", "budgets"],
 }
 
 _LOAD = """
@@ -56,8 +57,10 @@ def _load(tmp_path, *specs) -> dict:
 
 def test_the_builtins_are_the_files():
   files = sorted(f[:-3] for f in os.listdir(FOLDER) if f.endswith(".py") and f != "__init__.py")
-  # chapter_schedules holds the chapter's schedule definitions the study configs use: no config.
-  assert configs.builtin_names() == [f for f in files if f != "chapter_schedules"]
+  # The schedule and arm definitions the study configs use are no configs.
+  assert configs.builtin_names() == [
+    f for f in files if f not in ("chapter_schedules", "beyond_arms")
+  ]
   assert "study_smoke" in files and "fashion_mnist" in files
 
 
@@ -143,3 +146,14 @@ def test_the_loaded_config_is_locked():
   config = configs.load("smoke")
   with pytest.raises(AttributeError):
     config.new_field = 1
+
+
+def test_the_beyond_and_budget_studies_plan_their_arms():
+  from lrjax.compare import study
+
+  beyond = study.parse(configs.load("study_fashion_mnist:beyond"))
+  assert beyond.names[-4:] == ("wsd_1sqrt", "schedule_free_sgd", "prodigy", "dog")
+  assert len(beyond.names) == 11 and beyond.seeds == (0, 1) and not beyond.budgets
+  budgets = study.parse(configs.load("study_fashion_mnist:budgets"))
+  assert budgets.budgets == (1, 2, 4, 8) and budgets.fork("wsd_1sqrt")["cooldown"] == 0.2
+  assert study.parse(configs.load("study_cifar10:budgets")).budgets == (12, 25, 50, 100)

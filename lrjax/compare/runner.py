@@ -20,6 +20,7 @@ from typing import Any
 
 from lrjax.compare import budgets, report
 from lrjax.compare import study as study_lib
+from lrjax.configs.beyond_arms import LABELS as BEYOND_LABELS
 from lrjax.configs.chapter_schedules import LABELS
 from lrjax.plot import study as figures
 from lrjax.plot.budgets import plot_budgets
@@ -294,7 +295,7 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
     "schedules": list(study.names),
     "seeds": list(study.seeds),
     "budgets": list(study.budgets),
-    "labels": {n: LABELS.get(n, n.replace("_", " ")) for n in study.names},
+    "labels": {n: {**LABELS, **BEYOND_LABELS}.get(n, n.replace("_", " ")) for n in study.names},
     "runs": runs,
     "trunks": _trunk_epochs(workdir, study),
     "missing": missing,

@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 def builtin_names() -> list[str]:
   """The names of the built-in configs, sorted."""
-  # A module without get_config() (the chapter's schedule definitions) is not a config.
+  # A module without get_config() (arm and schedule definitions) is not a config.
   names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
   return sorted(
     n for n in names if hasattr(importlib.import_module(f"{__name__}.{n}"), "get_config")

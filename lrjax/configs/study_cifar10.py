@@ -1,19 +1,29 @@
 """The chapter's study as it ran it: ResNet-50 (CIFAR stem) on CIFAR-10, lr 0.1, 100 epochs.
 
     lrjax compare --config study_cifar10 --workdir runs/study_cifar10
+    lrjax compare --config study_cifar10:beyond --workdir runs/beyond_cifar10
+    lrjax compare --config study_cifar10:budgets --workdir runs/budgets_cifar10
 
 Seven schedules x 3 seeds = 21 runs of 100 epochs (about 39 PFLOP each). Needs CIFAR-10 through
 tensorflow-datasets or the binary archive (--config.data_dir). For the cheaper tutorial-sized
-network: --config.model=preact_resnet_tutorial --config.augment=False.
+network: --config.model=preact_resnet_tutorial --config.augment=False. "beyond" adds WSD 1-sqrt,
+Schedule-Free SGD, Prodigy and DoG (33 runs); "budgets" trains constant, linear, cosine and
+forked WSD at 12, 25, 50 and 100 epochs (3 seeds; the forks cost one 80-epoch trunk and their
+cooldowns per seed).
 """
 
 import ml_collections
 
 from lrjax.configs import default
+from lrjax.configs.beyond_arms import BEYOND, beyond_arms, budget_arms
 from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, chapter_study
 
+VARIANTS = ("chapter", "beyond", "budgets")
 
-def get_config():
+
+def get_config(variant: str = "chapter"):
+  if variant not in VARIANTS:
+    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
   config = default.get_config()
   config.progress = True
   config.study = ml_collections.ConfigDict()
@@ -23,4 +33,12 @@ def get_config():
   # "auto": one run at a time on CPU; elsewhere a seed's runs train as one vmapped population
   # where a probe finds that faster.
   config.study.population = "auto"
+  if variant == "beyond":
+    config.study.arms = beyond_arms(peak=0.1)
+    config.study.order = (*CHAPTER_SCHEDULES, *BEYOND)
+  elif variant == "budgets":
+    del config.study["schedules"]
+    config.study.arms = budget_arms(peak=0.1)
+    config.study.order = ("constant", "linear", "cosine", "wsd_1sqrt")
+    config.study.budgets = (12, 25, 50, 100)
   return config

@@ -2,20 +2,26 @@
 
     lrjax compare --config study_fashion_mnist --workdir runs/study          # quick
     lrjax compare --config study_fashion_mnist:medium --workdir runs/medium
+    lrjax compare --config study_fashion_mnist:beyond --workdir runs/beyond
+    lrjax compare --config study_fashion_mnist:budgets --workdir runs/budgets
 
 The small ConvNet (0.1M parameters), 3 epochs over 12,800 training images per epoch and the full
 10,000-image test set, seven schedules; the same initialisation and data order for every
 schedule of a seed. "quick" (the default) trains 2 seeds: 14 runs of about a minute each on two
 CPU cores. "medium" trains 5 seeds (35 runs), enough for the paired t-test to tell schedules
-apart (4 degrees of freedom instead of 1).
+apart (4 degrees of freedom instead of 1). "beyond" adds WSD with a 1-sqrt cooldown,
+Schedule-Free SGD, Prodigy and DoG to the seven (22 runs, about 20 minutes). "budgets" trains
+constant, linear and cosine decay and forked WSD at budgets of 1, 2, 4 and 8 epochs (2 seeds,
+about 25 minutes).
 """
 
 import ml_collections
 
 from lrjax.configs import default
+from lrjax.configs.beyond_arms import BEYOND, beyond_arms, budget_arms
 from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, chapter_study
 
-SEEDS = {"quick": (0, 1), "medium": (0, 1, 2, 3, 4)}
+SEEDS = {"quick": (0, 1), "medium": (0, 1, 2, 3, 4), "beyond": (0, 1), "budgets": (0, 1)}
 
 
 def get_config(size: str = "quick"):
@@ -36,4 +42,12 @@ def get_config(size: str = "quick"):
   # "auto": one run at a time on CPU; elsewhere a seed's runs train as one vmapped population
   # where a probe finds that faster.
   config.study.population = "auto"
+  if size == "beyond":
+    config.study.arms = beyond_arms(peak=0.1)
+    config.study.order = (*CHAPTER_SCHEDULES, *BEYOND)
+  elif size == "budgets":
+    del config.study["schedules"]
+    config.study.arms = budget_arms(peak=0.1)
+    config.study.order = ("constant", "linear", "cosine", "wsd_1sqrt")
+    config.study.budgets = (1, 2, 4, 8)
   return config

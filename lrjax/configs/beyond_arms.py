@@ -1,0 +1,54 @@
+"""The arms of the study beyond the chapter, for any peak learning rate and budget.
+
+* "wsd_1sqrt": warmup-stable-decay, constant at the peak, then a 1-sqrt cooldown over the last
+  20% of training (Hägele et al. 2024); with budgets it is forked: one trunk per seed.
+* "schedule_free_sgd": Schedule-Free SGD (Defazio et al. 2024), a 5% linear warmup to a constant
+  lr of 10x the SGD peak (its fast iterate z takes plain steps: SGD's momentum 0.9 scales steps by
+  1 / (1 - 0.9) = 10), evaluated at its averaged point.
+* "prodigy", "dog": learning-rate-free (Mishchenko and Defazio 2023; Ivgi et al. 2023) with
+  optax's defaults; their schedule is a constant multiplier of 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BEYOND = ("wsd_1sqrt", "schedule_free_sgd", "prodigy", "dog")
+LABELS = {
+  "wsd_1sqrt": "WSD 1-sqrt",
+  "schedule_free_sgd": "Schedule-free SGD",
+  "prodigy": "Prodigy",
+  "dog": "DoG",
+}
+
+
+def beyond_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
+  constant_one = {"name": "constant", "value": 1.0}
+  return {
+    "wsd_1sqrt": {"wsd_fork": {"peak_value": peak, "cooldown": 0.2, "decay_shape": "1-sqrt"}},
+    "schedule_free_sgd": {
+      "optimizer": "schedule_free_sgd",
+      "schedule": {
+        "name": "warmup",
+        "schedule": {"name": "constant", "value": 10 * peak},
+        "warmup_steps": {"fraction": 0.05},
+        "init_value": 0.0,
+      },
+    },
+    "prodigy": {"optimizer": "prodigy", "schedule": constant_one},
+    "dog": {"optimizer": "dog", "schedule": constant_one},
+  }
+
+
+def budget_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
+  """Constant, linear decay to zero, cosine to zero, and forked WSD 1-sqrt, at any budget."""
+  return {
+    "constant": {"schedule": {"name": "constant", "value": peak}},
+    "linear": {
+      "schedule": {"name": "linear_decay", "init_value": peak, "total_steps": {"fraction": 1.0}}
+    },
+    "cosine": {
+      "schedule": {"name": "cosine_decay", "init_value": peak, "decay_steps": {"fraction": 1.0}}
+    },
+    "wsd_1sqrt": beyond_arms(peak)["wsd_1sqrt"],
+  }
