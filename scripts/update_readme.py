@@ -7,6 +7,8 @@ Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
 - `train-output`: the JSON summary `lrjax train` printed (--train-out, a captured stdout);
 - `study-results`: the study's results.md, and its figures copied to docs/ (--study, a workdir);
 - `study-medium-results`: the same for the 5-seed `:medium` variant (--study-medium, a workdir);
+- `study-beyond-results`, `study-budgets-results`: the same for `:beyond` and `:budgets`
+  (--study-beyond, --study-budgets);
 - `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench), and
   `conv-variants`: benchmarks/conv_variants.md from `python benchmarks/conv_variants.py`.
 """
@@ -42,10 +44,12 @@ def _study_block(text: str, workdir: str, block: str, docs: str) -> str:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--train-out", help="stdout of `lrjax train` on configs/fashion_mnist.py")
+  p.add_argument("--train-out", help="stdout of `lrjax train --config fashion_mnist`")
   p.add_argument("--train-err", help="stderr of the same run: its per-epoch summary lines")
-  p.add_argument("--study", help="workdir of `lrjax compare` on configs/study_fashion_mnist.py")
+  p.add_argument("--study", help="workdir of `lrjax compare --config study_fashion_mnist`")
   p.add_argument("--study-medium", help="workdir of the same study's :medium variant")
+  p.add_argument("--study-beyond", help="workdir of the same study's :beyond variant")
+  p.add_argument("--study-budgets", help="workdir of the same study's :budgets variant")
   p.add_argument("--bench", action="store_true", help="take benchmarks/results.md")
   args = p.parse_args()
   path = os.path.join(ROOT, "README.md")
@@ -68,6 +72,8 @@ def main() -> None:
   for workdir, block, docs in (
     (args.study, "study-results", "study_fashion_mnist"),
     (args.study_medium, "study-medium-results", "study_fashion_mnist_medium"),
+    (args.study_beyond, "study-beyond-results", "study_fashion_mnist_beyond"),
+    (args.study_budgets, "study-budgets-results", "study_fashion_mnist_budgets"),
   ):
     if workdir:
       text = _study_block(text, workdir, block, os.path.join(ROOT, "docs", docs))

@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.pad = 4
   config.flip = True
   # Optimisation.
-  config.optimizer = "sgd"
+  config.optimizer = "sgd"  # or adam, adamw, or from optax.contrib (lrjax.train.optimizers)
   config.momentum = 0.9
   config.nesterov = False
   config.weight_decay = 5e-4  # coupled L2 on kernels (the Keras tutorial's 0.0005)
@@ -47,4 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Keep test-set predictions at the end of every cycle of a cyclic schedule and report their
   # ensemble (Snapshot Ensembles); costs one test-set pass per cycle.
   config.snapshot_ensemble = False
+  # Schedule-free optimizers are evaluated at their averaged weights, with BatchNorm statistics
+  # recomputed there on this many training batches.
+  config.bn_recompute_batches = 8
   return config
