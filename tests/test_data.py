@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax.train import data
+from lrjax.train import data, preprocess
 
 # ------------------------------------------------------------------ helpers
 
@@ -268,7 +268,7 @@ def test_epoch_permutation_bad_args(seed, epoch, n):
 
 def test_normalize_gives_zero_mean_unit_std():
   ds = data.synthetic_dataset(shape=(8, 8, 3), num_train=200, num_test=10)
-  x = jax.jit(data.normalize)(ds.train_images, ds.mean, ds.std)
+  x = jax.jit(preprocess.normalize)(ds.train_images, ds.mean, ds.std)
   assert x.dtype == jnp.float32 and x.shape == ds.train_images.shape
   np.testing.assert_allclose(np.asarray(x).mean((0, 1, 2)), 0.0, atol=1e-4)
   np.testing.assert_allclose(np.asarray(x).std((0, 1, 2)), 1.0, atol=1e-4)
@@ -287,7 +287,7 @@ def distinct_images(n=32, h=8, w=8, c=2):
   return np.broadcast_to(base, (n, h, w, c)).copy()
 
 
-augment_jit = jax.jit(data.augment, static_argnames=("pad", "flip", "mode"))
+augment_jit = jax.jit(preprocess.augment, static_argnames=("pad", "flip", "mode"))
 
 
 def test_augment_shape_dtype_and_determinism():
@@ -323,9 +323,9 @@ def test_augment_reflect_mode_has_no_black_border():
 
 def test_augment_bad_arguments():
   with pytest.raises(ValueError, match="mode must be"):
-    data.augment(jax.random.key(0), distinct_images(), mode="wrap")
+    preprocess.augment(jax.random.key(0), distinct_images(), mode="wrap")
   with pytest.raises(ValueError, match="pad must be a non-negative integer, got -1"):
-    data.augment(jax.random.key(0), distinct_images(), pad=-1)
+    preprocess.augment(jax.random.key(0), distinct_images(), pad=-1)
 
 
 def test_preprocessing_on_a_sharded_batch():
@@ -334,6 +334,6 @@ def test_preprocessing_on_a_sharded_batch():
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   images = distinct_images(n=8 * jax.device_count())
   mean, std = np.array([100.0, 50.0], np.float32), np.array([20.0, 10.0], np.float32)
-  step = jax.jit(lambda key, x: data.normalize(data.augment(key, x), mean, std))
+  step = jax.jit(lambda key, x: preprocess.normalize(preprocess.augment(key, x), mean, std))
   sharded = step(jax.random.key(3), jax.device_put(images, sharding))
   np.testing.assert_allclose(sharded, step(jax.random.key(3), images), rtol=1e-6)

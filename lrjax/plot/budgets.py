@@ -8,7 +8,7 @@ from typing import Any
 
 from lrjax.compare import stats
 from lrjax.compare.budgets import at_budget
-from lrjax.plot._figure import new_figure, save
+from lrjax.plot.figure import new_figure, save
 
 
 def plot_budgets(results: Mapping[str, Any], path: str | os.PathLike) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lrjax.plot._figure import new_figure, save
+from lrjax.plot.figure import new_figure, save
 
 
 def plot_range_test(result: Mapping[str, Any], path: str | os.PathLike) -> str:
@@ -34,12 +34,12 @@ def plot_range_test(result: Mapping[str, Any], path: str | os.PathLike) -> str:
       f"{lrs.size} and {losses.size}"
     )
   # The smoothing of the suggestion itself, so the curve drawn is the one the rule read.
-  from lrjax.train.lr_finder import _smooth
+  from lrjax.train.lr_finder import smooth_losses
 
   fig = new_figure(7, 4.2)
   ax = fig.subplots()
   ax.plot(lrs, losses, color="0.75", lw=1, label="loss per step")
-  ax.plot(lrs, _smooth(losses), color="C0", lw=2, label="smoothed")
+  ax.plot(lrs, smooth_losses(losses), color="C0", lw=2, label="smoothed")
   suggested = result["suggested_lr"]
   ax.axvline(suggested, color="C3", ls="--", label=f"suggested lr {suggested:.3g}")
   ax.set_xscale("log")

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lrjax.plot._figure import new_figure, save
+from lrjax.plot.figure import new_figure, save
 from lrjax.schedules.base import Schedule
 
 

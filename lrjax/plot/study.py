@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from lrjax.compare import stats
-from lrjax.plot._figure import integer_epochs as _integer_epochs
-from lrjax.plot._figure import new_figure
-from lrjax.plot._figure import save as _save
+from lrjax.plot.figure import integer_epochs as _integer_epochs
+from lrjax.plot.figure import new_figure
+from lrjax.plot.figure import save as _save
 
 
 def _colors(results: Mapping[str, Any]) -> dict[str, str]:

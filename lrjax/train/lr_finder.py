@@ -23,7 +23,7 @@ from lrjax.plot.range_test import plot_range_test
 from lrjax.train import build
 
 
-def _smooth(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
+def smooth_losses(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
   """Bias-corrected exponential moving average, as the range test is usually plotted."""
   out, avg = np.empty_like(losses), 0.0
   for i, x in enumerate(losses):
@@ -34,7 +34,7 @@ def _smooth(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
 
 def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
   """The suggested initial learning rate from a range test's (lr, loss) curve."""
-  smooth = _smooth(np.asarray(losses, np.float64))
+  smooth = smooth_losses(np.asarray(losses, np.float64))
   best = int(np.nanargmin(smooth))
   log_lr = np.log10(lrs)
   # Steepest descent before the minimum: the most negative slope of loss against log10(lr).
@@ -80,7 +80,7 @@ def find_lr(
     m = jax.device_get(metrics)
     lrs.append(float(m["lr"]))
     losses.append(float(m["loss"]))
-    smooth = _smooth(np.asarray(losses))
+    smooth = smooth_losses(np.asarray(losses))
     if not np.isfinite(losses[-1]) or (t > 10 and smooth[-1] > diverge_factor * smooth.min()):
       break
     if not quiet and t % 20 == 0:

@@ -42,5 +42,3 @@ class StopSignal:
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
-
-

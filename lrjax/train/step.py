@@ -22,8 +22,7 @@ from flax import struct
 
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.compose import choose
-from lrjax.train import data as data_lib
-from lrjax.train import xla_cpu
+from lrjax.train import preprocess, xla_cpu
 
 
 class TrainState(struct.PyTreeNode):
@@ -87,8 +86,10 @@ def train_step(
   lr = schedule(state.step)
   images = batch["image"]
   if augment:
-    images = data_lib.augment(jax.random.fold_in(state.key, state.step), images, pad=pad, flip=flip)
-  x = data_lib.normalize(images, mean, std)
+    images = preprocess.augment(
+      jax.random.fold_in(state.key, state.step), images, pad=pad, flip=flip
+    )
+  x = preprocess.normalize(images, mean, std)
 
   def loss_fn(params):
     logits, updates = model.apply(
@@ -119,7 +120,7 @@ def eval_step(
   state: TrainState, batch: dict[str, jax.Array], *, model: nn.Module, mean: Any, std: Any
 ) -> dict[str, jax.Array]:
   """Sums of loss, correct predictions and examples; `batch["mask"]` marks padding rows."""
-  x = data_lib.normalize(batch["image"], mean, std)
+  x = preprocess.normalize(batch["image"], mean, std)
   logits = model.apply(
     {"params": state.params, "batch_stats": state.batch_stats}, x, train=False
   ).astype(jnp.float32)
@@ -137,7 +138,7 @@ def predict_probs(
   state: TrainState, images: jax.Array, *, model: nn.Module, mean: Any, std: Any
 ) -> jax.Array:
   """Softmax probabilities (for snapshot ensembles)."""
-  x = data_lib.normalize(images, mean, std)
+  x = preprocess.normalize(images, mean, std)
   logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
@@ -152,7 +153,7 @@ def batch_stats_of(
   Used to recompute the statistics at a point the model was not trained at (schedule-free's
   averaged weights).
   """
-  x = data_lib.normalize(images, mean, std)
+  x = preprocess.normalize(images, mean, std)
 
   def updated(fill):
     start = jax.tree.map(lambda r: jnp.full_like(r, fill), state.batch_stats)
