@@ -8,15 +8,35 @@ Under a Slurm job array `--shard` defaults to the array's task (`SLURM_ARRAY_TAS
 `SLURM_ARRAY_TASK_MIN` of `SLURM_ARRAY_TASK_COUNT`). Several plain `lrjax compare` processes on
 one workdir share its cells: each claims a cell before training it, and each waits at the end for
 the cells the others hold, so every one of them ends with the full report.
+
+`--executor ray` (one Ray task per cell, `--ray.FIELD=VALUE`) and `--executor slurm` (one Slurm
+job array through submitit, `--slurm.FIELD=VALUE`) keep this process as the driver: it hands the
+cells out, waits, and writes the report (see `lrjax.compare.executors`).
+
+  lrjax compare --config study_smoke --workdir runs/smoke --executor ray --ray.cpus_per_cell=1
+  lrjax compare --config study_cifar10 --workdir /shared/c10 --executor slurm \
+    --slurm.partition=gpu --slurm.gpus_per_task=1 --slurm.time=240 --slurm.array_parallelism=8
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Mapping
 
-from lrjax.cli import _add_config_flags, _parse_config_command, _parser, _run, _usage
+from lrjax.cli import (
+  _add_config_flags,
+  _extra_hint,
+  _failed,
+  _parse_config_command,
+  _parser,
+  _run,
+  _usage,
+)
+
+# The extra each executor needs, and the module that extra installs.
+EXECUTOR_EXTRAS = {"ray": ("ray", "ray"), "slurm": ("slurm", "submitit")}
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -50,7 +70,69 @@ def compare(args: list[str]) -> int:
     help="train only cells I, I+N, I+2N, ... of the study and write no report (`lrjax report` "
     "collects); default: the Slurm array task, if any",
   )
+  p.add_argument(
+    "--executor",
+    default="process",
+    help="where the cells train: process (here, the default), ray (one Ray task per cell; "
+    "--ray.address, --ray.cpus_per_cell, --ray.gpus_per_cell, --ray.max_retries, "
+    "--ray.num_cpus) or slurm (one submitit job array; --slurm.FIELD=VALUE of "
+    "submitit.SlurmExecutor, --slurm.cluster=local to run it as local processes)",
+  )
+  p.add_argument(
+    "--no_wait",
+    action="store_true",
+    help="with --executor slurm: submit the array and return; `lrjax report` collects later",
+  )
+  from lrjax.compare import executors
+
+  try:
+    args, options = executors.split_options(args, ("ray", "slurm"))
+  except ValueError as e:
+    raise _usage(f"compare: {e}") from e
   ns, config = _parse_config_command(p, args)
+  kind = ns.executor
+  if kind not in executors.EXECUTORS:
+    raise _usage(f"compare: unknown --executor {kind!r}; one of {', '.join(executors.EXECUTORS)}")
+  for prefix, given in options.items():
+    if given and kind != prefix:
+      raise _usage(f"compare: --{prefix}.{next(iter(given))} needs --executor {prefix}")
+  if ns.no_wait and kind != "slurm":
+    raise _usage("compare: --no_wait needs --executor slurm")
+  if kind == "process":
+    return _compare_here(ns, config)
+  if ns.shard is not None:
+    raise _usage(f"compare: --shard splits a study by hand; --executor {kind} spreads it itself")
+  extra, module = EXECUTOR_EXTRAS[kind]
+  if importlib.util.find_spec(module) is None:
+    raise _failed(_extra_hint(f"compare --executor {kind}", extra))
+  if kind == "ray":
+    from lrjax.compare import executors_ray as chosen
+
+    make = chosen.RayOptions.from_flags
+  else:
+    from lrjax.compare import executors_slurm as chosen
+
+    make = chosen.SlurmOptions.from_flags
+  try:
+    opts = make(options[kind])
+  except (ValueError, TypeError) as e:
+    raise _usage(f"compare: {e}") from e
+  extra_args = {"wait": not ns.no_wait} if kind == "slurm" else {}
+
+  def run():
+    try:
+      return chosen.run(config, ns.workdir, opts, executors.say_stderr, **extra_args)
+    except executors.CellsFailed as e:
+      raise _failed(f"compare: {e}") from e
+
+  results = _run(run)
+  if results is not None:
+    with open(os.path.join(ns.workdir, "results.md")) as f:
+      print(f.read())
+  return 0
+
+
+def _compare_here(ns, config) -> int:
   from lrjax.compare import runner
 
   shard = ns.shard or slurm_array_shard(os.environ)

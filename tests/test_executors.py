@@ -4,6 +4,7 @@ The slow tests start real `python -m lrjax` drivers (a local Ray cluster; submit
 executor for Slurm) on the smoke study and compare what they leave with one process's study.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +21,10 @@ from lrjax.compare.executors_ray import RayOptions
 from lrjax.compare.executors_slurm import CellJob, SlurmOptions
 
 STUDY = ["compare", "--config", "study_smoke"]
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the [ray] extra")
+needs_submitit = pytest.mark.skipif(
+  importlib.util.find_spec("submitit") is None, reason="the [slurm] extra"
+)
 
 
 def _cli(*args):
@@ -82,6 +87,7 @@ def test_ray_options():
   assert (o.gpus_per_cell, o.cpus_per_cell, o.address, o.max_retries) == (0.25, 2, "ray://h:1", 3)
 
 
+@needs_submitit
 @pytest.mark.parametrize(
   "flags, match",
   [
@@ -96,6 +102,7 @@ def test_slurm_options_name_the_bad_value(flags, match):
     SlurmOptions.from_flags(flags)
 
 
+@needs_submitit
 def test_slurm_options_pass_submitit_fields():
   o = SlurmOptions.from_flags({"partition": "gpu", "gpus_per_task": "1", "cluster": "local"})
   assert o.cluster == "local"
@@ -131,6 +138,7 @@ def test_a_missing_extra_is_named(tmp_path, capsys, monkeypatch, kind, extra, mo
   assert err == f"lrjax: lrjax compare --executor {kind} {hint}"
 
 
+@needs_submitit
 def test_a_cell_job_checkpoints_as_itself():
   job = CellJob()
   delayed = job.checkpoint("config", "workdir", "cell")
@@ -138,6 +146,7 @@ def test_a_cell_job_checkpoints_as_itself():
 
 
 @pytest.mark.slow
+@needs_submitit
 def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch):
   """submitit's SIGUSR2 mid-training: the loop saves the current step, submitit's handler
   requeues (here: records and exits), and the requeued job ends where an unbroken one would."""
@@ -199,6 +208,7 @@ RAY = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
 
 
 @pytest.mark.slow
+@needs_ray
 def test_ray_two_workers_equal_one_process(tmp_path, one_process):
   out = _finish(_lrjax(*STUDY, "--workdir", str(tmp_path), *RAY))[0]
   assert "ray: 6 cells as tasks of 1 CPU and 0 GPU on 2 CPUs" in out
@@ -231,6 +241,7 @@ def _training_pid(workdir, driver):
 
 
 @pytest.mark.slow
+@needs_ray
 def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_process):
   driver = _lrjax(*STUDY, "--workdir", str(tmp_path), *RAY)
   seen, killed, deadline = {}, None, time.time() + 300
@@ -257,6 +268,7 @@ def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_pr
 
 
 @pytest.mark.slow
+@needs_submitit
 def test_slurm_array_through_submitit_s_local_executor_equals_one_process(tmp_path, one_process):
   args = ["--executor", "slurm", "--slurm.cluster=local", "--slurm.array_parallelism=2"]
   out = _finish(_lrjax(*STUDY, "--workdir", str(tmp_path), *args))[0]
@@ -266,6 +278,7 @@ def test_slurm_array_through_submitit_s_local_executor_equals_one_process(tmp_pa
   assert any((tmp_path / "slurm").iterdir())  # submitit's logs, where the message says
 
 
+@needs_submitit
 def test_slurm_without_sbatch_says_so(tmp_path, capsys, monkeypatch):
   from lrjax.compare import executors_slurm
 

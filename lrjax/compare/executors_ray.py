@@ -10,7 +10,9 @@ resumes from the cell's checkpoint. lrjax must be installed on every node of the
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +89,7 @@ def run(
 
   from lrjax.train import loop
 
+  workdir = os.path.abspath(workdir)  # workers may run in another directory
   cells = executors.prepare(config, workdir, say)
   if not cells:
     return executors.finish(workdir, [], say)
@@ -102,6 +105,7 @@ def run(
       num_cpus=options.num_cpus,
       include_dashboard=False,
       log_to_driver=False,  # the driver prints progress; workers' logs stay in Ray's log folder
+      logging_level=logging.ERROR,  # not Ray's start-up notes between the progress lines
       runtime_env={"env_vars": env} if env else None,
     )
   try:
@@ -133,7 +137,7 @@ def run(
         cell = pending.pop(ref)
         try:
           progress.cell_done(cell, ray.get(ref))
-        except (ray.exceptions.RayError, Exception) as e:
+        except Exception as e:  # a RayTaskError, a lost worker: report it, go on with the rest
           error = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
           progress.cell_done(cell, None, error)
           failed.append(f"{executors.describe(cell)}: {error}")

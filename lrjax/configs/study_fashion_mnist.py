@@ -33,7 +33,7 @@ def get_config(size: str = "quick"):
   config.train_limit = 12_800
   config.augment = False
   config.num_epochs = 3
-  config.progress = False
+  config.progress = True  # each run's progress line, beside the study's overall one
   config.tensorboard = False
   config.study = ml_collections.ConfigDict()
   config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
