@@ -98,3 +98,14 @@ def test_progress_shows_the_time_left():
   )
   assert "linear: epoch 1/2" in stream.getvalue()
   assert [duration(s) for s in (5, 65, 3725, float("nan"))] == ["5s", "1m05s", "1h02m", "?"]
+
+
+def test_preempted_survives_pickling():
+  # Ray and submitit send a task's exception back to the driver pickled.
+  import pickle
+  import signal
+
+  from lrjax.train.preemption import Preempted
+
+  e = pickle.loads(pickle.dumps(Preempted(7, signal.SIGTERM)))
+  assert (e.step, e.signum) == (7, signal.SIGTERM) and "at step 7" in str(e)

@@ -45,6 +45,8 @@ def split_options(args: list[str], prefixes: tuple[str, ...]) -> tuple[list[str]
   Raises:
     ValueError: an option without a value or field, or one given twice.
   """
+  if not isinstance(args, list | tuple) or not all(isinstance(a, str) for a in args):
+    raise ValueError(f"args must be a list of str, got {args!r}")
   rest, out, i = [], {p: {} for p in prefixes}, 0
   while i < len(args):
     arg = args[i]

@@ -240,6 +240,10 @@ def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bo
   run, cfg, k = group.run, group.run.config, len(members)
   spe, is_main = run.steps_per_epoch, jax.process_index() == 0
   names = [os.path.relpath(m.workdir, group_dir) for m in members]
+  # A population's folder is <root>/_population/<group>: members are labelled from <root> on.
+  labels = [
+    os.path.relpath(m.workdir, os.path.dirname(os.path.dirname(group_dir))) for m in members
+  ]
   checkpoints, state, start_step, partial, diverged = _resume(
     group, group_dir, names, cfg.keep_checkpoints
   )
@@ -285,7 +289,7 @@ def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bo
           if is_main:
             records.write_records(m.workdir, history[i])
             _to_tensorboard(writers[i], record)
-          progress.epoch_done(record, label=names[i] if k > 1 else None)
+          progress.epoch_done(record, label=labels[i] if k > 1 else None)
           if epoch in m.run.snapshot_epochs:
             probs = m.run.predict(member_state)
             if is_main:

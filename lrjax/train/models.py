@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lrjax.onednn.linen import Conv
+from lrjax.onednn import conv_general_dilated
 
 STEMS = ("cifar", "imagenet")
 SHORTCUTS = ("projection", "pad")
@@ -36,6 +36,10 @@ SHORTCUTS = ("projection", "pad")
 # He et al. (and torchvision) initialise convolutions with N(0, 2 / fan_out); the accuracies we
 # compare against were obtained that way, so do the same instead of Flax's LeCun default.
 he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+# `nn.Conv` with its convolution through oneDNN on a CPU where that builds, else XLA's (see
+# lrjax/onednn): the same parameters and names, so checkpoints load on either path.
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
 
 
 def _check_stem(stem: str) -> None:

@@ -21,6 +21,9 @@ class Preempted(RuntimeError):
     )
     self.step, self.signum = step, signum
 
+  def __reduce__(self):  # rebuilt from its arguments (Ray and submitit pickle exceptions)
+    return (Preempted, (self.step, self.signum))
+
 
 class StopSignal:
   """Turns SIGTERM/SIGINT into a flag that the loop reads between steps (a step cannot be cut)."""

@@ -43,22 +43,32 @@ class TrainState(struct.PyTreeNode):
     }
 
 
+@functools.lru_cache(maxsize=32)
+def _jitted_init(model: nn.Module, tx: optax.GradientTransformation) -> Callable:
+  """The model's and the optimizer's initialisation as one program, compiled once per model and
+  optimizer (a study's runs share it). Jitted: op-by-op initialisation of a ResNet takes many
+  seconds on a CPU, and jit's outputs are new buffers (prodigy and dog keep a copy of the
+  initial parameters, which must not alias the donated ones)."""
+
+  def init(key, x):
+    variables = model.init(key, x, train=False)
+    return variables, tx.init(variables["params"])
+
+  return jax.jit(init)
+
+
 def create_train_state(
   model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int
 ) -> TrainState:
   """Initialises parameters from `seed` alone, so every schedule of a study starts alike."""
   init_key, aug_key = jax.random.split(jax.random.PRNGKey(seed))
-  # Jitted: op-by-op initialisation of a ResNet takes many seconds on a CPU.
-  init = jax.jit(functools.partial(model.init, train=False))
-  variables = init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
-  params = variables["params"]
+  x = jnp.zeros((1, *input_shape), jnp.float32)
+  variables, opt_state = _jitted_init(model, tx)(init_key, x)
   return TrainState(
     step=jnp.zeros((), jnp.int32),
-    params=params,
+    params=variables["params"],
     batch_stats=variables.get("batch_stats", {}),
-    # Jitted: its outputs are new buffers (prodigy and dog keep a copy of the initial
-    # parameters, which must not alias the donated params).
-    opt_state=jax.jit(tx.init)(params),
+    opt_state=opt_state,
     key=aug_key,
     tx=tx,
   )
