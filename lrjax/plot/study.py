@@ -22,8 +22,14 @@ from lrjax.plot.figure import new_figure
 from lrjax.plot.figure import save as _save
 
 
-def _colors(results: Mapping[str, Any]) -> dict[str, str]:
-  return {name: f"C{i % 10}" for i, name in enumerate(stats.schedule_names(results))}
+def _colors(results: Mapping[str, Any]) -> dict[str, Any]:
+  names = stats.schedule_names(results)
+  if len(names) <= 10:
+    return {name: f"C{i}" for i, name in enumerate(names)}
+  from matplotlib import colormaps
+
+  # More arms than the default cycle has colours: tab20's, so no two arms share one.
+  return {name: colormaps["tab20"](i % 20) for i, name in enumerate(names)}
 
 
 def _curves(results: Mapping[str, Any], schedule: str, key: str) -> list[tuple[Any, np.ndarray]]:
