@@ -3,10 +3,16 @@
 Every `conv_general_dilated` in the jaxpr of lrjax's train step (forward, input gradient and
 weight gradient) is compiled and timed alone with inputs of its shapes; their sum is the step's
 convolution time, and the rest is everything else (batch norm, activations, the loss, the
-optimizer, the host). Measured side by side in one process.
+optimizer, the host). Measured side by side in one process, on XLA's convolutions: the script
+turns lrjax's oneDNN path off (`LRJAX_ONEDNN=0`; `benchmarks/onednn_layers.py` measures that
+path), so import it before anything traces a model.
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LRJAX_ONEDNN", "0")
 
 import jax
 import jax.numpy as jnp
