@@ -23,6 +23,9 @@ def test_readme_generated_blocks_are_filled():
     "train-output",
     "study-results",
     "study-medium-results",
+    "study-beyond-results",
+    "study-budgets-results",
+    "scaling",
     "benchmarks",
     "conv-variants",
   ):

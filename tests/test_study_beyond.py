@@ -87,7 +87,7 @@ def test_every_arm_at_every_budget_with_its_table_and_figure(budget_results):
   md = (workdir / "results.md").read_text()
   assert md.startswith("# Accuracy against budget")
   assert "| Arm | 2 ep | 4 ep |" in md and "# At 2 epochs" in md and "# At 4 epochs" in md
-  assert md.count("- 2 epochs: best ") == 1 and "p (Holm)" in md
+  assert md.count("- 2 epochs: best ") == 1 and "# At 2 epochs" in md and "p (Holm)" in md
   assert (workdir / "figures" / "accuracy_vs_budget.png").stat().st_size > 10_000
   rows = (workdir / "results.csv").read_text().splitlines()
   assert rows[0].startswith("budget,schedule,") and len(rows) == 1 + 12

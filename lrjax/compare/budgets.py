@@ -23,6 +23,10 @@ def at_budget(results: Mapping[str, Any], budget: int) -> dict[str, Any]:
   return {**results, "runs": runs, "budgets": []}
 
 
+def epochs(n: int) -> str:
+  return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def _cell(summary: Mapping[str, Any], decimals: int) -> str:
   if summary["n"] == 0:
     return "n/a"
@@ -86,11 +90,11 @@ def budget_lines(results: Mapping[str, Any]) -> list[str]:
   for b in budgets:
     rec = recommendation(results, b)
     if rec["best"] is None:
-      lines.append(f"- {b} epochs: no finished runs")
+      lines.append(f"- {epochs(b)}: no finished runs")
       continue
     others = ", ".join(stats.label(results, n) for n in rec["not_worse"]) or "none"
     lines.append(
-      f"- {b} epochs: best {stats.label(results, rec['best'])}; not significantly worse "
+      f"- {epochs(b)}: best {stats.label(results, rec['best'])}; not significantly worse "
       f"(paired t-test, Holm-adjusted, 5%): {others}"
     )
   return lines

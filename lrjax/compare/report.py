@@ -297,7 +297,7 @@ def write_reports(results: Mapping[str, Any], workdir: str | os.PathLike) -> dic
       sub = budgets.at_budget(results, b)
       # Its title becomes "At b epochs"; its sections move one level down.
       body = results_markdown(sub).split("\n", 1)[1].replace("\n#", "\n##")
-      markdown += f"\n# At {b} epochs\n{body}"
+      markdown += f"\n# At {budgets.epochs(b)}\n{body}"
       rows = results_csv(sub).splitlines()
       table += ("budget," + rows[0] + "\n") if not table else ""
       table += "".join(f"{b},{row}\n" for row in rows[1:])

@@ -19,6 +19,7 @@ LABELS = {
   "schedule_free_sgd": "Schedule-free SGD",
   "prodigy": "Prodigy",
   "dog": "DoG",
+  "cosine": "Cosine decay",
 }
 
 
