@@ -92,9 +92,12 @@ def work_cell(config: Any, workdir: str, cell: runner.Cell, poll: float = 2.0) -
   if not poll > 0:
     raise ValueError(f"poll must be a positive number of seconds, got {poll!r}")
   # A worker is a fresh process: XLA reads its flags once, before the first computation.
-  from lrjax.train import xla_cpu
+  from lrjax.train import devices, xla_cpu
 
   xla_cpu.tune()
+  # A cell on several hosts (e.g. --slurm.nodes=2 with LRJAX_DISTRIBUTED=1 exported): every
+  # task joins one jax.distributed run, and the cell trains data-parallel across them.
+  devices.maybe_initialize_distributed()
   while True:
     try:
       return runner.train_cell(config, workdir, cell, quiet=True)
