@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES
+
 BEYOND = ("wsd_1sqrt", "schedule_free_sgd", "prodigy", "dog")
 LABELS = {
   "wsd_1sqrt": "WSD 1-sqrt",
@@ -53,3 +55,16 @@ def budget_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
     },
     "wsd_1sqrt": beyond_arms(peak)["wsd_1sqrt"],
   }
+
+
+def use_variant(config: Any, variant: str, budgets: tuple[int, ...], peak: float = 0.1) -> None:
+  """Turns a study of the chapter's schedules into its "beyond" variant (the four arms added)
+  or its "budgets" variant (`budget_arms` at each of `budgets`); any other variant: unchanged."""
+  if variant == "beyond":
+    config.study.arms = beyond_arms(peak)
+    config.study.order = (*CHAPTER_SCHEDULES, *BEYOND)
+  elif variant == "budgets":
+    del config.study["schedules"]
+    config.study.arms = budget_arms(peak)
+    config.study.order = ("constant", "linear", "cosine", "wsd_1sqrt")
+    config.study.budgets = budgets

@@ -15,7 +15,7 @@ cooldowns per seed).
 import ml_collections
 
 from lrjax.configs import default
-from lrjax.configs.beyond_arms import BEYOND, beyond_arms, budget_arms
+from lrjax.configs.beyond_arms import use_variant
 from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, chapter_study
 
 VARIANTS = ("chapter", "beyond", "budgets")
@@ -33,12 +33,5 @@ def get_config(variant: str = "chapter"):
   # "auto": one run at a time on CPU; elsewhere a seed's runs train as one vmapped population
   # where a probe finds that faster.
   config.study.population = "auto"
-  if variant == "beyond":
-    config.study.arms = beyond_arms(peak=0.1)
-    config.study.order = (*CHAPTER_SCHEDULES, *BEYOND)
-  elif variant == "budgets":
-    del config.study["schedules"]
-    config.study.arms = budget_arms(peak=0.1)
-    config.study.order = ("constant", "linear", "cosine", "wsd_1sqrt")
-    config.study.budgets = (12, 25, 50, 100)
+  use_variant(config, variant, budgets=(12, 25, 50, 100))
   return config

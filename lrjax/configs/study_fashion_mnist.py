@@ -18,7 +18,7 @@ about 25 minutes).
 import ml_collections
 
 from lrjax.configs import default
-from lrjax.configs.beyond_arms import BEYOND, beyond_arms, budget_arms
+from lrjax.configs.beyond_arms import use_variant
 from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, chapter_study
 
 SEEDS = {"quick": (0, 1), "medium": (0, 1, 2, 3, 4), "beyond": (0, 1), "budgets": (0, 1)}
@@ -42,12 +42,5 @@ def get_config(size: str = "quick"):
   # "auto": one run at a time on CPU; elsewhere a seed's runs train as one vmapped population
   # where a probe finds that faster.
   config.study.population = "auto"
-  if size == "beyond":
-    config.study.arms = beyond_arms(peak=0.1)
-    config.study.order = (*CHAPTER_SCHEDULES, *BEYOND)
-  elif size == "budgets":
-    del config.study["schedules"]
-    config.study.arms = budget_arms(peak=0.1)
-    config.study.order = ("constant", "linear", "cosine", "wsd_1sqrt")
-    config.study.budgets = (1, 2, 4, 8)
+  use_variant(config, size, budgets=(1, 2, 4, 8))
   return config
