@@ -9,7 +9,7 @@ import pytest
 from test_train import smoke_config
 
 from lrjax.train import checkpoint, loop, records
-from lrjax.train.progress import Progress, duration
+from lrjax.train.progress import Progress, duration, so_far
 
 
 def _damage(folder):
@@ -98,6 +98,8 @@ def test_progress_shows_the_time_left():
   )
   assert "linear: epoch 1/2" in stream.getvalue()
   assert [duration(s) for s in (5, 65, 3725, float("nan"))] == ["5s", "1m05s", "1h02m", "?"]
+  assert so_far(10, 0, 4) == "10s so far" and so_far(10, 4, 4) == "10s so far"
+  assert so_far(10, 1, 3) == "10s so far, about 20s left"
 
 
 def test_preempted_survives_pickling():

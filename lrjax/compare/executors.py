@@ -18,7 +18,7 @@ from typing import Any
 from lrjax.compare import runner
 from lrjax.train import records
 from lrjax.train.claim import ClaimedError
-from lrjax.train.progress import duration
+from lrjax.train.progress import so_far
 
 EXECUTORS = ("process", "ray", "slurm")
 
@@ -105,10 +105,6 @@ def work_cell(config: Any, workdir: str, cell: runner.Cell, poll: float = 2.0) -
       time.sleep(poll)
 
 
-def describe(cell: runner.Cell) -> str:
-  return f"{' + '.join(cell.names)} seed {cell.seed}"
-
-
 class Progress:
   """Cells done of total, the time so far and, from the pace so far, the time left."""
 
@@ -122,15 +118,12 @@ class Progress:
 
   def cell_done(self, cell: runner.Cell, summaries: list[dict] | None, error: str = "") -> None:
     self.done += 1
-    spent = self.elapsed()
-    where = f"{duration(spent)} so far"
-    if self.done < self.total:
-      where += f", about {duration(spent / self.done * (self.total - self.done))} left"
+    where = so_far(self.elapsed(), self.done, self.total)
     if summaries is None:
-      self.say(f"[{self.done}/{self.total}] {describe(cell)}: FAILED ({where}): {error}")
+      self.say(f"[{self.done}/{self.total}] {cell.label()}: FAILED ({where}): {error}")
       return
     scores = ", ".join(_score(s) for s in summaries)
-    self.say(f"[{self.done}/{self.total}] {describe(cell)}: {scores} ({where})")
+    self.say(f"[{self.done}/{self.total}] {cell.label()}: {scores} ({where})")
 
 
 def _score(summary: dict) -> str:

@@ -140,7 +140,7 @@ def run(
         except Exception as e:  # a RayTaskError, a lost worker: report it, go on with the rest
           error = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
           progress.cell_done(cell, None, error)
-          failed.append(f"{executors.describe(cell)}: {error}")
+          failed.append(f"{cell.label()}: {error}")
   finally:
     if started:
       ray.shutdown()

@@ -181,7 +181,7 @@ def run(
         lines = str(e).strip().splitlines()
         error = f"{lines[-1] if lines else type(e).__name__} (log: {job.paths.stderr})"
         progress.cell_done(cell, None, error)
-        failed.append(f"{executors.describe(cell)}: {error}")
+        failed.append(f"{cell.label()}: {error}")
     top_up()
     if pending:
       time.sleep(poll)

@@ -26,7 +26,7 @@ from lrjax.plot import study as figures
 from lrjax.plot.budgets import plot_budgets
 from lrjax.train import build, loop, records, settings, strategy
 from lrjax.train.claim import ClaimedError
-from lrjax.train.progress import duration
+from lrjax.train.progress import duration, so_far
 from lrjax.train.resolve import resolve_schedule
 
 
@@ -144,7 +144,7 @@ def compare(
       done += len(cell.names)
       say(f"[{done}/{total}] {cell.label()}: finished earlier, skipped")
       continue
-    where = _progress(t0, done, total)
+    where = so_far(time.perf_counter() - t0, done, total)
     say(f"[{done + len(cell.names)}/{total}] {cell.label()}: training ({where})")
     summaries = _try_cell(config, workdir, cell, quiet, say)
     if summaries is None:
@@ -256,13 +256,6 @@ def _check_fork_start(workdir: str, cell: Cell, folder: str) -> None:
       "trunk's folder to train it (and its forks' starts) again"
     )
   raise WaitingForTrunk(f"{cell.label()} waits for its trunk {trunk}")
-
-
-def _progress(t0: float, done: int, total: int) -> str:
-  elapsed = time.perf_counter() - t0
-  if done == 0:
-    return f"{duration(elapsed)} so far"
-  return f"{duration(elapsed)} so far, about {duration(elapsed / done * (total - done))} left"
 
 
 def _report(quiet: bool, name: str, cell: Cell, summary: dict) -> None:

@@ -17,6 +17,8 @@ import socket
 import threading
 import time
 
+from lrjax.train.records import write_atomic
+
 FILE = "claim.json"
 LEASE_SECONDS = 60.0
 
@@ -109,10 +111,7 @@ class Claim:
     while not self._stop.wait(self.lease / 3):
       if not self._ours():  # taken over while this process was stalled: not ours to renew
         return
-      tmp = f"{self.path}.tmp-{os.getpid()}"
-      with open(tmp, "w") as f:
-        f.write(self._record())
-      os.replace(tmp, self.path)
+      write_atomic(self.path, self._record())
 
   def release(self) -> None:
     if self._thread is None:

@@ -277,7 +277,7 @@ def _load_tfds(name: str, data_dir: str | None, download: bool, splits: tuple[st
       reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
       raise DatasetNotFoundError(
         f"config.dataset={name!r}: split {split!r} not found in {where} by tensorflow_datasets "
-        f"({reason}). {how}{_TFDS_HINT}".replace(".  ", ". ")
+        f"({reason}).{' ' + how if how else ''}{_TFDS_HINT}"
       ) from None
     if num_classes is None:
       num_classes = _tfds_num_classes(src, name)

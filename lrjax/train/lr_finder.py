@@ -10,7 +10,6 @@ of the smoothed loss, capped at a tenth of the learning rate where the smoothed 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 import lrjax
 from lrjax.plot.range_test import plot_range_test
-from lrjax.train import build
+from lrjax.train import build, records
 
 
 def smooth_losses(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
@@ -93,7 +92,6 @@ def find_lr(
     "steps_run": len(lrs),
     **suggest(lrs_a, losses_a),
   }
-  with open(os.path.join(workdir, "lr_finder.json"), "w") as f:
-    json.dump(result, f, indent=1)
+  records.write_json(os.path.join(workdir, "lr_finder.json"), result)
   result["figure"] = plot_range_test(result, os.path.join(workdir, "lr_finder.png"))
   return result

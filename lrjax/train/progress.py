@@ -17,6 +17,15 @@ def duration(seconds: float) -> str:
   return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+def so_far(elapsed: float, done: int, total: int) -> str:
+  """`3m07s so far, about 1m02s left` at the pace so far (without the estimate before any is
+  done or after all are)."""
+  text = f"{duration(elapsed)} so far"
+  if 0 < done < total:
+    text += f", about {duration(elapsed / done * (total - done))} left"
+  return text
+
+
 class Progress:
   """Progress of one run (or one population) over `num_epochs` epochs.
 
