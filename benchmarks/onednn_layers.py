@@ -1,21 +1,26 @@
 """Convolutions through oneDNN against XLA's and PyTorch's, per layer and for the whole train step.
 
-    python benchmarks/onednn_layers.py [rounds]   # a few minutes; writes onednn_layers.{json,md}
+    python benchmarks/onednn_layers.py [rounds [processes]]  # 6 minutes; onednn_layers.{json,md}
+    python benchmarks/onednn_layers.py --markdown            # the .md again from the .json
 
 Per layer: every convolution shape of ResNet-20 (32x32x3) and the ConvNet (28x28x1) at batch
 128, each of forward, input gradient and weight gradient, by XLA (`lax.conv_general_dilated`,
 jitted with lrjax's CPU options), by `lrjax.onednn`, and by PyTorch channels-last when it is
-installed. Whole step: lrjax's jitted train step on each path against PyTorch's eager step
-(SGD momentum, weight decay 5e-4), in images/s, with the transposes and copies of each compiled
-step (the oneDNN path should add none). Everything side by side in this one process: medians of
-rounds that alternate the order of the contenders, since this machine's timings drift.
+installed, side by side in this process: medians of rounds that alternate the order of the
+contenders, since this machine's timings drift. Whole step: lrjax's jitted train step on each
+path against PyTorch's eager step (SGD momentum, weight decay 5e-4), in images/s after a
+warm-up, each contender in several fresh processes taken in alternating order (the median and
+the range over processes), with the transposes and copies of each compiled step (the oneDNN
+path should add none). Every process makes `xla_cpu.tune()`'s call first, PyTorch's included.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -26,7 +31,7 @@ xla_cpu.tune()  # before JAX starts its backends, as lrjax's command line does
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from timing import write_outputs  # noqa: E402
+from timing import HERE, write_outputs  # noqa: E402
 from torch_compare import _torch_models  # noqa: E402
 from training import _config  # noqa: E402
 
@@ -134,6 +139,13 @@ def layers(rounds: int, torch) -> list[dict]:
   return rows
 
 
+def _warm_up(step, calls: int = 30) -> None:
+  # A run's steady state: the heap reaches its peak over the first steps (and with `tune()`'s
+  # malloc setting stays there), so the early steps pay page faults a long run does not.
+  for _ in range(calls):
+    step()
+
+
 def _compiled_step(model: str, shape, xla: bool):
   h, w, c = shape
   config = _config(model, f"synthetic:{h}x{w}x{c}:1024:{BATCH}:10")
@@ -152,7 +164,7 @@ def _compiled_step(model: str, shape, xla: bool):
     holder[0], metrics = compiled(holder[0], batch, run.schedule)
     jax.block_until_ready(metrics)
 
-  step()
+  _warm_up(step)
   return step, counts
 
 
@@ -169,23 +181,45 @@ def _torch_step(torch, model: str, shape):
     torch.nn.functional.cross_entropy(net(x), y).backward()
     opt.step()
 
-  step()
+  _warm_up(step)
   return step
 
 
-def train_steps(rounds: int, torch) -> list[dict]:
+MODELS = (("resnet20", (32, 32, 3)), ("convnet", (28, 28, 1)))
+
+
+def step_images_per_second(model: str, contender: str, rounds: int) -> float:
+  """One contender's train step in this process, after its warm-up: median images/s."""
+  shape = dict(MODELS)[model]
+  if contender == "torch channels-last":
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    step = _torch_step(torch, model, shape)
+  else:
+    step = _compiled_step(model, shape, xla=contender == "xla")[0]
+  return BATCH / _median_of_rounds({contender: step}, rounds, 2)[contender]
+
+
+def train_steps(rounds: int, torch, processes: int) -> list[dict]:
+  """Each contender's step in `processes` fresh processes, alternating: a process's figure is
+  steady within it, but varies from one process to the next (thread placement, the heap's
+  layout), by up to a third for the oneDNN ConvNet step, so one process is not enough."""
+  names = ["xla", "onednn"] + (["torch channels-last"] if torch is not None else [])
   rows = []
-  for model, shape in (("resnet20", (32, 32, 3)), ("convnet", (28, 28, 1))):
-    xla_step, xla_counts = _compiled_step(model, shape, xla=True)
-    dnn_step, dnn_counts = _compiled_step(model, shape, xla=False)
-    fns = {"xla": xla_step, "onednn": dnn_step}
-    if torch is not None:
-      fns["torch channels-last"] = _torch_step(torch, model, shape)
-    ips = {k: BATCH / s for k, s in _median_of_rounds(fns, rounds, 2).items()}
+  for model, shape in MODELS:
+    counts = {k: _compiled_step(model, shape, xla=k == "xla")[1] for k in ("xla", "onednn")}
+    ips: dict[str, list[float]] = {n: [] for n in names}
+    for p in range(processes):
+      for name in names if p % 2 == 0 else names[::-1]:
+        args = [sys.executable, os.path.abspath(__file__), "--step", model, name, str(rounds)]
+        out = subprocess.run(args, capture_output=True, text=True, check=True)
+        ips[name].append(float(out.stdout.split()[-1]))
     row = {
       "model": model,
-      "images_per_second": ips,
-      "hlo": {"xla": xla_counts, "onednn": dnn_counts},
+      "images_per_second": {n: float(np.median(v)) for n, v in ips.items()},
+      "per_process": ips,
+      "hlo": counts,
     }
     rows.append(row)
     print(row, flush=True)
@@ -196,23 +230,33 @@ def markdown(result: dict) -> str:
   names = ["xla", "onednn"] + (["torch channels-last"] if result["torch"] else [])
   lines = [
     f"{result['path']}; jax {jax.__version__}, {os.cpu_count()} CPUs, batch {BATCH}, "
-    f"medians of {result['rounds']} alternating rounds.",
+    f"medians of {result['rounds']} alternating rounds; a train step: the median (and range) "
+    f"over {result.get('processes', 1)} processes a contender.",
     "",
     "| model | images/s | " + " | ".join(names) + " | oneDNN / XLA | oneDNN / PyTorch |",
     "|---|---|" + "---|" * (len(names) + 2),
   ]
   for row in result["train_step"]:
-    ips = row["images_per_second"]
+    ips, each = row["images_per_second"], row["per_process"]
     vs_torch = f"{ips['onednn'] / ips[names[2]]:.2f}" if result["torch"] else "-"
-    cells = " | ".join(f"{ips[n]:.0f}" for n in names)
+    cells = " | ".join(f"{ips[n]:.0f} ({min(each[n]):.0f}-{max(each[n]):.0f})" for n in names)
     lines.append(
       f"| {row['model']} | train step | {cells} | {ips['onednn'] / ips['xla']:.2f} | {vs_torch} |"
     )
-  lines += ["", "| model | layer | work | " + " | ".join(f"{n} ms" for n in names) + " |"]
-  lines.append("|---|---|---|" + "---|" * len(names))
+  lines += [
+    "",
+    "Per layer, ms: forward / input gradient / weight gradient (training never computes the "
+    "first layer's input gradient).",
+    "",
+    "| model | layer | " + " | ".join(names) + " |",
+    "|---|---|" + "---|" * len(names),
+  ]
+  by_layer: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
   for row in result["layers"]:
-    ms = " | ".join(f"{row['ms'][n]:.2f}" for n in names)
-    lines.append(f"| {row['model']} | {row['layer']} | {row['work']} | {ms} |")
+    by_layer.setdefault((row["model"], row["layer"]), {})[row["work"]] = row["ms"]
+  for (model, layer), works in by_layer.items():
+    cells = " | ".join(" / ".join(f"{works[w][n]:.1f}" for w in WORK) for n in names)
+    lines.append(f"| {model} | {layer} | {cells} |")
   lines += ["", "Compiled train step, op counts (XLA path / oneDNN path):", ""]
   for row in result["train_step"]:
     x, o = row["hlo"]["xla"], row["hlo"]["onednn"]
@@ -221,7 +265,7 @@ def markdown(result: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main(rounds: int = 9) -> dict:
+def main(rounds: int = 9, processes: int = 3) -> dict:
   if not path.runs(jnp.float32):
     sys.exit(f"the oneDNN path is off here: {path.status()}")
   try:
@@ -230,12 +274,24 @@ def main(rounds: int = 9) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
   except ImportError:
     torch = None
-  result = {"path": path.status(), "rounds": rounds, "torch": torch is not None}
-  result["train_step"] = train_steps(rounds, torch)
+  result = {
+    "path": path.status(),
+    "rounds": rounds,
+    "processes": processes,
+    "torch": torch is not None,
+  }
+  result["train_step"] = train_steps(rounds, torch, processes)
   result["layers"] = layers(rounds, torch)
   write_outputs("onednn_layers", result, markdown(result))
   return result
 
 
 if __name__ == "__main__":
-  main(int(sys.argv[1]) if len(sys.argv) > 1 else 9)
+  if sys.argv[1:2] == ["--step"]:  # one contender, for train_steps
+    print(step_images_per_second(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+  elif sys.argv[1:] == ["--markdown"]:  # rewrite the .md from the last run's .json
+    with open(os.path.join(HERE, "onednn_layers.json")) as f:
+      result = json.load(f)
+    write_outputs("onednn_layers", result, markdown(result))
+  else:
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 9)

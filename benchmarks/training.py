@@ -121,6 +121,7 @@ def compilations_and_overhead(model: str = "convnet", rounds: int = 6) -> dict:
   ctx = {
     "stop": loop.StopSignal(),  # not entered: never signalled
     "diverged": {},
+    "exports": {},
     "progress": Progress(config.num_epochs, run.steps_per_epoch, enabled=False),
   }
 

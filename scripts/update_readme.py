@@ -10,7 +10,8 @@ Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
 - `study-beyond-results`, `study-budgets-results`: the same for `:beyond` and `:budgets`
   (--study-beyond, --study-budgets);
 - `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench), and
-  `conv-variants`: benchmarks/conv_variants.md from `python benchmarks/conv_variants.py`.
+  with it `conv-variants`, `onednn` and `onednn-accuracy`: the .md files that
+  benchmarks/conv_variants.py, onednn_layers.py and onednn_accuracy.py last wrote.
 """
 
 from __future__ import annotations
@@ -81,9 +82,14 @@ def main() -> None:
     text = replace_block(
       text, "benchmarks", open(os.path.join(ROOT, "benchmarks", "results.md")).read()
     )
-    conv = os.path.join(ROOT, "benchmarks", "conv_variants.md")
-    if os.path.exists(conv):
-      text = replace_block(text, "conv-variants", open(conv).read())
+    for block, stem in (
+      ("conv-variants", "conv_variants"),
+      ("onednn", "onednn_layers"),
+      ("onednn-accuracy", "onednn_accuracy"),
+    ):
+      md = os.path.join(ROOT, "benchmarks", f"{stem}.md")
+      if os.path.exists(md):
+        text = replace_block(text, block, open(md).read())
   with open(path, "w") as f:
     f.write(text)
 

@@ -102,3 +102,14 @@ def test_cpu_flags_measures_both_settings_in_their_own_processes():
   r = cpu_flags.measure(rounds=1, n=1, models={"tiny": "synthetic:8x8x3:256:32:4"})["tiny"]
   assert r["tuned_step_ms"] > 0 and r["default_step_ms"] > 0
   assert r["tuned_over_default"] == r["tuned_step_ms"] / r["default_step_ms"]
+
+
+def test_host_overhead_drives_the_loops_epoch_as_the_engine_does():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  try:
+    import training
+  finally:
+    sys.path.pop(0)
+  r = training.compilations_and_overhead(model="tiny", rounds=1)
+  assert r["first_run_compilations"] in (0, 1) and r["second_run_new_compilations"] == 0
+  assert r["host_overhead_ratio"] > 0 and r["steps_per_epoch"] > 0

@@ -143,3 +143,21 @@ def test_bad_stem():
 def test_count_params_on_arrays_and_shapes():
   tree = {"a": jnp.zeros((2, 3)), "b": [jax.ShapeDtypeStruct((4,), jnp.float32)]}
   assert models.count_params(tree) == 10
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (2, 7, 9, 3), (3, 2, 6, 6, 4)])
+def test_max_pool_2x2_equals_flax_in_value_and_gradient(shape):
+  import flax.linen as nn
+
+  def flax_pool(x):
+    y = nn.max_pool(x.reshape(-1, *x.shape[-3:]), (2, 2), strides=(2, 2))
+    return y.reshape(*x.shape[:-3], *y.shape[1:])
+
+  # Continuous random values: no window holds its maximum twice, so both gradients are exact.
+  x = jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
+  np.testing.assert_array_equal(models.max_pool_2x2(x), flax_pool(x))
+
+  def grad(pool):
+    return jax.grad(lambda x: jnp.sum(pool(x) ** 2))(x)
+
+  np.testing.assert_array_equal(grad(models.max_pool_2x2), grad(flax_pool))

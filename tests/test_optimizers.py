@@ -102,3 +102,16 @@ def test_schedule_free_evaluates_at_its_averaged_point_with_batch_stats_recomput
   assert run.evaluate(state)["test_loss"] == pytest.approx(out["final_test_loss"], rel=1e-5)
   run.predict(state)
   assert len(seen) == 2
+
+
+def test_a_snapshot_epoch_prepares_the_schedule_free_eval_state_once(tmp_path, monkeypatch):
+  # Cyclic schedule with snapshots: each epoch ends a cycle, so each epoch evaluates and
+  # predicts; both from one recomputation of the BatchNorm statistics.
+  config = smoke_config(num_epochs=2, optimizer="schedule_free_sgd", snapshot_ensemble=True)
+  config.schedule = {"name": "sgdr", "peak_value": 0.05, "first_period": {"epochs": 1}}
+  seen = []
+  real = build.Run.eval_state
+  monkeypatch.setattr(build.Run, "eval_state", lambda self, s: seen.append(1) or real(self, s))
+  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  assert out["snapshot_ensemble"]["num_snapshots"] == 2
+  assert len(seen) == 2  # one per epoch

@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,9 +30,26 @@ def test_readme_generated_blocks_are_filled():
     "scaling",
     "benchmarks",
     "conv-variants",
+    "onednn",
+    "onednn-accuracy",
   ):
     block = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->", text, re.S)
     assert block and block.group(1).strip(), f"README block {name} is empty"
+
+
+@pytest.mark.parametrize(
+  "block, stem",
+  [
+    ("conv-variants", "conv_variants"),
+    ("onednn", "onednn_layers"),
+    ("onednn-accuracy", "onednn_accuracy"),
+  ],
+)
+def test_readme_benchmark_blocks_are_what_the_scripts_wrote(block, stem):
+  # scripts/update_readme.py --bench copies them; a hand edit of the README would show here.
+  text = open(os.path.join(ROOT, "README.md")).read()
+  body = re.search(rf"<!-- BEGIN {block} -->\n(.*?)<!-- END {block} -->", text, re.S).group(1)
+  assert body == open(os.path.join(ROOT, "benchmarks", f"{stem}.md")).read().rstrip("\n") + "\n"
 
 
 def test_readme_schedule_table_is_current(capsys):

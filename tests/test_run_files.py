@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 import os
 
 import jax
@@ -26,7 +27,7 @@ def _damage(folder):
           f.write(bytes(b ^ 0xFF for b in chunk))
 
 
-def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes(tmp_path, capfd):
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes(tmp_path, capfd, caplog):
   config = smoke_config(num_epochs=3, keep_checkpoints=3)
   whole = loop.train_and_evaluate(config, str(tmp_path / "whole"), quiet=True)
   # The same run again, its newest checkpoint (24) damaged and its summary gone: 16 is intact.
@@ -35,9 +36,12 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes(tmp_path, 
   os.remove(out / "summary.json")
   _damage(out / "checkpoints" / "24")
   capfd.readouterr()
+  caplog.set_level(logging.INFO, logger="absl")
   resumed = loop.train_and_evaluate(config, str(out), quiet=True)
   err = capfd.readouterr().err
   assert f"checkpoint {out / 'checkpoints' / '24'} is damaged" in err
+  # lrjax's warning is the one line about it: orbax's own ERROR records are kept out.
+  assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
   assert (out / "checkpoints" / "damaged" / "24").is_dir()
   # Resumed from step 16, epoch 2 trained again: the same final parameters.
   assert resumed["params_sha256"] == whole["params_sha256"]

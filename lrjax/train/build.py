@@ -126,16 +126,18 @@ class Run:
     stats = [self.steps.batch_stats(state, self.train_batch(order, i)["image"]) for i in range(n)]
     return state.replace(batch_stats=jax.tree.map(lambda *s: sum(s) / len(s), *stats))
 
-  def predict(self, state: step_lib.TrainState) -> np.ndarray:
-    """Test-set softmax probabilities, [num_test, num_classes]."""
-    state = self.eval_state(state)
+  def predict(self, state: step_lib.TrainState, *, prepared: bool = False) -> np.ndarray:
+    """Test-set softmax probabilities, [num_test, num_classes]; `prepared`: `state` comes from
+    `eval_state` already (the loop prepares it once for both evaluating and predicting)."""
+    state = state if prepared else self.eval_state(state)
     out = [
       np.asarray(self.steps.predict(state, batch["image"]))[:n] for batch, n in self._test_batches()
     ]
     return np.concatenate(out)
 
-  def evaluate(self, state: step_lib.TrainState) -> dict[str, float]:
-    state = self.eval_state(state)
+  def evaluate(self, state: step_lib.TrainState, *, prepared: bool = False) -> dict[str, float]:
+    """Test loss and accuracy of `state` (at its `eval_state`, unless `prepared`)."""
+    state = state if prepared else self.eval_state(state)
     sums = [self.steps.evaluate(state, batch) for batch, _ in self._test_batches()]
     total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
     count = float(total["count"])

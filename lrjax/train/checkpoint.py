@@ -9,6 +9,8 @@ one; with none intact, `DamagedCheckpointError` says so in one line.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -22,6 +24,19 @@ class DamagedCheckpointError(ValueError):
   """No checkpoint of a run could be read."""
 
 
+@contextlib.contextmanager
+def _orbax_errors_silenced():
+  # Orbax logs an ERROR (through absl) for a checkpoint whose files it cannot read; lrjax reports
+  # that checkpoint itself, in one warning naming it and where it went, so one line says it.
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 class Checkpoints:
   """The checkpoints of one run, in `<workdir>/checkpoints/<step>`."""
 
@@ -31,15 +46,16 @@ class Checkpoints:
     self._manager = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(
-      self.directory,
-      options=ocp.CheckpointManagerOptions(
-        max_to_keep=self._keep,
-        create=True,
-        cleanup_tmp_directories=True,
-        enable_async_checkpointing=True,
-      ),
-    )
+    with _orbax_errors_silenced():  # it reads every checkpoint's metadata, damaged ones too
+      return ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+          max_to_keep=self._keep,
+          create=True,
+          cleanup_tmp_directories=True,
+          enable_async_checkpointing=True,
+        ),
+      )
 
   def _set_aside(self, step: int, error: Exception) -> None:
     self._manager.close()
@@ -64,7 +80,8 @@ class Checkpoints:
       return None
     while (step := self.latest_step()) is not None:
       try:
-        return self.restore(like, step) if like is not None else ({}, self.meta(step))
+        with _orbax_errors_silenced():
+          return self.restore(like, step) if like is not None else ({}, self.meta(step))
       except Exception as e:  # orbax/tensorstore raise many types for damaged bytes
         self._set_aside(step, e)
     raise DamagedCheckpointError(

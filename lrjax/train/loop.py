@@ -282,16 +282,17 @@ def _train_group(members: list[Member], group_dir: str, vmapped: bool, quiet: bo
         for i, m in enumerate(members):
           if i in diverged:  # its state is not finite: nothing to evaluate
             continue
-          member_state = group.member_state(state, i)
+          # Once per epoch: a schedule-free run recomputes its BatchNorm statistics here.
+          member_state = m.run.eval_state(group.member_state(state, i))
           record = _record(m.run, epoch, i, partial, partial["seconds"] / k, ips)
-          record.update(m.run.evaluate(member_state))
+          record.update(m.run.evaluate(member_state, prepared=True))
           history[i].append(record)
           if is_main:
             records.write_records(m.workdir, history[i])
             _to_tensorboard(writers[i], record)
           progress.epoch_done(record, label=labels[i] if k > 1 else None)
           if epoch in m.run.snapshot_epochs:
-            probs = m.run.predict(member_state)
+            probs = m.run.predict(member_state, prepared=True)
             if is_main:
               snapshots.save_snapshot(m.workdir, epoch, probs)
         start_step = (epoch + 1) * spe
