@@ -20,9 +20,10 @@ rounding. A third setting is the C library's, not XLA's:
 * freed memory kept for reuse (`keep_freed_memory`): XLA:CPU takes each execution's temporary
   buffer from `malloc` (388 MB for a ResNet-20 step at batch 128) and frees it afterwards.
   glibc serves a block that large from a fresh `mmap` every time, so every step paid a page
-  fault for each 4 KiB it touched: 95,000 faults, 30-40% of the step on a 2-core machine. With
-  one malloc arena, no `mmap` and no trimming, the second step reuses the first one's pages
-  (the process keeps its peak memory, as PyTorch's allocator does). `tune()` sets it.
+  fault for each 4 KiB it touched: 95,000 faults, a quarter to a third of the step on 2 cores.
+  With one malloc arena, no `mmap` and no trimming, once the heap has grown to its peak (over
+  the first few dozen steps) a step reuses the pages of the one before: the process keeps its
+  peak memory, as PyTorch's allocator does. `tune()` sets it.
 
 Set `LRJAX_XLA_CPU_TUNING=0` to keep XLA's and glibc's defaults.
 
