@@ -164,7 +164,6 @@ def _compiled_step(model: str, shape, xla: bool):
     holder[0], metrics = compiled(holder[0], batch, run.schedule)
     jax.block_until_ready(metrics)
 
-  _warm_up(step)
   return step, counts
 
 
@@ -181,7 +180,6 @@ def _torch_step(torch, model: str, shape):
     torch.nn.functional.cross_entropy(net(x), y).backward()
     opt.step()
 
-  _warm_up(step)
   return step
 
 
@@ -198,6 +196,7 @@ def step_images_per_second(model: str, contender: str, rounds: int) -> float:
     step = _torch_step(torch, model, shape)
   else:
     step = _compiled_step(model, shape, xla=contender == "xla")[0]
+  _warm_up(step)
   return BATCH / _median_of_rounds({contender: step}, rounds, 2)[contender]
 
 

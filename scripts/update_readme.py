@@ -24,6 +24,12 @@ import re
 import shutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# README block -> the benchmarks/<stem>.md its script writes (copied with --bench).
+BENCHMARK_BLOCKS = {
+  "conv-variants": "conv_variants",
+  "onednn": "onednn_layers",
+  "onednn-accuracy": "onednn_accuracy",
+}
 
 
 def replace_block(text: str, name: str, body: str) -> str:
@@ -82,11 +88,7 @@ def main() -> None:
     text = replace_block(
       text, "benchmarks", open(os.path.join(ROOT, "benchmarks", "results.md")).read()
     )
-    for block, stem in (
-      ("conv-variants", "conv_variants"),
-      ("onednn", "onednn_layers"),
-      ("onednn-accuracy", "onednn_accuracy"),
-    ):
+    for block, stem in BENCHMARK_BLOCKS.items():
       md = os.path.join(ROOT, "benchmarks", f"{stem}.md")
       if os.path.exists(md):
         text = replace_block(text, block, open(md).read())

@@ -2,10 +2,21 @@
 
 import os
 import re
+import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import update_readme  # noqa: E402
+
+
+def _block(name: str) -> str | None:
+  """The text between the README's `<!-- BEGIN name -->` and `<!-- END name -->` lines."""
+  text = open(os.path.join(ROOT, "README.md")).read()
+  found = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->", text, re.S)
+  return found.group(1) if found else None
 
 
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
@@ -19,7 +30,6 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
 
 
 def test_readme_generated_blocks_are_filled():
-  text = open(os.path.join(ROOT, "README.md")).read()
   for name in (
     "schedule-table",
     "train-output",
@@ -29,37 +39,22 @@ def test_readme_generated_blocks_are_filled():
     "study-budgets-results",
     "scaling",
     "benchmarks",
-    "conv-variants",
-    "onednn",
-    "onednn-accuracy",
+    *update_readme.BENCHMARK_BLOCKS,
   ):
-    block = re.search(rf"<!-- BEGIN {name} -->\n(.*?)<!-- END {name} -->", text, re.S)
-    assert block and block.group(1).strip(), f"README block {name} is empty"
+    block = _block(name)
+    assert block and block.strip(), f"README block {name} is empty"
 
 
-@pytest.mark.parametrize(
-  "block, stem",
-  [
-    ("conv-variants", "conv_variants"),
-    ("onednn", "onednn_layers"),
-    ("onednn-accuracy", "onednn_accuracy"),
-  ],
-)
+@pytest.mark.parametrize("block, stem", sorted(update_readme.BENCHMARK_BLOCKS.items()))
 def test_readme_benchmark_blocks_are_what_the_scripts_wrote(block, stem):
   # scripts/update_readme.py --bench copies them; a hand edit of the README would show here.
-  text = open(os.path.join(ROOT, "README.md")).read()
-  body = re.search(rf"<!-- BEGIN {block} -->\n(.*?)<!-- END {block} -->", text, re.S).group(1)
+  body = _block(block)
   assert body == open(os.path.join(ROOT, "benchmarks", f"{stem}.md")).read().rstrip("\n") + "\n"
 
 
 def test_readme_schedule_table_is_current(capsys):
-  import sys
-
-  sys.path.insert(0, os.path.join(ROOT, "scripts"))
   import schedule_table
 
   schedule_table.main()
   table = capsys.readouterr().out.strip()
-  text = open(os.path.join(ROOT, "README.md")).read()
-  block = re.search(r"<!-- BEGIN schedule-table -->\n(.*?)<!-- END schedule-table -->", text, re.S)
-  assert block.group(1).strip() == table, "run scripts/update_readme.py"
+  assert _block("schedule-table").strip() == table, "run scripts/update_readme.py"
