@@ -89,15 +89,15 @@ class _Failure(Exception):
     self.code, self.message = code, message
 
 
-def _usage(message: str) -> _Failure:
+def usage_error(message: str) -> _Failure:
   return _Failure(2, message)
 
 
-def _failed(message: str) -> _Failure:
+def failure(message: str) -> _Failure:
   return _Failure(1, message)
 
 
-def _extra_hint(command: str, extra: str) -> str:
+def extra_hint(command: str, extra: str) -> str:
   return f"lrjax {command} needs the [{extra}] extra: pip install 'lrjax[{extra}]'"
 
 
@@ -106,17 +106,17 @@ def _require(command: str) -> None:
   # find_spec is None both for an absent module and for one blocked in sys.modules.
   missing = [m for m in modules if importlib.util.find_spec(m) is None]
   if missing:
-    raise _failed(f"{_extra_hint(command, extra)} (missing {', '.join(missing)})")
+    raise failure(f"{extra_hint(command, extra)} (missing {', '.join(missing)})")
 
 
 class _Parser(argparse.ArgumentParser):
   """argparse with one-line errors through `_Failure`, so every error looks alike."""
 
   def error(self, message: str):
-    raise _usage(f"{self.prog.removeprefix('lrjax ')}: {message} (see `{self.prog} --help`)")
+    raise usage_error(f"{self.prog.removeprefix('lrjax ')}: {message} (see `{self.prog} --help`)")
 
 
-def _parser(command: str, description: str) -> _Parser:
+def parser(command: str, description: str) -> _Parser:
   return _Parser(
     prog=f"lrjax {command}",
     description=description,
@@ -125,7 +125,7 @@ def _parser(command: str, description: str) -> _Parser:
   )
 
 
-def _add_config_flags(p: argparse.ArgumentParser, workdir_help: str) -> None:
+def add_config_flags(p: argparse.ArgumentParser, workdir_help: str) -> None:
   p.add_argument(
     "--config",
     required=True,
@@ -145,7 +145,7 @@ def _split_overrides(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]
       field, eq, text = arg[len("--config.") :].partition("=")
       if not eq:
         if i + 1 >= len(args) or args[i + 1].startswith("--"):
-          raise _usage(f"--config.{field} needs a value: --config.{field}=VALUE")
+          raise usage_error(f"--config.{field} needs a value: --config.{field}=VALUE")
         text, i = args[i + 1], i + 1
       overrides.append((field, text))
     else:
@@ -191,7 +191,7 @@ def _config_help(args: list[str]) -> str:
   return "\n".join(lines)
 
 
-def _parse_config_command(p: argparse.ArgumentParser, args: list[str]) -> tuple[Any, Any]:
+def parse_config_command(p: argparse.ArgumentParser, args: list[str]) -> tuple[Any, Any]:
   """(parsed flags, loaded config) of a command that takes `--config`."""
   from lrjax import configs
 
@@ -202,7 +202,7 @@ def _parse_config_command(p: argparse.ArgumentParser, args: list[str]) -> tuple[
   try:
     config = configs.load(ns.config, overrides)
   except configs.ConfigError as e:
-    raise _usage(str(e)) from e
+    raise usage_error(str(e)) from e
   return ns, config
 
 
@@ -218,10 +218,11 @@ def _as_flags(error: Exception) -> str:
 PREEMPTED = 75  # EX_TEMPFAIL: a temporary failure, to be retried (by the same command)
 
 
-def _run(fn: Callable[[], Any]) -> Any:
+def run_command(fn: Callable[[], Any]) -> Any:
   """Runs the engine, turning the errors it documents into one-line failures (exit 1), and a
   preemption into exit status 75."""
-  from lrjax.train import claim, data, loop
+  from lrjax.data import datasets
+  from lrjax.train import claim, loop
 
   try:
     # Before any JAX computation: XLA reads its flags once, when the backends start.
@@ -234,16 +235,16 @@ def _run(fn: Callable[[], Any]) -> Any:
   except (
     ValueError,
     OSError,
-    data.DatasetNotFoundError,
+    datasets.DatasetNotFoundError,
     loop.NonFiniteLossError,
     claim.ClaimedError,
   ) as e:
-    raise _failed(_as_flags(e)) from e
+    raise failure(_as_flags(e)) from e
 
 
 def _train(args: list[str]) -> int:
-  p = _parser("train", "Train a model from a config; the workdir gets metrics and checkpoints.")
-  _add_config_flags(p, "directory for checkpoints, metrics and the resolved config")
+  p = parser("train", "Train a model from a config; the workdir gets metrics and checkpoints.")
+  add_config_flags(p, "directory for checkpoints, metrics and the resolved config")
   p.add_argument(
     "--coordinator_address",
     metavar="HOST:PORT",
@@ -255,14 +256,14 @@ def _train(args: list[str]) -> int:
   p.add_argument(
     "--process_id", type=int, metavar="I", help="this process's index in a multi-process run"
   )
-  ns, config = _parse_config_command(p, args)
+  ns, config = parse_config_command(p, args)
   from lrjax.train import devices, loop
 
   def run():
     devices.maybe_initialize_distributed(ns.coordinator_address, ns.num_processes, ns.process_id)
     return loop.train_and_evaluate(config, ns.workdir)
 
-  summary = _run(run)
+  summary = run_command(run)
   hidden = ("state", "run", "schedule")
   print(json.dumps({k: v for k, v in summary.items() if k not in hidden}, indent=2))
   return 0
@@ -280,15 +281,15 @@ def _positive(kind: type) -> Callable[[str], Any]:
 
 
 def _find_lr(args: list[str]) -> int:
-  p = _parser("find-lr", "Learning-rate range test: lr grows exponentially until loss diverges.")
-  _add_config_flags(p, "directory for lr_finder.json and lr_finder.png")
+  p = parser("find-lr", "Learning-rate range test: lr grows exponentially until loss diverges.")
+  add_config_flags(p, "directory for lr_finder.json and lr_finder.png")
   p.add_argument("--min_lr", type=_positive(float), default=1e-5, help="default %(default)g")
   p.add_argument("--max_lr", type=_positive(float), default=10.0, help="default %(default)g")
   p.add_argument("--num_steps", type=_positive(int), default=200, help="default %(default)d")
-  ns, config = _parse_config_command(p, args)
+  ns, config = parse_config_command(p, args)
   from lrjax.train import lr_finder
 
-  result = _run(
+  result = run_command(
     lambda: lr_finder.find_lr(
       config, ns.workdir, min_lr=ns.min_lr, max_lr=ns.max_lr, num_steps=ns.num_steps
     )
@@ -302,7 +303,7 @@ def _plot(args: list[str]) -> int:
   import lrjax
   from lrjax import plot
 
-  p = _parser("plot", "Draw schedules into a PNG.")
+  p = parser("plot", "Draw schedules into a PNG.")
   p.add_argument(
     "--schedule",
     action="append",
@@ -320,17 +321,17 @@ def _plot(args: list[str]) -> int:
     try:
       s = lrjax.from_config(json.loads(text))
     except (json.JSONDecodeError, ValueError, TypeError) as e:
-      raise _usage(f"plot: bad --schedule {text!r}: {e}") from e
+      raise usage_error(f"plot: bad --schedule {text!r}: {e}") from e
     named[f"{s.config_name} {len(named) + 1}"] = s
   if ns.all:
     for name, entry in sorted(lrjax.registry().items()):
       named[name] = entry.factory(**entry.example)
   if not named:
-    raise _usage("plot: give --schedule JSON or --all (see `lrjax plot --help`)")
+    raise usage_error("plot: give --schedule JSON or --all (see `lrjax plot --help`)")
   try:
     path = plot.plot_schedules(named, ns.steps, ns.out, panels=ns.panels or ns.all)
   except (ValueError, OSError) as e:
-    raise _failed(f"plot: {e}") from e
+    raise failure(f"plot: {e}") from e
   print(path)
   return 0
 
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
   command = argv[1]
   try:
     if command not in COMMANDS:
-      raise _usage(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+      raise usage_error(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     _require(command)
     return COMMANDS[command](argv[2:])
   except (_Failure, ModuleNotFoundError) as e:
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
       if top not in EXTRA_OF:
         raise
       # A module needed on the way (a dataset's reader): name the extra that installs it.
-      e = _failed(f"{_extra_hint(command, EXTRA_OF[top])} (missing {top})")
+      e = failure(f"{extra_hint(command, EXTRA_OF[top])} (missing {top})")
     message = f"lrjax: {e.message}"
     print(message, file=sys.stderr)
     raise Exit(e.code, message) from None

@@ -11,7 +11,7 @@ the cells the others hold, so every one of them ends with the full report.
 
 `--executor ray` (one Ray task per cell, `--ray.FIELD=VALUE`) and `--executor slurm` (one Slurm
 job array through submitit, `--slurm.FIELD=VALUE`) keep this process as the driver: it hands the
-cells out, waits, and writes the report (see `lrjax.compare.executors`).
+cells out, waits, and writes the report (see `lrjax.executors`).
 
   lrjax compare --config study_smoke --workdir runs/smoke --executor ray --ray.cpus_per_cell=1
   lrjax compare --config study_cifar10 --workdir /shared/c10 --executor slurm \
@@ -26,13 +26,13 @@ import re
 from collections.abc import Mapping
 
 from lrjax.cli import (
-  _add_config_flags,
-  _extra_hint,
-  _failed,
-  _parse_config_command,
-  _parser,
-  _run,
-  _usage,
+  add_config_flags,
+  extra_hint,
+  failure,
+  parse_config_command,
+  parser,
+  run_command,
+  usage_error,
 )
 
 # The extra each executor needs, and the module that extra installs.
@@ -61,8 +61,8 @@ def slurm_array_shard(environ: Mapping[str, str]) -> tuple[int, int] | None:
 
 
 def compare(args: list[str]) -> int:
-  p = _parser("compare", "Train every schedule of a study for every seed; write the report.")
-  _add_config_flags(p, "directory of the study's runs and results")
+  p = parser("compare", "Train every schedule of a study for every seed; write the report.")
+  add_config_flags(p, "directory of the study's runs and results")
   p.add_argument(
     "--shard",
     type=_shard,
@@ -83,49 +83,53 @@ def compare(args: list[str]) -> int:
     action="store_true",
     help="with --executor slurm: submit the array and return; `lrjax report` collects later",
   )
-  from lrjax.compare import executors
+  from lrjax.executors import common as executors
 
   try:
     args, options = executors.split_options(args, ("ray", "slurm"))
   except ValueError as e:
-    raise _usage(f"compare: {e}") from e
-  ns, config = _parse_config_command(p, args)
+    raise usage_error(f"compare: {e}") from e
+  ns, config = parse_config_command(p, args)
   kind = ns.executor
   if kind not in executors.EXECUTORS:
-    raise _usage(f"compare: unknown --executor {kind!r}; one of {', '.join(executors.EXECUTORS)}")
+    raise usage_error(
+      f"compare: unknown --executor {kind!r}; one of {', '.join(executors.EXECUTORS)}"
+    )
   for prefix, given in options.items():
     if given and kind != prefix:
-      raise _usage(f"compare: --{prefix}.{next(iter(given))} needs --executor {prefix}")
+      raise usage_error(f"compare: --{prefix}.{next(iter(given))} needs --executor {prefix}")
   if ns.no_wait and kind != "slurm":
-    raise _usage("compare: --no_wait needs --executor slurm")
+    raise usage_error("compare: --no_wait needs --executor slurm")
   if kind == "process":
     return _compare_here(ns, config)
   if ns.shard is not None:
-    raise _usage(f"compare: --shard splits a study by hand; --executor {kind} spreads it itself")
+    raise usage_error(
+      f"compare: --shard splits a study by hand; --executor {kind} spreads it itself"
+    )
   extra, module = EXECUTOR_EXTRAS[kind]
   if importlib.util.find_spec(module) is None:
-    raise _failed(_extra_hint(f"compare --executor {kind}", extra))
+    raise failure(extra_hint(f"compare --executor {kind}", extra))
   if kind == "ray":
-    from lrjax.compare import executors_ray as chosen
+    from lrjax.executors import ray as chosen
 
     make = chosen.RayOptions.from_flags
   else:
-    from lrjax.compare import executors_slurm as chosen
+    from lrjax.executors import slurm as chosen
 
     make = chosen.SlurmOptions.from_flags
   try:
     opts = make(options[kind])
   except (ValueError, TypeError) as e:
-    raise _usage(f"compare: {e}") from e
+    raise usage_error(f"compare: {e}") from e
   extra_args = {"wait": not ns.no_wait} if kind == "slurm" else {}
 
   def run():
     try:
       return chosen.run(config, ns.workdir, opts, executors.say_stderr, **extra_args)
     except executors.CellsFailed as e:
-      raise _failed(f"compare: {e}") from e
+      raise failure(f"compare: {e}") from e
 
-  results = _run(run)
+  results = run_command(run)
   if results is not None:
     with open(os.path.join(ns.workdir, "results.md")) as f:
       print(f.read())
@@ -136,7 +140,7 @@ def _compare_here(ns, config) -> int:
   from lrjax.compare import runner
 
   shard = ns.shard or slurm_array_shard(os.environ)
-  _run(lambda: runner.compare(config, ns.workdir, shard=shard))
+  run_command(lambda: runner.compare(config, ns.workdir, shard=shard))
   if shard is None:
     with open(os.path.join(ns.workdir, "results.md")) as f:
       print(f.read())
@@ -144,14 +148,16 @@ def _compare_here(ns, config) -> int:
 
 
 def report(args: list[str]) -> int:
-  p = _parser("report", "Collect a study's finished runs into results.json/.md/.csv and figures.")
+  p = parser("report", "Collect a study's finished runs into results.json/.md/.csv and figures.")
   p.add_argument("--workdir", required=True, metavar="DIR", help="the study's workdir")
   ns = p.parse_args(args)
   if not os.path.exists(os.path.join(ns.workdir, "study.json")):
-    raise _usage(f"report: {ns.workdir} holds no study (no study.json): run `lrjax compare` first")
+    raise usage_error(
+      f"report: {ns.workdir} holds no study (no study.json): run `lrjax compare` first"
+    )
   from lrjax.compare import runner
 
-  results = _run(lambda: runner.report_workdir(ns.workdir))
+  results = run_command(lambda: runner.report_workdir(ns.workdir))
   with open(os.path.join(ns.workdir, "results.md")) as f:
     print(f.read())
   if results["missing"]:

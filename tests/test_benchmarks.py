@@ -83,9 +83,9 @@ def test_profile_finds_every_convolution_of_the_step():
   r = json.loads(proc.stdout.strip().splitlines()[-1])
   import jax
 
-  from lrjax.train import models
+  from lrjax.models import registry
 
-  model = models.create_model("tiny", 4)
+  model = registry.create_model("tiny", 4)
   params = jax.eval_shape(
     lambda: model.init(jax.random.PRNGKey(0), jax.numpy.zeros((1, 8, 8, 3)), train=False)
   )["params"]

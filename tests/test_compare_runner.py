@@ -57,7 +57,7 @@ def test_same_initialisation_and_data_order_across_schedules(tmp_path):
   # One step on each run's own first batch: identical lr, data and noise give identical weights.
   stepped = []
   for run, state, _ in runs:
-    from lrjax.train.data import epoch_permutation
+    from lrjax.data.datasets import epoch_permutation
 
     perm = epoch_permutation(run.config.seed, 0, 128)
     new, _ = run.train_step(state, run.train_batch(perm, 0), run.schedule)

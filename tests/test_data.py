@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax.train import data, preprocess
+from lrjax.data import datasets as data
+from lrjax.data import preprocess
 
 # ------------------------------------------------------------------ helpers
 

@@ -16,9 +16,9 @@ import pytest
 from test_scaling import NAMES, SEEDS, _finish, _hashes, _lrjax, _without_times
 
 from lrjax import cli
-from lrjax.compare import executors
-from lrjax.compare.executors_ray import RayOptions
-from lrjax.compare.executors_slurm import CellJob, SlurmOptions
+from lrjax.executors import common as executors
+from lrjax.executors.ray import RayOptions
+from lrjax.executors.slurm import CellJob, SlurmOptions
 
 STUDY = ["compare", "--config", "study_smoke"]
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the [ray] extra")
@@ -280,7 +280,7 @@ def test_slurm_array_through_submitit_s_local_executor_equals_one_process(tmp_pa
 
 @needs_submitit
 def test_slurm_without_sbatch_says_so(tmp_path, capsys, monkeypatch):
-  from lrjax.compare import executors_slurm
+  from lrjax.executors import slurm as executors_slurm
 
   monkeypatch.setattr(executors_slurm.shutil, "which", lambda name: None)
   assert _cli(*STUDY, "--workdir", str(tmp_path), "--executor", "slurm") == 1

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrjax.train import models
+from lrjax.models import convnet, registry
 
 # Threefry's key-splitting loops make XLA:CPU take seconds to compile even a tiny init; the
 # RngBitGenerator-based "rbg" keys compile several times faster and are as good for tests.
@@ -17,13 +17,13 @@ KEY = jax.random.key(0, impl="rbg")
 @functools.cache
 def tiny_variables(stem, input_shape):
   """Real parameters of the tiny model, initialised once per (stem, input shape)."""
-  model = models.create_model("tiny", 7, stem=stem)
-  return jax.jit(lambda k: models.init_variables(model, k, input_shape))(KEY)
+  model = registry.create_model("tiny", 7, stem=stem)
+  return jax.jit(lambda k: registry.init_variables(model, k, input_shape))(KEY)
 
 
 def abstract_variables(model, input_shape):
   """Shapes only: `eval_shape` traces init without computing, so even ResNet-101 is instant."""
-  return jax.eval_shape(lambda: models.init_variables(model, jax.random.key(0), input_shape))
+  return jax.eval_shape(lambda: registry.init_variables(model, jax.random.key(0), input_shape))
 
 
 @pytest.mark.parametrize(
@@ -44,22 +44,22 @@ def abstract_variables(model, input_shape):
   ],
 )
 def test_param_counts(name, num_classes, stem, input_shape, expected):
-  model = models.create_model(name, num_classes, stem=stem)
+  model = registry.create_model(name, num_classes, stem=stem)
   variables = abstract_variables(model, input_shape)
-  assert models.count_params(variables["params"]) == expected
+  assert registry.count_params(variables["params"]) == expected
   assert set(variables) == {"params", "batch_stats"}
 
 
 def test_tiny_is_tiny():
-  variables = abstract_variables(models.create_model("tiny", 10), (32, 32, 3))
-  assert 1_000 < models.count_params(variables["params"]) < 10_000
+  variables = abstract_variables(registry.create_model("tiny", 10), (32, 32, 3))
+  assert 1_000 < registry.count_params(variables["params"]) < 10_000
 
 
 @pytest.mark.parametrize(
   "stem, input_shape", [("cifar", (32, 32, 3)), ("cifar", (28, 28, 1)), ("imagenet", (32, 32, 3))]
 )
 def test_tiny_forward(stem, input_shape):
-  model = models.create_model("tiny", 7, stem=stem)
+  model = registry.create_model("tiny", 7, stem=stem)
   variables = tiny_variables(stem, input_shape)
   x = np.random.default_rng(1).normal(size=(4, *input_shape)).astype(np.float32)
   train_apply = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
@@ -75,7 +75,7 @@ def test_tiny_forward(stem, input_shape):
 
 
 def test_bfloat16_computes_in_bf16_with_float32_params():
-  model = models.create_model("tiny", 7, dtype=jnp.bfloat16)
+  model = registry.create_model("tiny", 7, dtype=jnp.bfloat16)
   # The compute dtype does not change parameter shapes or dtypes: reuse float32 ones.
   shapes = abstract_variables(model, (28, 28, 1))
   assert {leaf.dtype for leaf in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
@@ -96,22 +96,22 @@ def test_zero_init_of_last_bn_scale():
 
 def test_resnet20_follows_the_paper():
   """Option-A shortcuts (no projection parameters) and plain BN init, as He et al."""
-  params = abstract_variables(models.create_model("resnet20", 10), (32, 32, 3))["params"]
+  params = abstract_variables(registry.create_model("resnet20", 10), (32, 32, 3))["params"]
   assert not any(
     "proj" in "/".join(map(str, path))
     for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]
   )
-  assert models._MODELS["resnet20"].keywords["zero_init_residual"] is False
+  assert registry._MODELS["resnet20"].keywords["zero_init_residual"] is False
 
 
 def test_bottleneck_projection_params_present():
-  params = abstract_variables(models.create_model("resnet50", 10), (32, 32, 3))["params"]
+  params = abstract_variables(registry.create_model("resnet50", 10), (32, 32, 3))["params"]
   assert "conv_proj" in params["BottleneckBlock_0"]
   assert params["BottleneckBlock_0"]["conv_proj"]["kernel"].shape == (1, 1, 64, 256)
 
 
 def test_model_names():
-  names = models.model_names()
+  names = registry.model_names()
   for name in (
     "resnet18",
     "resnet50",
@@ -126,23 +126,23 @@ def test_model_names():
 
 def test_unknown_name_lists_known_ones():
   with pytest.raises(ValueError, match="resnet50.*got 'resnet51'"):
-    models.create_model("resnet51", 10)
+    registry.create_model("resnet51", 10)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
 def test_bad_num_classes(bad):
   with pytest.raises(ValueError, match="num_classes"):
-    models.create_model("tiny", bad)
+    registry.create_model("tiny", bad)
 
 
 def test_bad_stem():
   with pytest.raises(ValueError, match="stem must be one of .* got 'vit'"):
-    models.create_model("tiny", 10, stem="vit")
+    registry.create_model("tiny", 10, stem="vit")
 
 
 def test_count_params_on_arrays_and_shapes():
   tree = {"a": jnp.zeros((2, 3)), "b": [jax.ShapeDtypeStruct((4,), jnp.float32)]}
-  assert models.count_params(tree) == 10
+  assert registry.count_params(tree) == 10
 
 
 @pytest.mark.parametrize("shape", [(2, 8, 8, 3), (2, 7, 9, 3), (3, 2, 6, 6, 4)])
@@ -155,9 +155,9 @@ def test_max_pool_2x2_equals_flax_in_value_and_gradient(shape):
 
   # Continuous random values: no window holds its maximum twice, so both gradients are exact.
   x = jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
-  np.testing.assert_array_equal(models.max_pool_2x2(x), flax_pool(x))
+  np.testing.assert_array_equal(convnet.max_pool_2x2(x), flax_pool(x))
 
   def grad(pool):
     return jax.grad(lambda x: jnp.sum(pool(x) ** 2))(x)
 
-  np.testing.assert_array_equal(grad(models.max_pool_2x2), grad(flax_pool))
+  np.testing.assert_array_equal(grad(convnet.max_pool_2x2), grad(flax_pool))

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from jax import lax
 
+from lrjax.models import registry
 from lrjax.onednn import build, conv, ops, path
-from lrjax.train import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIMS = ("NHWC", "HWIO", "NHWC")
@@ -118,9 +118,9 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
 def test_opt_out_runs_xla_and_says_so_in_one_line():
   code = """
     import jax, jax.numpy as jnp
-    from lrjax.train import models
-    m = models.create_model("tiny", 4)
-    v = models.init_variables(m, jax.random.PRNGKey(0), (8, 8, 3))
+    from lrjax.models import registry
+    m = registry.create_model("tiny", 4)
+    v = registry.init_variables(m, jax.random.PRNGKey(0), (8, 8, 3))
     apply = jax.jit(lambda v, x: m.apply(v, x, train=False))
     hlo = apply.lower(v, jnp.zeros((2, 8, 8, 3))).as_text()
     print("onednn calls", hlo.count("lrjax_onednn"))
@@ -207,8 +207,8 @@ def test_nested_vmap_equals_xla():
 
 
 def _model_grads(name: str, shape, xla: bool):
-  model = models.create_model(name, 10)
-  variables = models.init_variables(model, jax.random.PRNGKey(0), shape)
+  model = registry.create_model(name, 10)
+  variables = registry.init_variables(model, jax.random.PRNGKey(0), shape)
   x = jax.random.normal(jax.random.PRNGKey(1), (8, *shape))
   labels = jnp.arange(8) % 10
 
@@ -253,14 +253,14 @@ MESH_SCRIPT = """
   import jax, jax.numpy as jnp
   from jax.sharding import NamedSharding, PartitionSpec as P
   from lrjax.onednn import path
-  from lrjax.train import models
+  from lrjax.models import registry
 
   mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
   batch, whole = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
   out = {}
   for name, shape in (("tiny", (16, 16, 3)), ("resnet20", (32, 32, 3)), ("convnet", (28, 28, 1))):
-    model = models.create_model(name, 10)
-    variables = models.init_variables(model, jax.random.PRNGKey(0), shape)
+    model = registry.create_model(name, 10)
+    variables = registry.init_variables(model, jax.random.PRNGKey(0), shape)
     x = jax.random.normal(jax.random.PRNGKey(1), (8, *shape))
 
     def loss(params, x):

@@ -20,7 +20,10 @@ DISTRIBUTION = {
 # Where an import of lrjax/ may come from, by path prefix: the core, or the extra of that part.
 EXTRA_OF_PATH = {
   "lrjax/train/": "train",
+  "lrjax/models/": "train",
+  "lrjax/data/": "train",
   "lrjax/compare/": "train",
+  "lrjax/executors/": "train",
   "lrjax/configs/": "train",
   "lrjax/plot/": "plot",
   "lrjax/cli.py": "train",

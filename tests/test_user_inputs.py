@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from test_train import smoke_config
 
-from lrjax.train import build, data, loop
+from lrjax.data import datasets as data
+from lrjax.train import build, loop
 
 
 class TinyMLP(nn.Module):

@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.half_precision = False  # bfloat16 compute (float32 parameters): for accelerators.
   # Data.
   # A built-in name, any tensorflow-datasets image classification name, or your own loader as
-  # "package.module:function" (see lrjax.train.user).
+  # "package.module:function" (see lrjax.data.user).
   config.dataset = "cifar10"
   config.data_dir = ""  # "" = the dataset's default place (tfds, or the Debian IDX folder).
   config.train_split = "train"  # the splits of a tensorflow-datasets dataset

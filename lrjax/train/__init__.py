@@ -1,1 +1,1 @@
-"""The experiment half of lrjax: models, data and training for comparing schedules."""
+"""The engine: small builders make a run; one loop trains K >= 1 members sharing a data order."""

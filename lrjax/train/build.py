@@ -19,9 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax.data import datasets as data_lib
+from lrjax.import_path import is_import_path
+from lrjax.models import registry
 from lrjax.schedules.base import Schedule
-from lrjax.train import data as data_lib
-from lrjax.train import devices, models, optimizers, settings, snapshots, user
+from lrjax.train import devices, optimizers, settings, snapshots
 from lrjax.train import step as step_lib
 from lrjax.train.resolve import resolve_schedule
 
@@ -38,10 +40,10 @@ def load_data(config: Any) -> data_lib.Dataset:
 def build_model(config: Any, dataset: data_lib.Dataset) -> nn.Module:
   """A built-in model by name, or the user's `"package.module:Class"`, checked on one batch."""
   dtype = jnp.bfloat16 if config.half_precision else jnp.float32
-  if not user.is_import_path(config.model):
-    return models.create_model(config.model, dataset.num_classes, dtype=dtype, stem=config.stem)
-  model = user.build_model(config.model, dataset.num_classes, dtype)
-  user.check_model_output(model, config.model, dataset.image_shape, dataset.num_classes)
+  if not is_import_path(config.model):
+    return registry.create_model(config.model, dataset.num_classes, dtype=dtype, stem=config.stem)
+  model = registry.build_user_model(config.model, dataset.num_classes, dtype)
+  registry.check_model_output(model, config.model, dataset.image_shape, dataset.num_classes)
   return model
 
 
@@ -151,7 +153,7 @@ class Run:
     variables = jax.eval_shape(
       lambda: self.model.init(jax.random.PRNGKey(0), jnp.zeros(shape), train=False)
     )
-    return models.count_params(variables["params"])
+    return registry.count_params(variables["params"])
 
   def resolved_config(self) -> dict[str, Any]:
     """What `config.json` records: the config, the schedule in steps, the run's sizes."""

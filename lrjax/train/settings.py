@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lrjax.train import data as data_lib
-from lrjax.train import models, user
+from lrjax.data import datasets as data_lib
+from lrjax.import_path import is_import_path
+from lrjax.models import registry, resnet
 from lrjax.train.optimizers import OPTIMIZERS
 
 REQUIRED = (
@@ -56,10 +57,10 @@ def check_config(config: Any) -> None:
   for field in REQUIRED:
     if field not in config:
       raise ValueError(f"config has no field {field!r}; start from lrjax/configs/default.py")
-  if config.model not in models.model_names() and not user.is_import_path(config.model):
-    _fail("model", config.model, f"one of {list(models.model_names())} or 'package.module:Class'")
-  if config.stem not in models.STEMS:
-    _fail("stem", config.stem, f"one of {list(models.STEMS)}")
+  if config.model not in registry.model_names() and not is_import_path(config.model):
+    _fail("model", config.model, f"one of {list(registry.model_names())} or 'package.module:Class'")
+  if config.stem not in resnet.STEMS:
+    _fail("stem", config.stem, f"one of {list(resnet.STEMS)}")
   if not isinstance(config.dataset, str) or not config.dataset:
     _fail(
       "dataset",

@@ -1,9 +1,9 @@
-"""Image-classification datasets held in memory as uint8 arrays, and on-device preprocessing.
+"""Image-classification datasets held in memory as uint8 arrays, read by name or from the user.
 
 The datasets are small (CIFAR-10 is 184 MB as uint8), so a whole dataset is loaded once and kept
 as arrays; batches are taken by index from `epoch_permutation`, which depends on (seed, epoch)
 only, so every schedule in a comparison sees the same data order and a resumed run recomputes
-its position. The images stay uint8 until the jitted step (`lrjax.train.preprocess`).
+its position. The images stay uint8 until the jitted step (`lrjax.data.preprocess`).
 
 Sources, none of which needs TensorFlow:
 * IDX files (MNIST, Fashion-MNIST), gzipped or raw. Fashion-MNIST defaults to the folder of
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from lrjax.train import user
-from lrjax.train.readers import read_cifar_binary, read_idx
+from lrjax.data import user
+from lrjax.data.readers import read_cifar_binary, read_idx
+from lrjax.import_path import is_import_path
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SOURCES = ("auto", "files", "tfds")
@@ -143,7 +144,7 @@ def load_dataset(
       `synthetic_dataset`; "synthetic:HxWxC[:TRAIN[:TEST[:CLASSES]]]" sets its size, e.g.
       "synthetic:32x32x3:50000:10000" for a CIFAR-10-sized benchmark); any other
       tensorflow-datasets image classification dataset with `image` and `label` features; or
-      "package.module:function", a loader of the user's own arrays (see `lrjax.train.user`).
+      "package.module:function", a loader of the user's own arrays (see `lrjax.data.user`).
     data_dir: a folder with the dataset's files (IDX files; the CIFAR binary folder or its
       parent), or a tfds data_dir. Fashion-MNIST defaults to `FASHION_MNIST_DIR`.
     source: "files" (IDX / CIFAR binary), "tfds" (`tfds.data_source`), or "auto": files when
@@ -158,7 +159,7 @@ def load_dataset(
   """
   if name == "synthetic" or name.startswith("synthetic:"):
     return synthetic_dataset(*_parse_synthetic(name))
-  if user.is_import_path(name):
+  if is_import_path(name):
     arrays = user.load_arrays(name)
     try:
       return Dataset(**arrays, name=name)

@@ -1,4 +1,4 @@
-"""Flax Linen ResNets for the schedule comparison, and a registry to build them by name.
+"""Flax Linen ResNets for the schedule comparison (built by name through `lrjax.models.registry`).
 
 * `ResNet`: ResNet v1.5 (the stride sits on the 3x3 convolution, as in the Flax ImageNet example,
   torchvision and NVIDIA's reference), with basic or bottleneck blocks. `stem="cifar"` is a 3x3
@@ -20,7 +20,6 @@ across devices with no collective written here (the Flax example needs `axis_nam
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +41,7 @@ he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
 
 
-def _check_stem(stem: str) -> None:
+def check_stem(stem: str) -> None:
   if stem not in STEMS:
     raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
 
@@ -130,7 +129,7 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    _check_stem(self.stem)
+    check_stem(self.stem)
     if self.shortcut not in SHORTCUTS:
       raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {self.shortcut!r}")
     conv = functools.partial(Conv, use_bias=False, kernel_init=he_normal, dtype=self.dtype)
@@ -203,7 +202,7 @@ class PreActResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    _check_stem(self.stem)
+    check_stem(self.stem)
     if len(self.filters) != len(self.stages) + 1:
       raise ValueError(
         f"filters must have len(stages) + 1 = {len(self.stages) + 1} entries, got {self.filters!r}"
@@ -232,107 +231,3 @@ class PreActResNet(nn.Module):
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dense(self.num_classes, kernel_init=glorot, dtype=self.dtype)(x)
     return jnp.asarray(x, jnp.float32)
-
-
-def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """`nn.max_pool(x, (2, 2), strides=(2, 2))` on NHWC (an odd last row or column dropped, as
-  VALID padding does) as a reshape and a max over each window: the same values, and a gradient
-  that XLA:CPU computes several times faster than `reduce_window`'s select-and-scatter. A window
-  whose maximum appears twice shares its gradient among them instead of giving it to the first;
-  after a ReLU such ties are zeros, whose gradient the ReLU stops either way.
-  """
-  *lead, h, w, c = x.shape
-  x = x[..., : h - h % 2, : w - w % 2, :]
-  return x.reshape(*lead, h // 2, 2, w // 2, 2, c).max(axis=(-4, -2))
-
-
-class ConvNet(nn.Module):
-  """A small VGG-style network for quick studies on a CPU: per stage a 3x3 conv, BN, ReLU, and a
-  2x2 max-pool between stages; global average pool and Dense. About 0.1M parameters and 7M
-  multiply-adds for a 28x28 image (ResNet-20: 0.27M and 30M), so an epoch of Fashion-MNIST
-  takes about half a minute on two CPU cores.
-  """
-
-  num_classes: int
-  widths: Sequence[int] = (32, 64, 128)
-  dtype: Any = jnp.float32
-  stem: str = "cifar"  # no stem to choose: accepted so every model is built the same way
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    x = jnp.asarray(x, self.dtype)
-    for i, width in enumerate(self.widths):
-      if i:
-        x = max_pool_2x2(x)
-      x = Conv(width, (3, 3), use_bias=False, kernel_init=he_normal, dtype=self.dtype)(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype)(
-        x
-      )
-      x = nn.relu(x)
-    x = jnp.mean(x, axis=(1, 2))
-    return jnp.asarray(nn.Dense(self.num_classes, dtype=self.dtype)(x), jnp.float32)
-
-
-def _resnet(stage_sizes, block_cls, **fixed) -> Callable[..., nn.Module]:
-  return functools.partial(ResNet, stage_sizes=stage_sizes, block_cls=block_cls, **fixed)
-
-
-# He et al.'s CIFAR nets: 16/32/64 filters, option-A shortcuts and plain BN init, as in the
-# paper, so that parameter counts (0.27M / 0.46M / 0.85M) and recipes match it.
-_cifar = dict(num_filters=16, shortcut="pad", zero_init_residual=False)
-
-_MODELS: dict[str, Callable[..., nn.Module]] = {
-  "resnet18": _resnet((2, 2, 2, 2), BasicBlock),
-  "resnet34": _resnet((3, 4, 6, 3), BasicBlock),
-  "resnet50": _resnet((3, 4, 6, 3), BottleneckBlock),
-  "resnet101": _resnet((3, 4, 23, 3), BottleneckBlock),
-  "resnet20": _resnet((3, 3, 3), BasicBlock, **_cifar),
-  "resnet32": _resnet((5, 5, 5), BasicBlock, **_cifar),
-  "resnet56": _resnet((9, 9, 9), BasicBlock, **_cifar),
-  "preact_resnet_tutorial": PreActResNet,
-  "convnet": ConvNet,
-  # For tests and smoke runs: about 5k parameters, compiles and steps in well under a second.
-  "tiny": _resnet((1, 1), BasicBlock, num_filters=8, shortcut="pad"),
-}
-
-
-def model_names() -> tuple[str, ...]:
-  """The names `create_model` accepts."""
-  return tuple(_MODELS)
-
-
-def create_model(
-  name: str, num_classes: int, *, dtype: Any = jnp.float32, stem: str = "cifar"
-) -> nn.Module:
-  """Builds a registered model.
-
-  Args:
-    name: one of `model_names()`, e.g. "resnet50", "resnet20", "preact_resnet_tutorial", "tiny".
-    num_classes: number of outputs, a positive integer.
-    dtype: compute dtype (`jnp.float32` or `jnp.bfloat16`); parameters stay float32.
-    stem: "cifar" (3x3/1 conv, no max-pool; for 28-32 pixel images) or "imagenet" (7x7/2 conv
-      and 3x3/2 max-pool).
-
-  Raises:
-    ValueError: for an unknown name or stem, or a `num_classes` that is not a positive integer.
-  """
-  if name not in _MODELS:
-    raise ValueError(f"name must be one of {', '.join(_MODELS)}; got {name!r}")
-  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-    raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-  _check_stem(stem)
-  return _MODELS[name](num_classes=num_classes, dtype=dtype, stem=stem)
-
-
-def init_variables(model: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
-  """`{"params": ..., "batch_stats": ...}` for images of shape `input_shape` (H, W, C).
-
-  Wrap in `jax.eval_shape` to get shapes (and `count_params`) without computing anything.
-  """
-  x = jnp.zeros((1, *input_shape), jnp.float32)
-  return dict(model.init({"params": key}, x, train=False))
-
-
-def count_params(params: Any) -> int:
-  """Number of scalars in a pytree of arrays or `jax.ShapeDtypeStruct`s."""
-  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lrjax.compare import executors
+from lrjax.executors import common
 
 OWN = ("cluster", "folder", "max_num_timeout")  # lrjax's fields; the rest are submitit's
 
@@ -58,7 +58,7 @@ class SlurmOptions:
     if unknown:
       raise ValueError(f"unknown option --slurm.{unknown[0]}; --slurm.FIELD is one of {known}")
     values = {
-      k: v if k in ("cluster", "folder") else executors.parse_value(v) for k, v in flags.items()
+      k: v if k in ("cluster", "folder") else common.parse_value(v) for k, v in flags.items()
     }
     own = {k: values.pop(k) for k in OWN if k in values}
     # Slurm's own default time is often short; submitit's is 5 minutes.
@@ -88,7 +88,7 @@ class CellJob:
 
     signal.signal(usr, stop_then_requeue)
     try:
-      return executors.work_cell(config, workdir, cell)
+      return common.work_cell(config, workdir, cell)
     except loop.Preempted:
       if callable(requeue):  # under submitit (SIGUSR2 or Slurm's SIGTERM): requeue and exit
         requeue(usr, None)
@@ -143,9 +143,9 @@ def run(
       "or try the array locally with --slurm.cluster=local"
     )
   workdir = os.path.abspath(workdir)  # tasks may start in another directory
-  cells = executors.prepare(config, workdir, say)
+  cells = common.prepare(config, workdir, say)
   if not cells:
-    return executors.finish(workdir, [], say) if wait else None
+    return common.finish(workdir, [], say) if wait else None
   folder = options.folder or os.path.join(workdir, "slurm", "%j")
   ex = _executor(options, folder)
   n = len(cells)
@@ -171,7 +171,7 @@ def run(
     say(f"when it is done: lrjax report --workdir {workdir}")
     return None
   poll = poll or (0.5 if options.cluster == "local" else 30.0)  # sacct is not to be hammered
-  progress, failed = executors.Progress(n, say), []
+  progress, failed = common.Progress(n, say), []
   while pending:
     for job in [j for j in pending if j.done()]:
       cell = pending.pop(job)
@@ -185,4 +185,4 @@ def run(
     top_up()
     if pending:
       time.sleep(poll)
-  return executors.finish(workdir, failed, say)
+  return common.finish(workdir, failed, say)

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from lrjax.compare import executors
+from lrjax.executors import common
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ class RayOptions:
     unknown = sorted(set(flags) - set(fields))
     if unknown:
       raise ValueError(f"unknown option --ray.{unknown[0]}; --ray.FIELD is one of {fields}")
-    values = {k: v if k == "address" else executors.parse_value(v) for k, v in flags.items()}
+    values = {k: v if k == "address" else common.parse_value(v) for k, v in flags.items()}
     return cls(**values)
 
 
@@ -71,7 +71,7 @@ def _count(x: Any, least: int) -> bool:
 
 def _train(config: Any, workdir: str, cell: Any, *after: Any) -> list[dict]:
   # `after`: the trunk's result, so that Ray starts a fork only once its trunk has trained.
-  return executors.work_cell(config, workdir, cell)
+  return common.work_cell(config, workdir, cell)
 
 
 def run(
@@ -90,9 +90,9 @@ def run(
   from lrjax.train import loop
 
   workdir = os.path.abspath(workdir)  # workers may run in another directory
-  cells = executors.prepare(config, workdir, say)
+  cells = common.prepare(config, workdir, say)
   if not cells:
-    return executors.finish(workdir, [], say)
+    return common.finish(workdir, [], say)
   env = {}
   gpus = options.gpus_per_cell
   if gpus is not None and 0 < gpus < 1:
@@ -130,7 +130,7 @@ def run(
       if getattr(cell, "trunk", False):
         trunks[key] = ref
       pending[ref] = cell
-    progress, failed = executors.Progress(len(cells), say), []
+    progress, failed = common.Progress(len(cells), say), []
     while pending:
       ready, _ = ray.wait(list(pending), num_returns=1)
       for ref in ready:
@@ -144,4 +144,4 @@ def run(
   finally:
     if started:
       ray.shutdown()
-  return executors.finish(workdir, failed, say)
+  return common.finish(workdir, failed, say)

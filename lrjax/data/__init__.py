@@ -1,0 +1,1 @@
+"""Data: in-memory uint8 datasets, their file readers, the user's own, on-device preprocessing."""

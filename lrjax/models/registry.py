@@ -1,0 +1,136 @@
+"""Models by name: the built-in ones (`model_names()`) or the user's own, `"package.module:Attr"`.
+
+A user's model is a Flax linen module class, or a function returning a module, called with
+`num_classes=` (and `dtype=` where it takes one). It is applied as the built-in models are,
+`model.apply(variables, images, train=...)` on float images normalised per channel; a
+`batch_stats` collection, if it has one, is updated in training and used in evaluation, and a
+`dropout` rng is passed in training. Every failure is one `ValueError` naming `config.model`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lrjax.import_path import import_object
+from lrjax.models.convnet import ConvNet
+from lrjax.models.resnet import BasicBlock, BottleneckBlock, PreActResNet, ResNet, check_stem
+
+
+def _resnet(stage_sizes, block_cls, **fixed) -> Callable[..., nn.Module]:
+  return functools.partial(ResNet, stage_sizes=stage_sizes, block_cls=block_cls, **fixed)
+
+
+# He et al.'s CIFAR nets: 16/32/64 filters, option-A shortcuts and plain BN init, as in the
+# paper, so that parameter counts (0.27M / 0.46M / 0.85M) and recipes match it.
+_cifar = dict(num_filters=16, shortcut="pad", zero_init_residual=False)
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {
+  "resnet18": _resnet((2, 2, 2, 2), BasicBlock),
+  "resnet34": _resnet((3, 4, 6, 3), BasicBlock),
+  "resnet50": _resnet((3, 4, 6, 3), BottleneckBlock),
+  "resnet101": _resnet((3, 4, 23, 3), BottleneckBlock),
+  "resnet20": _resnet((3, 3, 3), BasicBlock, **_cifar),
+  "resnet32": _resnet((5, 5, 5), BasicBlock, **_cifar),
+  "resnet56": _resnet((9, 9, 9), BasicBlock, **_cifar),
+  "preact_resnet_tutorial": PreActResNet,
+  "convnet": ConvNet,
+  # For tests and smoke runs: about 5k parameters, compiles and steps in well under a second.
+  "tiny": _resnet((1, 1), BasicBlock, num_filters=8, shortcut="pad"),
+}
+
+
+def model_names() -> tuple[str, ...]:
+  """The names `create_model` accepts."""
+  return tuple(_MODELS)
+
+
+def create_model(
+  name: str, num_classes: int, *, dtype: Any = jnp.float32, stem: str = "cifar"
+) -> nn.Module:
+  """Builds a registered model.
+
+  Args:
+    name: one of `model_names()`, e.g. "resnet50", "resnet20", "preact_resnet_tutorial", "tiny".
+    num_classes: number of outputs, a positive integer.
+    dtype: compute dtype (`jnp.float32` or `jnp.bfloat16`); parameters stay float32.
+    stem: "cifar" (3x3/1 conv, no max-pool; for 28-32 pixel images) or "imagenet" (7x7/2 conv
+      and 3x3/2 max-pool).
+
+  Raises:
+    ValueError: for an unknown name or stem, or a `num_classes` that is not a positive integer.
+  """
+  if name not in _MODELS:
+    raise ValueError(f"name must be one of {', '.join(_MODELS)}; got {name!r}")
+  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+  check_stem(stem)
+  return _MODELS[name](num_classes=num_classes, dtype=dtype, stem=stem)
+
+
+def init_variables(model: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
+  """`{"params": ..., "batch_stats": ...}` for images of shape `input_shape` (H, W, C).
+
+  Wrap in `jax.eval_shape` to get shapes (and `count_params`) without computing anything.
+  """
+  x = jnp.zeros((1, *input_shape), jnp.float32)
+  return dict(model.init({"params": key}, x, train=False))
+
+
+def count_params(params: Any) -> int:
+  """Number of scalars in a pytree of arrays or `jax.ShapeDtypeStruct`s."""
+  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+
+
+def _accepts(fn: Any, name: str) -> bool:
+  try:
+    params = inspect.signature(fn).parameters
+  except (TypeError, ValueError):
+    return False
+  return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def build_user_model(path: str, num_classes: int, dtype: Any) -> nn.Module:
+  """Builds the user's model `path` with `num_classes=` (and `dtype=` where it takes one)."""
+  factory = import_object(path, "model")
+  if not callable(factory):
+    raise ValueError(f"config.model={path!r} is not a module class or a function")
+  kwargs: dict[str, Any] = {"num_classes": num_classes}
+  if _accepts(factory, "dtype"):
+    kwargs["dtype"] = dtype
+  try:
+    model = factory(**kwargs)
+  except Exception as e:
+    raise ValueError(
+      f"config.model={path!r} could not be built with {sorted(kwargs)} ({type(e).__name__}: {e})"
+    ) from None
+  if not isinstance(model, nn.Module):
+    raise ValueError(
+      f"config.model={path!r} must give a flax.linen Module, got {type(model).__name__}"
+    )
+  return model
+
+
+def check_model_output(model: nn.Module, path: str, image_shape: tuple, num_classes: int) -> None:
+  """Traces the user's model once (shapes only) and checks it returns [batch, num_classes]."""
+  x = jnp.zeros((2, *image_shape), jnp.float32)
+  try:
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+    out = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
+  except Exception as e:
+    raise ValueError(
+      f"config.model={path!r} fails on images of shape {x.shape} with train=False "
+      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    ) from None
+  if not hasattr(out, "shape") or tuple(out.shape) != (2, num_classes):
+    raise ValueError(
+      f"config.model={path!r} must return logits of shape (batch, {num_classes}), got "
+      f"{getattr(out, 'shape', type(out).__name__)} for a batch of 2"
+    )
