@@ -20,9 +20,10 @@ import numpy as np
 import optax
 from flax import struct
 
+from lrjax.data import preprocess
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.compose import choose
-from lrjax.train import preprocess, xla_cpu
+from lrjax.train import xla_cpu
 
 
 class TrainState(struct.PyTreeNode):
@@ -126,14 +127,17 @@ def train_step(
   return new_state, {"loss": loss, "accuracy": correct, "lr": lr}
 
 
+def _logits(state: TrainState, images: jax.Array, model: nn.Module, mean: Any, std: Any):
+  x = preprocess.normalize(images, mean, std)
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  return model.apply(variables, x, train=False).astype(jnp.float32)
+
+
 def eval_step(
   state: TrainState, batch: dict[str, jax.Array], *, model: nn.Module, mean: Any, std: Any
 ) -> dict[str, jax.Array]:
   """Sums of loss, correct predictions and examples; `batch["mask"]` marks padding rows."""
-  x = preprocess.normalize(batch["image"], mean, std)
-  logits = model.apply(
-    {"params": state.params, "batch_stats": state.batch_stats}, x, train=False
-  ).astype(jnp.float32)
+  logits = _logits(state, batch["image"], model, mean, std)
   mask = batch["mask"].astype(jnp.float32)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
   correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
@@ -148,9 +152,7 @@ def predict_probs(
   state: TrainState, images: jax.Array, *, model: nn.Module, mean: Any, std: Any
 ) -> jax.Array:
   """Softmax probabilities (for snapshot ensembles)."""
-  x = preprocess.normalize(images, mean, std)
-  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
-  return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+  return jax.nn.softmax(_logits(state, images, model, mean, std), axis=-1)
 
 
 def batch_stats_of(
@@ -217,38 +219,30 @@ def jit_steps(
   `make_optimizer`) on what defines the programs, so the runs of a study that differ only in
   schedule values share one compiled step, and so do all the seeds of a population.
   """
-  replicated, options = state_sharding, xla_cpu.compiler_options()
+  replicated = state_sharding
+  jit = functools.partial(jax.jit, compiler_options=xla_cpu.compiler_options())
   mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-  kw = dict(model=model, mean=mean, std=std, augment=augment, pad=pad, flip=flip)
-  train = jax.jit(
+  fixed = dict(model=model, mean=mean, std=std)
+  kw = dict(fixed, augment=augment, pad=pad, flip=flip)
+  train = jit(
     functools.partial(train_step, **kw),
     in_shardings=(replicated, batch_sharding, None),
     out_shardings=(replicated, None),
     donate_argnums=0,
-    compiler_options=options,
   )
-  members = jax.jit(
+  members = jit(
     jax.vmap(functools.partial(_member_step, **kw), in_axes=(0, None, None, 0)),
     in_shardings=(replicated, batch_sharding, None, None),
     out_shardings=(replicated, None),
     donate_argnums=0,
-    compiler_options=options,
   )
-  evaluate = jax.jit(
-    functools.partial(eval_step, model=model, mean=mean, std=std),
-    in_shardings=(replicated, batch_sharding),
-    compiler_options=options,
-  )
-  predict = jax.jit(
-    functools.partial(predict_probs, model=model, mean=mean, std=std),
-    in_shardings=(replicated, batch_sharding),
-    out_shardings=replicated,
-    compiler_options=options,
-  )
-  batch_stats = jax.jit(
-    functools.partial(batch_stats_of, model=model, mean=mean, std=std),
-    in_shardings=(replicated, batch_sharding),
-    out_shardings=replicated,
-    compiler_options=options,
+  evaluate = jit(functools.partial(eval_step, **fixed), in_shardings=(replicated, batch_sharding))
+  predict, batch_stats = (
+    jit(
+      functools.partial(fn, **fixed),
+      in_shardings=(replicated, batch_sharding),
+      out_shardings=replicated,
+    )
+    for fn in (predict_probs, batch_stats_of)
   )
   return Steps(train, evaluate, predict, members, batch_stats)
