@@ -24,13 +24,13 @@ def _child(model: str, dataset: str, n: int) -> None:
   from lrjax.train import xla_cpu
 
   xla_cpu.tune()
-  from training import _config, _step_time
+  from training import bench_config, step_time
 
   from lrjax.train import build
 
-  run = build.build(_config(model, dataset))
+  run = build.build(bench_config(model, dataset))
   state = run.init_state()
-  seconds, _ = _step_time(run, state, run.train_batch(np.arange(128), 0), run.schedule, n)
+  seconds, _ = step_time(run, state, run.train_batch(np.arange(128), 0), run.schedule, n)
   print(json.dumps({"step_ms": seconds * 1e3}))
 
 

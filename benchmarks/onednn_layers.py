@@ -32,8 +32,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from timing import HERE, write_outputs  # noqa: E402
-from torch_compare import _torch_models  # noqa: E402
-from training import _config  # noqa: E402
+from torch_compare import torch_models  # noqa: E402
+from training import bench_config  # noqa: E402
 
 from lrjax.onednn import conv as onednn_conv  # noqa: E402
 from lrjax.onednn import ops, path  # noqa: E402
@@ -148,7 +148,7 @@ def _warm_up(step, calls: int = 30) -> None:
 
 def _compiled_step(model: str, shape, xla: bool):
   h, w, c = shape
-  config = _config(model, f"synthetic:{h}x{w}x{c}:1024:{BATCH}:10")
+  config = bench_config(model, f"synthetic:{h}x{w}x{c}:1024:{BATCH}:10")
   config.weight_decay = 5e-4
   run = build.build(config)
   state, batch = run.init_state(), run.train_batch(np.arange(1024), 0)
@@ -170,7 +170,7 @@ def _compiled_step(model: str, shape, xla: bool):
 def _torch_step(torch, model: str, shape):
   h, w, c = shape
   torch.manual_seed(0)
-  net = _torch_models(torch)[model](c).to(memory_format=torch.channels_last)
+  net = torch_models(torch)[model](c).to(memory_format=torch.channels_last)
   opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
   x = torch.randn(BATCH, c, h, w).to(memory_format=torch.channels_last)
   y = torch.randint(0, 10, (BATCH,))

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from timing import median_ms
-from training import _step_time
+from training import step_time
 
 from lrjax.train import build, xla_cpu
 
@@ -43,7 +43,7 @@ def profile(config, n: int = 5) -> dict:
   batch = run.train_batch(np.arange(config.batch_size), 0)
   jaxpr = run.train_step.trace(state, batch, run.schedule).jaxpr
 
-  step_ms = _step_time(run, state, batch, run.schedule, n)[0] * 1e3
+  step_ms = step_time(run, state, batch, run.schedule, n)[0] * 1e3
   convs, rng = [], np.random.default_rng(0)
   for eqn in _convs(jaxpr.jaxpr):
     lhs, rhs = (v.aval for v in eqn.invars)

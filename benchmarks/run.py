@@ -162,7 +162,7 @@ def main() -> None:
   results["cpu_flags"] = cpu_flags.measure()
   print("where the step's time goes ...", flush=True)
   results["profile"] = {
-    model: profile_step.profile(training._config(model, dataset))
+    model: profile_step.profile(training.bench_config(model, dataset))
     for model, dataset in (
       ("resnet20", "synthetic:32x32x3:1024:256:10"),
       ("convnet", "synthetic:28x28x1:1024:256:10"),

@@ -12,12 +12,12 @@ import time
 
 import jax
 import numpy as np
-from training import _config, _step_time
+from training import bench_config, step_time
 
 from lrjax.train import build
 
 
-def _torch_models(torch):
+def torch_models(torch):
   nn, F = torch.nn, torch.nn.functional
 
   class Basic(nn.Module):
@@ -77,7 +77,7 @@ def _torch_images_per_second(model_name, shape, n, channels_last):
   torch.manual_seed(0)
   torch.set_num_threads(os.cpu_count() or 1)
   h, w, c = shape
-  model = _torch_models(torch)[model_name](c)
+  model = torch_models(torch)[model_name](c)
   opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
   x = torch.randn(128, c, h, w)
   y = torch.randint(0, 10, (128,))
@@ -105,12 +105,12 @@ def measure(n: int = 5) -> dict:
   out = {}
   for model, shape in (("resnet20", (32, 32, 3)), ("convnet", (28, 28, 1))):
     h, w, c = shape
-    config = _config(model, f"synthetic:{h}x{w}x{c}:1024:128:10")
+    config = bench_config(model, f"synthetic:{h}x{w}x{c}:1024:128:10")
     config.weight_decay = 5e-4
     run = build.build(config)
     state = run.init_state()
     batch = run.train_batch(np.arange(1024), 0)
-    dt, _ = _step_time(run, state, batch, run.schedule, n)
+    dt, _ = step_time(run, state, batch, run.schedule, n)
     ours = 128 / dt
     nchw = _torch_images_per_second(model, shape, n, channels_last=False)
     nhwc = _torch_images_per_second(model, shape, n, channels_last=True)

@@ -23,7 +23,7 @@ from lrjax.train.progress import Progress
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _config(model: str, dataset: str, epochs: int = 1):
+def bench_config(model: str, dataset: str, epochs: int = 1):
   from lrjax.configs import smoke
 
   config = smoke.get_config()
@@ -33,7 +33,7 @@ def _config(model: str, dataset: str, epochs: int = 1):
   return config
 
 
-def _step_time(run, state, batch, schedule, n: int) -> tuple[float, object]:
+def step_time(run, state, batch, schedule, n: int) -> tuple[float, object]:
   state, m = run.train_step(state, batch, schedule)
   jax.block_until_ready(m)
   t = time.perf_counter()
@@ -52,7 +52,7 @@ def schedule_in_step(model: str = "convnet", batch_size: int = 32, rounds: int =
   small batch makes the step short, so the schedule's share of it is larger (a stricter test)
   and more rounds fit.
   """
-  config = _config(model, "synthetic:28x28x1:2048:256:10")
+  config = bench_config(model, "synthetic:28x28x1:2048:256:10")
   config.batch_size = batch_size
   run = build.build(config)
   state = run.init_state()
@@ -110,7 +110,7 @@ def compilations_and_overhead(model: str = "convnet", rounds: int = 6) -> dict:
   """
   dataset = "synthetic:28x28x1:3200:1000:10"
   with tempfile.TemporaryDirectory() as tmp:
-    config = _config(model, dataset, epochs=3)
+    config = bench_config(model, dataset, epochs=3)
     config.log_every_steps = 50  # as configs/default.py: the loop syncs with the device that often
     first = loop.train_and_evaluate(config, os.path.join(tmp, "a"), quiet=True)
     config.schedule = {"name": "linear_decay", "init_value": 0.05, "total_steps": {"fraction": 1.0}}
@@ -169,7 +169,7 @@ def population(
 
   from lrjax.train import strategy
 
-  base = config or _config(model, "synthetic:28x28x1:2048:256:10")
+  base = config or bench_config(model, "synthetic:28x28x1:2048:256:10")
   kinds = [
     {"name": "constant", "value": 0.1},
     {"name": "linear_decay", "init_value": 0.1, "total_steps": 10_000},

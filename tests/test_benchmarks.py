@@ -65,7 +65,7 @@ _PROFILE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import profile_step, training
-config = training._config("tiny", "synthetic:8x8x3:64:32:4")
+config = training.bench_config("tiny", "synthetic:8x8x3:64:32:4")
 config.batch_size = 16
 print(json.dumps(profile_step.profile(config, n=1)))
 """

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from test_scaling import NAMES, SEEDS, _finish, _hashes, _lrjax, _without_times
+from test_scaling import NAMES, SEEDS, finish, hashes, start_lrjax, without_times
 
 from lrjax import cli
 from lrjax.executors import common as executors
@@ -25,6 +25,12 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="
 needs_submitit = pytest.mark.skipif(
   importlib.util.find_spec("submitit") is None, reason="the [slurm] extra"
 )
+if importlib.util.find_spec("submitit") is not None:
+  # Importing submitit configures logging (`logging.config.dictConfig`), which closes every
+  # handler made so far; absl's then closes its stream unless that is the current sys.stderr,
+  # and inside a `capsys` test it is not (it is pytest's own capture file). Imported here,
+  # outside any test's capture, that cannot happen.
+  import submitit  # noqa: F401
 
 
 def _cli(*args):
@@ -190,14 +196,14 @@ def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("one")
-  _finish(_lrjax(*STUDY, "--workdir", str(workdir)))
+  finish(start_lrjax(*STUDY, "--workdir", str(workdir)))
   return workdir
 
 
 def _same_study(workdir, one_process):
-  assert _hashes(workdir) == _hashes(one_process)
+  assert hashes(workdir) == hashes(one_process)
   ours, theirs = ((d / "results.md").read_text() for d in (workdir, one_process))
-  assert _without_times(ours) == _without_times(theirs)
+  assert without_times(ours) == without_times(theirs)
   for n in NAMES:  # every run ends with its epochs once each, none redone in the record
     for s in SEEDS:
       lines = (workdir / "runs" / n / f"seed_{s}" / "metrics.jsonl").read_text().splitlines()
@@ -210,7 +216,7 @@ RAY = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
 @pytest.mark.slow
 @needs_ray
 def test_ray_two_workers_equal_one_process(tmp_path, one_process):
-  out = _finish(_lrjax(*STUDY, "--workdir", str(tmp_path), *RAY))[0]
+  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *RAY))[0]
   assert "ray: 6 cells as tasks of 1 CPU and 0 GPU on 2 CPUs" in out
   assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6
   _same_study(tmp_path, one_process)
@@ -243,7 +249,7 @@ def _training_pid(workdir, driver):
 @pytest.mark.slow
 @needs_ray
 def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_process):
-  driver = _lrjax(*STUDY, "--workdir", str(tmp_path), *RAY)
+  driver = start_lrjax(*STUDY, "--workdir", str(tmp_path), *RAY)
   seen, killed, deadline = {}, None, time.time() + 300
   while driver.poll() is None and time.time() < deadline:
     for run, version in _versions(tmp_path).items():
@@ -257,7 +263,7 @@ def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_pr
         except ProcessLookupError:
           pass
     time.sleep(0.02)
-  out = _finish(driver)[0]
+  out = finish(driver)[0]
   assert killed is not None, out
   for run, version in _versions(tmp_path).items():
     seen.setdefault(run, set()).add(version)
@@ -271,7 +277,7 @@ def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_pr
 @needs_submitit
 def test_slurm_array_through_submitit_s_local_executor_equals_one_process(tmp_path, one_process):
   args = ["--executor", "slurm", "--slurm.cluster=local", "--slurm.array_parallelism=2"]
-  out = _finish(_lrjax(*STUDY, "--workdir", str(tmp_path), *args))[0]
+  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *args))[0]
   assert "slurm: 6 cells as local processes, 2 at a time" in out
   assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6
   _same_study(tmp_path, one_process)

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES, SEEDS = ("constant", "linear", "cosine"), (0, 1)
 
 
-def _lrjax(*args, env_extra=None):
+def start_lrjax(*args, env_extra=None):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env_extra or {})}
   env.pop("XLA_FLAGS", None)
   return subprocess.Popen(
@@ -33,14 +33,14 @@ def _lrjax(*args, env_extra=None):
   )
 
 
-def _finish(*procs, codes=(0,)):
+def finish(*procs, codes=(0,)):
   outs = [p.communicate(timeout=600)[0] for p in procs]
   for p, out in zip(procs, outs):
     assert p.returncode in codes, out
   return outs
 
 
-def _hashes(workdir):
+def hashes(workdir):
   return {
     (n, s): json.load(open(os.path.join(workdir, "runs", n, f"seed_{s}", "summary.json")))[
       "params_sha256"
@@ -50,7 +50,7 @@ def _hashes(workdir):
   }
 
 
-def _without_times(md):
+def without_times(md):
   # Wall times differ from run to run; everything else must not.
   md = re.sub(r"## Wall time.*", "", md, flags=re.S)
   return re.sub(r"\d+(\.\d+)?\s*s\b", "<t>", md)
@@ -59,52 +59,54 @@ def _without_times(md):
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("one")
-  _finish(_lrjax("compare", "--config", "study_smoke", "--workdir", str(workdir)))
+  finish(start_lrjax("compare", "--config", "study_smoke", "--workdir", str(workdir)))
   return workdir
 
 
 @pytest.mark.slow
 def test_two_shards_then_report_equal_one_process(tmp_path, one_process):
   shards = [
-    _lrjax("compare", "--config", "study_smoke", "--workdir", str(tmp_path), "--shard", f"{i}/2")
+    start_lrjax(
+      "compare", "--config", "study_smoke", "--workdir", str(tmp_path), "--shard", f"{i}/2"
+    )
     for i in range(2)
   ]
-  _finish(*shards)
+  finish(*shards)
   assert not (tmp_path / "results.md").exists()  # a shard writes its cells only
-  out = _finish(_lrjax("report", "--workdir", str(tmp_path)))[0]
+  out = finish(start_lrjax("report", "--workdir", str(tmp_path)))[0]
   assert "not finished" not in out
-  assert _hashes(tmp_path) == _hashes(one_process)
+  assert hashes(tmp_path) == hashes(one_process)
   ours, theirs = ((d / "results.md").read_text() for d in (tmp_path, one_process))
-  assert _without_times(ours) == _without_times(theirs)
+  assert without_times(ours) == without_times(theirs)
 
 
 @pytest.mark.slow
 def test_a_slurm_array_task_is_a_shard(tmp_path):
   env = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "3"}
-  out = _finish(
-    _lrjax("compare", "--config", "study_smoke", "--workdir", str(tmp_path), env_extra=env)
+  out = finish(
+    start_lrjax("compare", "--config", "study_smoke", "--workdir", str(tmp_path), env_extra=env)
   )[0]
   trained = {(n, s) for n in NAMES for s in SEEDS if (tmp_path / "runs" / n / f"seed_{s}").exists()}
   assert trained == {("linear", 0), ("linear", 1)}  # cells 1 and 4 of 6, seed by seed
   assert "shard 1/3 done" in out
-  out = _finish(_lrjax("report", "--workdir", str(tmp_path)))[0]
+  out = finish(start_lrjax("report", "--workdir", str(tmp_path)))[0]
   assert "4 runs not finished" in out
 
 
 @pytest.mark.slow
 def test_two_plain_processes_share_one_workdir(tmp_path, one_process):
   procs = [
-    _lrjax("compare", "--config", "study_smoke", "--workdir", str(tmp_path)) for _ in range(2)
+    start_lrjax("compare", "--config", "study_smoke", "--workdir", str(tmp_path)) for _ in range(2)
   ]
-  outs = _finish(*procs)
+  outs = finish(*procs)
   pattern = r"\] (\w+) seed (\d): training \([^)]*\)\n(?!    skipped)"
   trained = [set(re.findall(pattern, out)) for out in outs]
   # Every cell trained by exactly one process; both end with the whole study's report.
   assert not trained[0] & trained[1]
   assert trained[0] | trained[1] == {(n, str(s)) for n in NAMES for s in SEEDS}
-  assert _hashes(tmp_path) == _hashes(one_process)
+  assert hashes(tmp_path) == hashes(one_process)
   ours, theirs = ((d / "results.md").read_text() for d in (tmp_path, one_process))
-  assert _without_times(ours) == _without_times(theirs)
+  assert without_times(ours) == without_times(theirs)
 
 
 TRAIN = [
@@ -119,15 +121,15 @@ TRAIN = [
 
 @pytest.mark.slow
 def test_a_second_train_on_a_busy_workdir_stops_with_a_message(tmp_path):
-  first = _lrjax(*TRAIN, "--workdir", str(tmp_path))
+  first = start_lrjax(*TRAIN, "--workdir", str(tmp_path))
   deadline = time.time() + 120
   while not (tmp_path / "claim.json").exists() and time.time() < deadline:
     time.sleep(0.05)
-  second = _lrjax(*TRAIN, "--workdir", str(tmp_path))
-  out2 = _finish(second, codes=(1,))[0]
+  second = start_lrjax(*TRAIN, "--workdir", str(tmp_path))
+  out2 = finish(second, codes=(1,))[0]
   last = out2.strip().splitlines()[-1]
   assert re.fullmatch(r"lrjax: .* is being trained by \S+ pid \d+ .*", last)
-  _finish(first)
+  finish(first)
   records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
   assert [r["epoch"] for r in records] == [0, 1, 2]
   assert not (tmp_path / "claim.json").exists()  # released at the end
@@ -136,23 +138,23 @@ def test_a_second_train_on_a_busy_workdir_stops_with_a_message(tmp_path):
 @pytest.mark.slow
 def test_sigterm_saves_the_current_step_and_the_same_command_resumes_bitwise(tmp_path):
   whole = tmp_path / "whole"
-  _finish(_lrjax(*TRAIN, "--workdir", str(whole)))
+  finish(start_lrjax(*TRAIN, "--workdir", str(whole)))
   cut = tmp_path / "cut"
-  proc = _lrjax(*TRAIN, "--workdir", str(cut))
+  proc = start_lrjax(*TRAIN, "--workdir", str(cut))
   deadline = time.time() + 120
   # Mid-epoch 1 (epochs are 64 steps): after the first epoch's checkpoint, before the second's.
   while not (cut / "checkpoints" / "64").exists() and time.time() < deadline:
     time.sleep(0.02)
   time.sleep(0.5)
   proc.send_signal(signal.SIGTERM)
-  out = _finish(proc, codes=(75,))[0]
+  out = finish(proc, codes=(75,))[0]
   message = out.strip().splitlines()[-1]
   assert re.fullmatch(r"lrjax: preempted: stopped by SIGTERM at step (\d+); .*resume", message)
   step = int(re.search(r"at step (\d+)", message)[1])
   assert 64 < step < 192 and step % 64  # mid-epoch: saved where it stopped, not at an epoch end
   assert (cut / "checkpoints" / str(step)).exists()
   assert not (cut / "summary.json").exists() and not (cut / "claim.json").exists()
-  _finish(_lrjax(*TRAIN, "--workdir", str(cut)))
+  finish(start_lrjax(*TRAIN, "--workdir", str(cut)))
   for name in ("summary.json",):
     a, b = (json.load(open(d / name)) for d in (whole, cut))
     assert a["params_sha256"] == b["params_sha256"]
