@@ -29,6 +29,7 @@ BENCHMARK_BLOCKS = {
   "conv-variants": "conv_variants",
   "onednn": "onednn_layers",
   "onednn-accuracy": "onednn_accuracy",
+  "onednn-builds": "onednn_builds",
 }
 
 

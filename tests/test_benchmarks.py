@@ -113,3 +113,20 @@ def test_host_overhead_drives_the_loops_epoch_as_the_engine_does():
   r = training.compilations_and_overhead(model="tiny", rounds=1)
   assert r["first_run_compilations"] in (0, 1) and r["second_run_new_compilations"] == 0
   assert r["host_overhead_ratio"] > 0 and r["steps_per_epoch"] > 0
+
+
+def test_onednn_builds_table_and_a_root_without_onednn(tmp_path):
+  import onednn_builds
+
+  with pytest.raises(SystemExit, match="ROOT must hold include/oneapi/dnnl"):
+    onednn_builds.measure(str(tmp_path), processes=1)
+  ips = {"oneDNN, installed": [100.0, 300.0, 200.0], "oneDNN, ROOT": [150.0], "PyTorch": [1.0]}
+  result = {
+    "builds": {"oneDNN, installed": "convolutions: oneDNN 3.13.2", "oneDNN, ROOT": "oneDNN 3.2"},
+    "processes": 3,
+    "rounds": 9,
+    "models": {"resnet20": ips},
+  }
+  md = onednn_builds.markdown(result)
+  assert "- oneDNN, ROOT: `oneDNN 3.2`" in md
+  assert "| resnet20 | 200 (100-300) | 150 (150-150) | 1 (1-1) | 0.75 |" in md

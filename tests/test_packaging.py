@@ -95,7 +95,9 @@ def test_every_import_is_declared_where_it_is_needed():
 
 def test_extras():
   extras = _pyproject()["project"]["optional-dependencies"]
-  assert {"plot", "train", "tfds", "ray", "slurm", "all", "test"} <= set(extras)
+  assert {"plot", "train", "tfds", "ray", "slurm", "onednn", "onednn-cpu", "all", "test"} <= set(
+    extras
+  )
   assert _names(_pyproject()["project"]["dependencies"]) == {"jax", "optax", "numpy"}
   assert "importlib-resources" in _names(extras["tfds"])
   assert any(r.startswith("ruff==") for r in extras["test"])
