@@ -19,14 +19,16 @@ import sys
 import tempfile
 
 import numpy as np
-from timing import HERE, write_outputs
+from timing import HERE, in_fresh_processes, median_and_range, write_outputs
 
 MODELS = ("resnet20", "convnet")
 STATUS = "from lrjax.onednn import path; print(path.status())"
 
 
-def _child(args: list[str], env: dict[str, str]) -> str:
-  out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True)
+def _status(env: dict[str, str]) -> str:
+  out = subprocess.run(
+    [sys.executable, "-c", STATUS], env=env, capture_output=True, text=True, check=True
+  )
   return out.stdout.strip().splitlines()[-1]
 
 
@@ -42,20 +44,17 @@ def measure(root: str, processes: int, rounds: int = 9) -> dict:
       ("PyTorch channels-last", dict(os.environ), "torch channels-last"),
     ]
     result = {
-      "builds": {label: _child(["-c", STATUS], env) for label, env, _ in contenders[:2]},
+      "builds": {label: _status(env) for label, env, _ in contenders[:2]},
       "root": root,
       "processes": processes,
       "rounds": rounds,
       "models": {},
     }
     for model in MODELS:
-      ips: dict[str, list[float]] = {label: [] for label, _, _ in contenders}
-      for p in range(processes):
-        for label, env, name in contenders if p % 2 == 0 else contenders[::-1]:
-          args = [os.path.join(HERE, "onednn_layers.py"), "--step", model, name, str(rounds)]
-          ips[label].append(float(_child(args, env)))
-      result["models"][model] = ips
-      print(model, ips, flush=True)
+      step = [os.path.join(HERE, "onednn_layers.py"), "--step", model]
+      commands = [(label, [*step, name, str(rounds)], env) for label, env, name in contenders]
+      result["models"][model] = in_fresh_processes(commands, processes)
+      print(model, result["models"][model], flush=True)
   return result
 
 
@@ -72,9 +71,9 @@ def markdown(result: dict) -> str:
     "|---|" + "---|" * (len(labels) + 1),
   ]
   for model, ips in result["models"].items():
-    med = {k: float(np.median(v)) for k, v in ips.items()}
-    cells = " | ".join(f"{med[k]:.0f} ({min(ips[k]):.0f}-{max(ips[k]):.0f})" for k in labels)
-    lines.append(f"| {model} | {cells} | {med[labels[1]] / med[labels[0]]:.2f} |")
+    cells = " | ".join(median_and_range(ips[k]) for k in labels)
+    ratio = np.median(ips[labels[1]]) / np.median(ips[labels[0]])
+    lines.append(f"| {model} | {cells} | {ratio:.2f} |")
   return "\n".join(lines) + "\n"
 
 

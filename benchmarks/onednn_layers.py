@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -31,7 +30,7 @@ xla_cpu.tune()  # before JAX starts its backends, as lrjax's command line does
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from timing import HERE, write_outputs  # noqa: E402
+from timing import HERE, in_fresh_processes, median_and_range, write_outputs  # noqa: E402
 from torch_compare import torch_models  # noqa: E402
 from training import bench_config  # noqa: E402
 
@@ -208,12 +207,8 @@ def train_steps(rounds: int, torch, processes: int) -> list[dict]:
   rows = []
   for model, shape in MODELS:
     counts = {k: _compiled_step(model, shape, xla=k == "xla")[1] for k in ("xla", "onednn")}
-    ips: dict[str, list[float]] = {n: [] for n in names}
-    for p in range(processes):
-      for name in names if p % 2 == 0 else names[::-1]:
-        args = [sys.executable, os.path.abspath(__file__), "--step", model, name, str(rounds)]
-        out = subprocess.run(args, capture_output=True, text=True, check=True)
-        ips[name].append(float(out.stdout.split()[-1]))
+    step = [os.path.abspath(__file__), "--step", model]
+    ips = in_fresh_processes([(n, [*step, n, str(rounds)], None) for n in names], processes)
     row = {
       "model": model,
       "images_per_second": {n: float(np.median(v)) for n, v in ips.items()},
@@ -238,7 +233,7 @@ def markdown(result: dict) -> str:
   for row in result["train_step"]:
     ips, each = row["images_per_second"], row["per_process"]
     vs_torch = f"{ips['onednn'] / ips[names[2]]:.2f}" if result["torch"] else "-"
-    cells = " | ".join(f"{ips[n]:.0f} ({min(each[n]):.0f}-{max(each[n]):.0f})" for n in names)
+    cells = " | ".join(median_and_range(each[n]) for n in names)
     lines.append(
       f"| {row['model']} | train step | {cells} | {ips['onednn'] / ips['xla']:.2f} | {vs_torch} |"
     )

@@ -1,9 +1,12 @@
-"""Helpers the benchmark scripts share: a median timing and writing a result's two files."""
+"""Helpers the benchmark scripts share: a median timing, fresh processes taken in turn, and
+writing a result's two files."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -21,6 +24,26 @@ def median_ms(fn, *args, n: int) -> float:
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - t)
   return float(np.median(times)) * 1e3
+
+
+def in_fresh_processes(
+  commands: list[tuple[str, list[str], dict | None]], processes: int
+) -> dict[str, list[float]]:
+  """The last number each `(label, python arguments, environment or None)` command prints, from
+  `processes` fresh processes a command, the commands in alternating order: one process's figure
+  differs from the next one's (thread placement, the heap's layout), so one is not enough."""
+  out: dict[str, list[float]] = {label: [] for label, _, _ in commands}
+  for p in range(processes):
+    for label, args, env in commands if p % 2 == 0 else commands[::-1]:
+      proc = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, check=True
+      )
+      out[label].append(float(proc.stdout.split()[-1]))
+  return out
+
+
+def median_and_range(values: list[float]) -> str:
+  return f"{np.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
 def write_outputs(stem: str, data, md: str) -> None:

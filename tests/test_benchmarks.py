@@ -130,3 +130,15 @@ def test_onednn_builds_table_and_a_root_without_onednn(tmp_path):
   md = onednn_builds.markdown(result)
   assert "- oneDNN, ROOT: `oneDNN 3.2`" in md
   assert "| resnet20 | 200 (100-300) | 150 (150-150) | 1 (1-1) | 0.75 |" in md
+
+
+def test_fresh_processes_alternate_and_collect_the_last_number(tmp_path):
+  from timing import in_fresh_processes
+
+  log = tmp_path / "order"
+  commands = [
+    (k, ["-c", f"open({str(log)!r}, 'a').write('{k}'); print('x', {v})"], None)
+    for k, v in (("a", 1), ("b", 2.5))
+  ]
+  assert in_fresh_processes(commands, 3) == {"a": [1.0] * 3, "b": [2.5] * 3}
+  assert log.read_text() == "abbaab"

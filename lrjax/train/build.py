@@ -149,10 +149,8 @@ class Run:
     }
 
   def param_count(self) -> int:
-    shape = (1, *self.dataset.image_shape)
-    variables = jax.eval_shape(
-      lambda: self.model.init(jax.random.PRNGKey(0), jnp.zeros(shape), train=False)
-    )
+    key, shape = jax.random.PRNGKey(0), self.dataset.image_shape
+    variables = jax.eval_shape(lambda: registry.init_variables(self.model, key, shape))
     return registry.count_params(variables["params"])
 
   def resolved_config(self) -> dict[str, Any]:
