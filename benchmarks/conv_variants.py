@@ -9,8 +9,9 @@ gradients (the train step's work), each variant jitted and timed in one process:
 - shifted slices: the nine shifted views concatenated, then one matrix product;
 - and the weight gradient alone, by lax.conv's transpose and as nine einsums over shifted views;
 - and, when PyTorch is installed, its channels-last `conv2d` (oneDNN) on the same work.
-The same maths each time (checked against lax.conv); only the implementation differs. With the
-XLA:CPU settings of `lrjax`'s command line (`lrjax.train.xla_cpu`), as the train step has them.
+The same maths each time (checked against lax.conv); only the implementation differs. Under the
+default runtime of `lrjax`'s command line (`lrjax.runtime.setup()`: its XLA:CPU settings), as
+the train step has them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from timing import median_ms, write_outputs
 
-from lrjax.train import xla_cpu
+from lrjax import runtime
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 SHAPES = ((32, 16), (16, 32), (8, 64))
@@ -56,7 +57,7 @@ def weight_grad_einsum(x, dy):
 
 
 def _ms(fn, *args) -> float:
-  return median_ms(jax.jit(fn, compiler_options=xla_cpu.compiler_options()), *args, n=10)
+  return median_ms(jax.jit(fn, compiler_options=runtime.setup().compiler_options()), *args, n=10)
 
 
 def _train_work(f):
@@ -126,7 +127,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-  xla_cpu.tune()
+  runtime.setup()  # before the first JAX computation
   rows = measure()
   write_outputs("conv_variants", rows, markdown(rows))
 

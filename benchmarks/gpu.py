@@ -7,8 +7,8 @@ Measures, in one process:
 1. ResNet-50 (CIFAR stem) training images/s at batch 256 in float32 and bfloat16, and the model
    FLOP utilisation: images/s x 7.8 GFLOP per training image / the chip's peak bf16 FLOP/s;
 2. K schedules trained as one vmapped program against K sequential steps (ResNet-20);
-3. one real Fashion-MNIST epoch of `configs/fashion_mnist.py` through `lrjax.train.loop`
-   (from the IDX files in --data_dir), with its test accuracy.
+3. one real Fashion-MNIST epoch of `configs/fashion_mnist.py` through
+   `lrjax.train.train_and_evaluate` (from the IDX files in --data_dir), with its test accuracy.
 Configs are plain objects here, so the script needs jax, flax, optax and orbax only. On a machine
 without the Debian package, copy the four Fashion-MNIST IDX files into a git-ignored folder of the
 checkout (e.g. `.data/fashion-mnist`, 31 MB) and pass it as --data_dir.
@@ -30,7 +30,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from lrjax.train import build, loop  # noqa: E402
+from lrjax import runtime  # noqa: E402
+from lrjax.train import build, train_and_evaluate  # noqa: E402
 
 TRAIN_GFLOP_PER_IMAGE = {"resnet50": 7.8, "resnet20": 0.25, "tiny": 0.001}
 # Dense bf16 peak FLOP/s by device kind (datasheet figures); MFU is reported against these.
@@ -126,8 +127,10 @@ def main() -> None:
   p.add_argument("--tiny", action="store_true", help="small models and few steps (a dry run)")
   args = p.parse_args()
   big, small, batch, n = ("tiny", "tiny", 32, 2) if args.tiny else ("resnet50", "resnet20", 256, 30)
+  rt = runtime.setup()  # before any JAX computation, as every lrjax entry point
   out = {
     "date": datetime.date.today().isoformat(),
+    "runtime": rt.record(),
     "jax": jax.__version__,
     "device": jax.devices()[0].device_kind,
     "devices": jax.device_count(),
@@ -156,7 +159,7 @@ def main() -> None:
       train_limit=1024 if args.tiny else 0,
     )
     t = time.perf_counter()
-    summary = loop.train_and_evaluate(c, tmp, quiet=True)
+    summary = train_and_evaluate(c, tmp, quiet=True)
     out["fashion_mnist_epoch"] = {
       "model": c.model,
       "seconds_with_compile": time.perf_counter() - t,

@@ -3,10 +3,11 @@
     python benchmarks/onednn_accuracy.py [epochs] [seeds]   # about 20 minutes on 2 CPU cores
 
 Runs `lrjax train --config fashion_mnist --config.model=resnet20` on the real Fashion-MNIST
-(Debian's IDX files) for each seed, once with XLA's convolutions (`LRJAX_ONEDNN=0`) and once
-with oneDNN's, one run at a time, and writes onednn_accuracy.{json,md}: every run's test
-accuracy (and wall time, in the .json), each path's mean and seed standard deviation, and the
-difference of the means against the seed-to-seed spread. The same seed gives both paths the same
+(Debian's IDX files) for each seed, once with XLA's convolutions
+(`--config.runtime.convolutions=xla`) and once with oneDNN's, one run at a time, and writes
+onednn_accuracy.{json,md}: every run's test accuracy (and wall time, in the .json), each path's
+mean and seed standard deviation, and the difference of the means against the seed-to-seed
+spread. The same seed gives both paths the same
 initialisation and data order; they differ by float rounding in the convolutions, which grows
 over training like any other rounding difference. `--markdown` rewrites the .md from the .json.
 """
@@ -24,7 +25,7 @@ import numpy as np
 from timing import HERE, write_outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PATHS = {"xla": {"LRJAX_ONEDNN": "0"}, "onednn": {}}
+PATHS = ("xla", "onednn")  # config.runtime.convolutions
 
 
 def train(path: str, seed: int, epochs: int, workdir: str) -> dict:
@@ -32,16 +33,16 @@ def train(path: str, seed: int, epochs: int, workdir: str) -> dict:
     sys.executable, "-m", "lrjax", "train", "--config", "fashion_mnist",
     "--config.model=resnet20", f"--config.num_epochs={epochs}", f"--config.seed={seed}",
     "--config.progress=False", "--config.tensorboard=False", "--workdir", workdir,
+    f"--config.runtime.convolutions={path}",
   ]  # fmt: skip
   start = time.perf_counter()
-  proc = subprocess.run(
-    command, env={**os.environ, **PATHS[path]}, capture_output=True, text=True, cwd=ROOT
-  )
+  proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
   if proc.returncode:
     sys.exit(f"{path} seed {seed} failed:\n{proc.stderr[-2000:]}")
   with open(os.path.join(workdir, "summary.json")) as f:
     summary = json.load(f)
-  line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("convolutions: "))
+  runtime = summary["runtime"]
+  line = f"convolutions: {runtime['convolutions']} {runtime.get('onednn') or ''}".strip()
   return {
     "path": path,
     "seed": seed,

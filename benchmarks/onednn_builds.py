@@ -22,7 +22,7 @@ import numpy as np
 from timing import HERE, in_fresh_processes, median_and_range, write_outputs
 
 MODELS = ("resnet20", "convnet")
-STATUS = "from lrjax.onednn import path; print(path.status())"
+STATUS = "from lrjax import runtime; print(runtime.setup().status())"
 
 
 def _status(env: dict[str, str]) -> str:

@@ -11,21 +11,22 @@ contenders, since this machine's timings drift. Whole step: lrjax's jitted train
 path against PyTorch's eager step (SGD momentum, weight decay 5e-4), in images/s after a
 warm-up, each contender in several fresh processes taken in alternating order (the median and
 the range over processes), with the transposes and copies of each compiled step (the oneDNN
-path should add none). Every process makes `xla_cpu.tune()`'s call first, PyTorch's included.
+path should add none). Every process sets up lrjax's default runtime first
+(`lrjax.runtime.setup()`: its XLA:CPU and memory settings, oneDNN's thread count), PyTorch's
+included; a model takes its convolution path from the runtime (`config.runtime.convolutions`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import sys
 import time
 
-from lrjax.train import xla_cpu
+from lrjax import runtime
 
-xla_cpu.tune()  # before JAX starts its backends, as lrjax's command line does
+RUNTIME = runtime.setup()  # before JAX starts its backends, as every lrjax entry point
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -35,7 +36,7 @@ from torch_compare import torch_models  # noqa: E402
 from training import bench_config  # noqa: E402
 
 from lrjax.onednn import conv as onednn_conv  # noqa: E402
-from lrjax.onednn import ops, path  # noqa: E402
+from lrjax.onednn import ops  # noqa: E402
 from lrjax.train import build  # noqa: E402
 
 BATCH = 128
@@ -69,7 +70,7 @@ def _median_of_rounds(fns: dict, rounds: int, calls: int) -> dict[str, float]:
 
 
 def _jax_fns(x, w, dy, g: onednn_conv.Geometry, stride: int):
-  opts = xla_cpu.compiler_options()
+  opts = RUNTIME.compiler_options()
 
   def lax_conv(x, w):
     return jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=DIMS)
@@ -121,7 +122,9 @@ def layers(rounds: int, torch) -> list[dict]:
   for model, size, cin, cout, k, stride in LAYERS:
     x = jnp.asarray(rng.standard_normal((BATCH, size, size, cin)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((k, k, cin, cout)), jnp.float32)
-    g = onednn_conv.geometry(x.shape, w.shape, (stride,) * 2, "SAME", None, None, DIMS)
+    g = onednn_conv.geometry(
+      x.shape, w.shape, (stride,) * 2, "SAME", None, None, DIMS, threads=RUNTIME.threads
+    )
     out = -(-size // stride)
     dy = jnp.asarray(rng.standard_normal((BATCH, out, out, cout)), jnp.float32)
     fns = _jax_fns(x, w, dy, g, stride)
@@ -149,11 +152,10 @@ def _compiled_step(model: str, shape, xla: bool):
   h, w, c = shape
   config = bench_config(model, f"synthetic:{h}x{w}x{c}:1024:{BATCH}:10")
   config.weight_decay = 5e-4
+  config.runtime.convolutions = "xla" if xla else "onednn"
   run = build.build(config)
   state, batch = run.init_state(), run.train_batch(np.arange(1024), 0)
-  jax.clear_caches()  # the jitted step is cached per model: trace each path afresh
-  with path.xla_only() if xla else contextlib.nullcontext():
-    compiled = run.train_step.lower(state, batch, run.schedule).compile()
+  compiled = run.train_step.lower(state, batch, run.schedule).compile()
   hlo = compiled.as_text()
   counts = {op: len(re.findall(rf" {op}\(", hlo)) for op in ("transpose", "copy", "convolution")}
   counts["onednn calls"] = hlo.count('custom_call_target="lrjax_onednn')
@@ -260,8 +262,8 @@ def markdown(result: dict) -> str:
 
 
 def main(rounds: int = 9, processes: int = 3) -> dict:
-  if not path.runs(jnp.float32):
-    sys.exit(f"the oneDNN path is off here: {path.status()}")
+  if RUNTIME.convolutions != "onednn":
+    sys.exit(f"the oneDNN path is off here: {RUNTIME.status()}")
   try:
     import torch
 
@@ -269,7 +271,7 @@ def main(rounds: int = 9, processes: int = 3) -> dict:
   except ImportError:
     torch = None
   result = {
-    "path": path.status(),
+    "path": RUNTIME.status(),
     "rounds": rounds,
     "processes": processes,
     "torch": torch is not None,

@@ -3,16 +3,13 @@
 Every `conv_general_dilated` in the jaxpr of lrjax's train step (forward, input gradient and
 weight gradient) is compiled and timed alone with inputs of its shapes; their sum is the step's
 convolution time, and the rest is everything else (batch norm, activations, the loss, the
-optimizer, the host). Measured side by side in one process, on XLA's convolutions: the script
-turns lrjax's oneDNN path off (`LRJAX_ONEDNN=0`; `benchmarks/onednn_layers.py` measures that
-path), so import it before anything traces a model.
+optimizer, the host). Measured side by side in one process, on XLA's convolutions (the config's
+`runtime.convolutions` set to "xla"; `benchmarks/onednn_layers.py` measures oneDNN's).
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("LRJAX_ONEDNN", "0")
+import copy
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +17,7 @@ import numpy as np
 from timing import median_ms
 from training import step_time
 
-from lrjax.train import build, xla_cpu
+from lrjax.train import build
 
 
 def _convs(jaxpr) -> list:
@@ -38,6 +35,8 @@ def _convs(jaxpr) -> list:
 
 def profile(config, n: int = 5) -> dict:
   """Step time and the time of each of its convolutions, for `config`'s model and batch."""
+  config = copy.deepcopy(config)
+  config.runtime.convolutions = "xla"
   run = build.build(config)
   state = run.init_state()
   batch = run.train_batch(np.arange(config.batch_size), 0)
@@ -50,7 +49,7 @@ def profile(config, n: int = 5) -> dict:
     params = dict(eqn.params)
     f = jax.jit(
       lambda a, b, p=params: jax.lax.conv_general_dilated_p.bind(a, b, **p),
-      compiler_options=xla_cpu.compiler_options(),
+      compiler_options=run.runtime.compiler_options(),
     )
     a = jnp.asarray(rng.standard_normal(lhs.shape), lhs.dtype)
     b = jnp.asarray(rng.standard_normal(rhs.shape), rhs.dtype)

@@ -2,9 +2,9 @@
 
     python benchmarks/run.py            # about 8 minutes on two CPU cores; PyTorch optional
 
-Every figure is a ratio of two timings taken side by side in this one process, with the XLA:CPU
-settings `lrjax`'s command line uses (`lrjax.train.xla_cpu`), except the one that measures those
-settings: it needs a process for each side.
+Every figure is a ratio of two timings taken side by side in this one process, under the
+default runtime of `lrjax`'s command line (`lrjax.runtime.setup()`), except the one that measures
+the XLA:CPU settings: it needs a process for each side.
 """
 
 from __future__ import annotations
@@ -139,11 +139,12 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-  from lrjax.train import xla_cpu
+  from lrjax import runtime
 
-  xla_cpu.tune()  # before the first JAX computation, as `lrjax`'s command line does
+  rt = runtime.setup()  # before the first JAX computation, as every lrjax entry point
   results = {
     "date": datetime.date.today().isoformat(),
+    "runtime": rt.status(),
     "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
     "jax": jax.__version__,
     "devices": ", ".join(sorted({d.device_kind for d in jax.devices()})),

@@ -25,6 +25,10 @@ def pairs() -> dict[str, tuple]:
       lrjax.cosine_decay(0.1, 10_000, end_value=0.001),
       optax.cosine_decay_schedule(0.1, 10_000, alpha=0.01),
     ),
+    "linear_decay": (
+      lrjax.linear_decay(0.1, 10_000, 0.001),
+      optax.linear_schedule(0.1, 0.001, 10_000),
+    ),
     "polynomial": (
       lrjax.polynomial_decay(0.1, 10_000, 2.0, 0.001),
       optax.polynomial_schedule(0.1, 0.001, 2.0, 10_000),

@@ -17,8 +17,7 @@ import jax
 import numpy as np
 
 import lrjax
-from lrjax.train import build, loop
-from lrjax.train.progress import Progress
+from lrjax.train import Member, Trainer, build, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,32 +102,26 @@ def schedule_in_step(model: str = "convnet", batch_size: int = 32, rounds: int =
 def compilations_and_overhead(model: str = "convnet", rounds: int = 6) -> dict:
   """Compilations of real runs, and the host loop's overhead measured against the device alone.
 
-  Overhead: the loop's epoch (`loop.run_epoch`: batches gathered and placed from the host,
-  metrics fetched every `log_every_steps`) against the same steps over batches placed
-  beforehand and no synchronisation but the last; the two alternate for `rounds` rounds and the
-  figure is the median of their ratios.
+  Overhead: the engine's epoch (`Trainer.fit` for one epoch with no hooks and no evaluation:
+  batches gathered and placed from the host, metrics fetched every `log_every_steps`) against
+  the same steps over batches placed beforehand and no synchronisation but the last; the two
+  alternate for `rounds` rounds and the figure is the median of their ratios.
   """
   dataset = "synthetic:28x28x1:3200:1000:10"
   with tempfile.TemporaryDirectory() as tmp:
     config = bench_config(model, dataset, epochs=3)
     config.log_every_steps = 50  # as configs/default.py: the loop syncs with the device that often
-    first = loop.train_and_evaluate(config, os.path.join(tmp, "a"), quiet=True)
+    first = train_and_evaluate(config, os.path.join(tmp, "a"), quiet=True)
     config.schedule = {"name": "linear_decay", "init_value": 0.05, "total_steps": {"fraction": 1.0}}
-    second = loop.train_and_evaluate(config, os.path.join(tmp, "b"), quiet=True)
+    second = train_and_evaluate(config, os.path.join(tmp, "b"), quiet=True)
     run, state = second["run"], second["state"]
   placed = [run.train_batch(run.epoch_order(0), i) for i in range(run.steps_per_epoch)]
-  group = loop.Group([loop.Member(run, "")], vmapped=False)
-  ctx = {
-    "stop": loop.StopSignal(),  # not entered: never signalled
-    "diverged": {},
-    "exports": {},
-    "progress": Progress(config.num_epochs, run.steps_per_epoch, enabled=False),
-  }
+  with tempfile.TemporaryDirectory() as tmp:  # no hook writes there: no files
+    trainer = Trainer([Member(run, tmp)], tmp, evaluate=False, max_steps=run.steps_per_epoch)
 
   def host_epoch():
-    nonlocal state
     t = time.perf_counter()
-    state, _, _ = loop.run_epoch(group, state, 0, 0, loop.zero_sums(1), ctx)
+    trainer.fit()  # a fresh state (one jitted initialisation), then the epoch's steps
     return time.perf_counter() - t
 
   def device_epoch():

@@ -102,3 +102,35 @@ def with_metric(results: dict, metric: str, table: dict[str, list[float]]) -> di
     if run["schedule"] in table:
       run[metric] = table[run["schedule"]][run["seed"]]
   return out
+
+
+def interrupt_at_epochs(monkeypatch, stop):
+  """Every trainer of the study gets one more hook, which records (members, epoch, workdir of
+  its first member) as each epoch starts and raises KeyboardInterrupt where `stop(members,
+  epoch, seen)` says so (after the previous epoch's checkpoint): a user stopping the study."""
+  from lrjax.train import hooks
+  from lrjax.train.trainer import Hook
+
+  real, epochs = hooks.standard, []
+
+  class Interrupt(Hook):
+    def _starting(self, trainer, loop):
+      spe, k = trainer.run.steps_per_epoch, trainer.k
+      epoch = loop.step // spe
+      if epoch >= trainer.run.config.num_epochs:
+        return
+      epochs.append((k, epoch, trainer.members[0].workdir))
+      if stop(k, epoch, epochs):
+        raise KeyboardInterrupt
+
+    def start(self, trainer, loop):
+      self._starting(trainer, loop)
+
+    def after_epoch(self, trainer, loop):
+      self._starting(trainer, loop)
+
+  def standard(*args, **kwargs):
+    return [*real(*args, **kwargs), Interrupt()]
+
+  monkeypatch.setattr(hooks, "standard", standard)
+  return epochs

@@ -1,15 +1,16 @@
 """Shared test setup: strict promotion catches silent float64/weak-type drift in the formulas.
 
-The tests run with the XLA:CPU settings that `lrjax`'s command line uses (`xla_cpu.tune`), so
-what they check is what users run.
+The tests run under the runtime `lrjax`'s command line gives a default config
+(`lrjax.runtime.setup()`, applied here before any JAX computation), so what they check is what
+users run.
 """
 
 import jax
 import pytest
 
-from lrjax.train import xla_cpu
+from lrjax import runtime
 
-xla_cpu.tune()
+runtime.setup()
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 

@@ -146,7 +146,9 @@ def test_a_module_missing_on_the_way_names_its_extra(capsys, monkeypatch, tmp_pa
   def run(fn):
     raise ModuleNotFoundError("No module named 'tensorflow_datasets'", name="tensorflow_datasets")
 
-  monkeypatch.setattr(cli, "run_command", run)
+  from lrjax.cli import train
+
+  monkeypatch.setattr(train, "run_command", run)
   code, _, err = _exit(capsys, "train", "--config", "smoke", "--workdir", str(tmp_path))
   assert code == 1
   _one_line_error(err, "[tfds]")

@@ -88,9 +88,9 @@ def test_lr_curve_drawn_at_every_step_when_the_schedule_is_known(tmp_path):
 
 
 def test_the_study_draws_with_the_plot_package():
-  from lrjax.compare import runner
+  from lrjax.compare import results
 
-  assert runner.figures.write_figures is figures.write_figures
+  assert results.figures.write_figures is figures.write_figures
 
 
 def test_range_test_figure(tmp_path):
@@ -98,9 +98,14 @@ def test_range_test_figure(tmp_path):
 
   lrs = np.geomspace(1e-4, 1.0, 60)
   losses = 2.0 - np.tanh(np.log10(lrs) + 2.5) + 0.02 * np.sin(np.arange(60))
-  result = {"lrs": lrs.tolist(), "losses": losses.tolist(), "suggested_lr": 3e-3}
+  result = {
+    "lrs": lrs.tolist(),
+    "losses": losses.tolist(),
+    "smoothed_losses": losses.tolist(),
+    "suggested_lr": 3e-3,
+  }
   assert _png(range_test.plot_range_test(result, tmp_path / "r" / "lr.png"))[0] > 10_000
-  with pytest.raises(ValueError, match="suggested_lr"):
+  with pytest.raises(ValueError, match="smoothed_losses"):
     range_test.plot_range_test({"lrs": [1.0], "losses": [1.0]}, tmp_path / "x.png")
   with pytest.raises(ValueError, match="one length"):
     range_test.plot_range_test({**result, "losses": [1.0]}, tmp_path / "x.png")

@@ -9,9 +9,11 @@ import ml_collections
 import numpy as np
 import pytest
 
+from lrjax import range_test as lr_finder
+from lrjax.compare import cell as cell_lib
 from lrjax.compare import runner
 from lrjax.compare import study as study_lib
-from lrjax.train import build, lr_finder
+from lrjax.train import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -73,7 +75,7 @@ def test_same_initialisation_and_data_order_across_schedules(tmp_path):
 
 def test_study_writes_results_skips_finished_and_resumes(tmp_path, monkeypatch):
   config = study_config()
-  real = runner.train_cell
+  real = cell_lib.train_cell
   calls = []
 
   def interrupted(cfg, workdir, cell, quiet=False):
@@ -82,12 +84,14 @@ def test_study_writes_results_skips_finished_and_resumes(tmp_path, monkeypatch):
       raise KeyboardInterrupt  # the study is stopped during its third run
     return real(cfg, workdir, cell, quiet=quiet)
 
-  monkeypatch.setattr(runner, "train_cell", interrupted)
+  monkeypatch.setattr(cell_lib, "train_cell", interrupted)
   with pytest.raises(KeyboardInterrupt):
     runner.compare(config, str(tmp_path), quiet=True)
   assert len(calls) == 3
   calls.clear()
-  monkeypatch.setattr(runner, "train_cell", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
+  monkeypatch.setattr(
+    cell_lib, "train_cell", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1]
+  )
   results = runner.compare(config, str(tmp_path), quiet=True)
   assert len(calls) == 4  # the two finished runs were skipped
   assert len(results["runs"]) == 6
@@ -100,13 +104,34 @@ def test_study_writes_results_skips_finished_and_resumes(tmp_path, monkeypatch):
   cosine = [r for r in on_disk["runs"] if r["schedule"] == "cosine_annealing"]
   assert all(r["snapshot_ensemble"]["num_snapshots"] == 2 for r in cosine)
   md = open(tmp_path / "results.md").read()
-  assert "| Accuracy |" in md and "| Loss |" in md and "Constant" in md
+  assert "| Accuracy |" in md and "| Loss |" in md
+  # Labels: the study config's, else the arm's name with spaces for underscores.
+  assert "| Metric | constant | linear | cosine annealing |" in md
   assert len(open(tmp_path / "results.csv").read().strip().splitlines()) == 7
   figures = os.listdir(tmp_path / "figures")
   assert "lr_schedules.png" in figures and "accuracy_overlay.png" in figures
   calls.clear()
   runner.compare(config, str(tmp_path), quiet=True)  # everything finished: nothing retrains
   assert calls == []
+
+
+def test_labels_come_from_the_study_config(tmp_path):
+  config = study_config()
+  config.study.labels = {"linear": "Linear decay"}
+  config.study.seeds = [0]
+  results = runner.compare(config, str(tmp_path), quiet=True)
+  assert results["labels"] == {
+    "constant": "constant",
+    "linear": "Linear decay",
+    "cosine_annealing": "cosine annealing",
+  }
+  assert (
+    "| Metric | constant | Linear decay | cosine annealing |"
+    in (tmp_path / "results.md").read_text()
+  )
+  config.study.labels = {"linear": 3}
+  with pytest.raises(ValueError, match="config.study.labels must map arm names to text"):
+    runner.compare(config, str(tmp_path), quiet=True)
 
 
 def test_bad_study_config(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from compare_fixtures import make_results, with_metric
 from scipy import stats as sps
 
-from lrjax.compare import stats
+from lrjax import stats
 
 # df = 2: t_{0.975} and the closed form P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2.
 T975_DF2 = 4.302652729911275

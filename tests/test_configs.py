@@ -7,10 +7,12 @@ import sys
 
 import pytest
 
-from lrjax import configs
+import lrjax.configs
+from lrjax import config as configs
 from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES
 
-FOLDER = os.path.dirname(os.path.abspath(configs.__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FOLDER = os.path.dirname(os.path.abspath(lrjax.configs.__file__))
 VARIANTS = {
   "chapter": list(CHAPTER_SCHEDULES),
   "tutorial": list(CHAPTER_SCHEDULES),
@@ -20,7 +22,7 @@ VARIANTS = {
 
 _LOAD = """
 import json, sys
-from lrjax import configs
+from lrjax import config as configs
 out = {}
 for spec in sys.argv[1:]:
   config = configs.load(spec)
@@ -55,7 +57,8 @@ def _load(tmp_path, *specs) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_the_builtins_are_the_files():
+def test_the_builtins_are_the_files_of_the_top_level_configs_folder():
+  assert FOLDER == os.path.join(ROOT, "configs")  # installed as lrjax.configs
   files = sorted(f[:-3] for f in os.listdir(FOLDER) if f.endswith(".py") and f != "__init__.py")
   # The schedule and arm definitions the study configs use are no configs.
   assert configs.builtin_names() == [
@@ -140,6 +143,39 @@ def test_overrides_are_typed_by_the_default(field, text, expected):
 def test_config_errors(spec, overrides, match):
   with pytest.raises(configs.ConfigError, match=match):
     configs.load(spec, overrides)
+
+
+@pytest.mark.parametrize(
+  "body, match",
+  [
+    (
+      "c.weight_decy = 0.1",
+      r"sets config.weight_decy, which lrjax does not know; did you mean "
+      r"'weight_decay'\? put fields of your own under config.user",
+    ),
+    ("c.runtime.thread = 2", r"sets config.runtime.thread, .*did you mean 'runtime.threads'"),
+    ("c.study = ml_collections.ConfigDict({'seeds': (0,), 'sedes': 1})", r"config.study.sedes"),
+  ],
+)
+def test_a_config_file_setting_an_unknown_field_is_refused(tmp_path, body, match):
+  path = tmp_path / "typo.py"
+  path.write_text(
+    "import ml_collections\n\nfrom lrjax.configs import smoke\n\n\n"
+    f"def get_config():\n  c = smoke.get_config()\n  {body}\n  return c\n"
+  )
+  with pytest.raises(configs.ConfigError, match=match) as info:
+    configs.load(str(path))
+  assert "\n" not in str(info.value)
+
+
+def test_fields_of_your_own_go_under_user(tmp_path):
+  path = tmp_path / "mine.py"
+  path.write_text(
+    "from lrjax.configs import smoke\n\n\n"
+    "def get_config():\n  c = smoke.get_config()\n  c.user.width = 64\n  return c\n"
+  )
+  config = configs.load(str(path), [("user.width", "32")])
+  assert config.user.width == 32
 
 
 def test_the_loaded_config_is_locked():

@@ -31,10 +31,10 @@ def _train(workdir, devices=1, extra=(), wait=True, env_extra=None):
   cmd = [
     sys.executable,
     "-m",
-    "lrjax.cli",
+    "lrjax",
     "train",
     "--config",
-    os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
+    os.path.join(ROOT, "configs", "smoke.py"),
     "--workdir",
     str(workdir),
     *OVERRIDES,

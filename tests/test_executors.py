@@ -16,7 +16,7 @@ import pytest
 from test_scaling import NAMES, SEEDS, finish, hashes, start_lrjax, without_times
 
 from lrjax import cli
-from lrjax.executors import common as executors
+from lrjax.executors import options
 from lrjax.executors.ray import RayOptions
 from lrjax.executors.slurm import CellJob, SlurmOptions
 
@@ -50,7 +50,7 @@ def _cli(*args):
   ],
 )
 def test_split_options(args, pairs):
-  rest, got = executors.split_options(args, ("ray", "slurm"))
+  rest, got = options.split(args, ("ray", "slurm"))
   assert got == pairs
   assert rest == [a for a in args if a == "x"]
 
@@ -65,11 +65,11 @@ def test_split_options(args, pairs):
 )
 def test_split_options_rejects(args, match):
   with pytest.raises(ValueError, match=match):
-    executors.split_options(args, ("ray",))
+    options.split(args, ("ray",))
 
 
 def test_parse_value():
-  assert [executors.parse_value(t) for t in ("2", "0.5", "true", "gpu")] == [2, 0.5, True, "gpu"]
+  assert [options.value(t) for t in ("2", "0.5", "true", "gpu")] == [2, 0.5, True, "gpu"]
 
 
 @pytest.mark.parametrize(
@@ -147,8 +147,8 @@ def test_a_missing_extra_is_named(tmp_path, capsys, monkeypatch, kind, extra, mo
 @needs_submitit
 def test_a_cell_job_checkpoints_as_itself():
   job = CellJob()
-  delayed = job.checkpoint("config", "workdir", "cell")
-  assert delayed.function is job and delayed.args == ("config", "workdir", "cell")
+  delayed = job.checkpoint("work", "cell")
+  assert delayed.function is job and delayed.args == ("work", "cell")
 
 
 @pytest.mark.slow
@@ -156,16 +156,20 @@ def test_a_cell_job_checkpoints_as_itself():
 def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch):
   """submitit's SIGUSR2 mid-training: the loop saves the current step, submitit's handler
   requeues (here: records and exits), and the requeued job ends where an unbroken one would."""
-  from lrjax import configs
-  from lrjax.compare import runner
-  from lrjax.train import loop
+  import functools
+
+  from lrjax import config as configs
+  from lrjax.compare import cell as cell_lib
+  from lrjax.compare import plan
+  from lrjax.train.trainer import Trainer
 
   config = configs.load("study_smoke")
-  cell = runner.plan(config, str(tmp_path), say=lambda text: None)[0]
-  whole = runner.train_cell(config, str(tmp_path / "whole"), cell, quiet=True)
+  cell = plan.plan(config, str(tmp_path), say=lambda text: None)[0]
+  whole = cell_lib.train_cell(config, str(tmp_path / "whole"), cell, quiet=True)
+  work = functools.partial(cell_lib.work, config, str(tmp_path / "cut"))
 
   steps, requeued = [0], []
-  step = loop.Group.step
+  step = Trainer.train_step
 
   def counting_step(self, state, batch):
     steps[0] += 1
@@ -177,20 +181,20 @@ def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch
     requeued.append(signum)
     raise SystemExit(144)
 
-  monkeypatch.setattr(loop.Group, "step", counting_step)
+  monkeypatch.setattr(Trainer, "train_step", counting_step)
   previous = signal.signal(signal.SIGUSR2, submitit_requeue)
   try:
     with pytest.raises(SystemExit):
-      CellJob()(config, str(tmp_path / "cut"), cell)
+      CellJob()(work, cell)
   finally:
     signal.signal(signal.SIGUSR2, previous)
   run = tmp_path / "cut" / "runs" / cell.names[0] / f"seed_{cell.seed}"
   assert requeued == [signal.SIGUSR2]
   assert (run / "checkpoints" / "6").exists() and not (run / "summary.json").exists()
   assert not (run / "claim.json").exists()
-  monkeypatch.setattr(loop.Group, "step", step)
-  resumed = CellJob()(config, str(tmp_path / "cut"), cell)
-  assert resumed[0]["params_sha256"] == whole[0]["params_sha256"]
+  monkeypatch.setattr(Trainer, "train_step", step)
+  resumed = CellJob()(work, cell)
+  assert resumed.summaries[0]["params_sha256"] == whole[0]["params_sha256"]
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +221,7 @@ RAY = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
 @needs_ray
 def test_ray_two_workers_equal_one_process(tmp_path, one_process):
   out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *RAY))[0]
-  assert "ray: 6 cells as tasks of 1 CPU and 0 GPU on 2 CPUs" in out
+  assert "ray: cells as tasks of 1 CPU and 0 GPU on 2 CPUs" in out
   assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6
   _same_study(tmp_path, one_process)
 
@@ -278,7 +282,7 @@ def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_pr
 def test_slurm_array_through_submitit_s_local_executor_equals_one_process(tmp_path, one_process):
   args = ["--executor", "slurm", "--slurm.cluster=local", "--slurm.array_parallelism=2"]
   out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *args))[0]
-  assert "slurm: 6 cells as local processes, 2 at a time" in out
+  assert "slurm: cells as local processes, 2 at a time" in out
   assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6
   _same_study(tmp_path, one_process)
   assert any((tmp_path / "slurm").iterdir())  # submitit's logs, where the message says

@@ -1,11 +1,12 @@
 """lrjax.onednn: the same convolution as XLA's, through oneDNN where it builds, XLA's otherwise.
 
-The oneDNN tests skip where the path is off (no oneDNN or compiler: `pip install 'lrjax[onednn]'`);
-the fallback tests run everywhere.
+The oneDNN tests skip where the path is off (no oneDNN or compiler: `pip install 'lrjax[train]'`
+on Linux x86-64); the fallback tests run everywhere.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,13 +17,16 @@ import numpy as np
 import pytest
 from jax import lax
 
+from lrjax import runtime
 from lrjax.models import registry
-from lrjax.onednn import build, conv, ops, path
+from lrjax.onednn import build, conv, ops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIMS = ("NHWC", "HWIO", "NHWC")
-ON = path.runs(jnp.float32)
-needs_onednn = pytest.mark.skipif(not ON, reason=path.status())
+RUNTIME = runtime.setup()
+ON = RUNTIME.convolutions == "onednn"
+needs_onednn = pytest.mark.skipif(not ON, reason=RUNTIME.status())
+ONEDNN = conv.Convolution(RUNTIME.threads, bf16=bool(getattr(build.load(), "bf16", False)))
 
 # (input shape NHWC, kernel shape HWIO, strides, padding): every layer of resnet20, convnet and
 # tiny (at a small batch), the 1x1 projection and 7x7/2 stem of the larger ResNets, and odd cases.
@@ -93,7 +97,7 @@ def test_geometry_declines_what_the_handlers_do_not_run(kwargs):
 
 def test_geometry_of_same_padding_matches_lax():
   g = conv.geometry((2, 32, 32, 16), (3, 3, 16, 32), (2, 2), "SAME", None, None, DIMS)
-  assert g == conv.Geometry(2, 2, 0, 1, 0, 1)
+  assert g == conv.Geometry(2, 2, 0, 1, 0, 1, threads=1)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -101,7 +105,13 @@ def test_unsupported_convolutions_fall_back_to_xla_exactly(groups):
   x, w = _operands((2, 8, 8, 4), (3, 3, 4 // groups, 6))
   kw = dict(dimension_numbers=DIMS, feature_group_count=groups, rhs_dilation=(2, 2))
   ref = lax.conv_general_dilated(x, w, (1, 1), "SAME", **kw)
-  np.testing.assert_array_equal(conv.conv_general_dilated(x, w, (1, 1), "SAME", **kw), ref)
+  np.testing.assert_array_equal(conv.Convolution(2)(x, w, (1, 1), "SAME", **kw), ref)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_a_bad_thread_count_is_one_line(threads):
+  with pytest.raises(ValueError, match=r"threads must be a positive integer"):
+    conv.Convolution(threads)
 
 
 def _python(code: str, **env) -> subprocess.CompletedProcess:
@@ -115,21 +125,20 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
   )
 
 
-def test_opt_out_runs_xla_and_says_so_in_one_line():
-  code = """
-    import jax, jax.numpy as jnp
-    from lrjax.models import registry
-    m = registry.create_model("tiny", 4)
+def test_the_runtime_chooses_the_path_per_model():
+  x = jnp.zeros((2, 8, 8, 3))
+
+  def calls(convolutions):
+    rt = runtime.setup({"convolutions": convolutions})
+    m = registry.create_model("tiny", 4, convolution=rt.convolution())
     v = registry.init_variables(m, jax.random.PRNGKey(0), (8, 8, 3))
-    apply = jax.jit(lambda v, x: m.apply(v, x, train=False))
-    hlo = apply.lower(v, jnp.zeros((2, 8, 8, 3))).as_text()
-    print("onednn calls", hlo.count("lrjax_onednn"))
-  """
-  proc = _python(code, LRJAX_ONEDNN="0")
-  assert proc.returncode == 0, proc.stderr
-  assert "onednn calls 0" in proc.stdout
-  lines = [line for line in proc.stderr.splitlines() if line.startswith("convolutions:")]
-  assert lines == ["convolutions: XLA (oneDNN off: LRJAX_ONEDNN=0)"]
+    return (
+      jax.jit(lambda v, x: m.apply(v, x, train=False)).lower(v, x).as_text().count("lrjax_onednn")
+    )
+
+  assert calls("xla") == 0
+  assert (calls("auto") > 0) == ON
+  assert runtime.setup({"convolutions": "xla"}).status().startswith("runtime: convolutions XLA,")
 
 
 def test_missing_onednn_gives_a_reason_not_an_error(monkeypatch, tmp_path):
@@ -140,7 +149,16 @@ def test_missing_onednn_gives_a_reason_not_an_error(monkeypatch, tmp_path):
   finally:
     build.load.cache_clear()
   assert isinstance(result, build.Unavailable)
-  assert "lrjax[onednn]" in result.reason
+  assert "lrjax[onednn-cpu]" in result.reason
+
+
+def test_onednn_asked_for_where_it_cannot_run_is_one_line(monkeypatch):
+  monkeypatch.setattr(build, "load", lambda: build.Unavailable("no oneDNN here"))
+  with pytest.raises(runtime.RuntimeMismatch, match="convolutions='onednn', but no oneDNN here"):
+    runtime.setup({"convolutions": "onednn"})
+  rt = runtime.setup({"convolutions": "auto"})
+  assert rt.convolutions == "xla" and rt.why_xla == "no oneDNN here"
+  assert "oneDNN off: no oneDNN here" in rt.status()
 
 
 def test_failed_build_gives_a_reason(tmp_path):
@@ -158,11 +176,9 @@ def test_failed_build_gives_a_reason(tmp_path):
 def test_forward_and_gradients_equal_xla(x_shape, w_shape, strides, padding):
   x, w = _operands(x_shape, w_shape)
   ref = _value_and_grads(lax.conv_general_dilated, x, w, strides, padding)
-  got = _value_and_grads(conv.conv_general_dilated, x, w, strides, padding)
+  got = _value_and_grads(ONEDNN, x, w, strides, padding)
   y_ref = lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=DIMS)
-  y = jax.jit(
-    lambda x, w: conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=DIMS)
-  )(x, w)
+  y = jax.jit(lambda x, w: ONEDNN(x, w, strides, padding, dimension_numbers=DIMS))(x, w)
   assert _rel(y_ref, y) < 1e-5
   for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)):
     assert _rel(a, b) < 1e-4
@@ -171,7 +187,7 @@ def test_forward_and_gradients_equal_xla(x_shape, w_shape, strides, padding):
 @needs_onednn
 def test_the_step_calls_onednn_with_no_transposes():
   x, w = _operands((4, 16, 16, 8), (3, 3, 8, 16))
-  hlo = jax.jit(jax.grad(_loss(conv.conv_general_dilated, (1, 1), "SAME"), (0, 1))).lower(x, w)
+  hlo = jax.jit(jax.grad(_loss(ONEDNN, (1, 1), "SAME"), (0, 1))).lower(x, w)
   text = hlo.compile().as_text()
   for target in ops.TARGETS:
     assert target in text
@@ -190,7 +206,7 @@ def test_vmap_equals_xla(kernel_batched):
 
   for a, b in zip(
     jax.tree.leaves(grads(lax.conv_general_dilated)),
-    jax.tree.leaves(grads(conv.conv_general_dilated)),
+    jax.tree.leaves(grads(ONEDNN)),
   ):
     assert a.shape == b.shape and _rel(a, b) < 1e-4
 
@@ -203,11 +219,11 @@ def test_nested_vmap_equals_xla():
     inner = jax.vmap(lambda x, w: fn(x, w, (1, 1), "SAME", dimension_numbers=DIMS), (0, None))
     return jax.jit(jax.vmap(inner))(x, w)
 
-  assert _rel(f(lax.conv_general_dilated), f(conv.conv_general_dilated)) < 1e-5
+  assert _rel(f(lax.conv_general_dilated), f(ONEDNN)) < 1e-5
 
 
 def _model_grads(name: str, shape, xla: bool):
-  model = registry.create_model(name, 10)
+  model = registry.create_model(name, 10, convolution=lax.conv_general_dilated if xla else ONEDNN)
   variables = registry.init_variables(model, jax.random.PRNGKey(0), shape)
   x = jax.random.normal(jax.random.PRNGKey(1), (8, *shape))
   labels = jnp.arange(8) % 10
@@ -218,19 +234,7 @@ def _model_grads(name: str, shape, xla: bool):
     )
     return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
 
-  jax.clear_caches()
-  with path.xla_only() if xla else _nothing():
-    return (
-      jax.jit(jax.value_and_grad(loss)).lower(variables["params"]).compile()(variables["params"])
-    )
-
-
-class _nothing:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    return False
+  return jax.jit(jax.value_and_grad(loss))(variables["params"])
 
 
 @needs_onednn
@@ -252,34 +256,31 @@ MESH_SCRIPT = """
   import json, re
   import jax, jax.numpy as jnp
   from jax.sharding import NamedSharding, PartitionSpec as P
-  from lrjax.onednn import path
+  from lrjax import runtime
   from lrjax.models import registry
+  rt = runtime.setup()
 
   mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
   batch, whole = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
   out = {}
   for name, shape in (("tiny", (16, 16, 3)), ("resnet20", (32, 32, 3)), ("convnet", (28, 28, 1))):
-    model = registry.create_model(name, 10)
-    variables = registry.init_variables(model, jax.random.PRNGKey(0), shape)
-    x = jax.random.normal(jax.random.PRNGKey(1), (8, *shape))
-
-    def loss(params, x):
-      logits, _ = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
-                              mutable=["batch_stats"])
-      return jnp.mean(jnp.sin(logits))
-
-    def grads(params, x):  # and a population of 2 models: vmap over params, the same images
-      pop = jax.tree.map(lambda p: jnp.stack([p, 2 * p]), params)
-      return jax.grad(loss)(params, x), jax.vmap(jax.grad(loss), (0, None))(pop, x)
-
     for on in ("xla", "onednn"):
-      jax.clear_caches()
-      f = jax.jit(grads, in_shardings=(whole, batch))
-      if on == "xla":
-        with path.xla_only():
-          compiled = f.lower(variables["params"], x).compile()
-      else:
-        compiled = f.lower(variables["params"], x).compile()
+      model = registry.create_model(
+        name, 10, convolution=runtime.setup({"convolutions": on}).convolution()
+      )
+      variables = registry.init_variables(model, jax.random.PRNGKey(0), shape)
+      x = jax.random.normal(jax.random.PRNGKey(1), (8, *shape))
+
+      def loss(params, x):
+        logits, _ = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                                mutable=["batch_stats"])
+        return jnp.mean(jnp.sin(logits))
+
+      def grads(params, x):  # and a population of 2 models: vmap over params, the same images
+        pop = jax.tree.map(lambda p: jnp.stack([p, 2 * p]), params)
+        return jax.grad(loss)(params, x), jax.vmap(jax.grad(loss), (0, None))(pop, x)
+
+      compiled = jax.jit(grads, in_shardings=(whole, batch)).lower(variables["params"], x).compile()
       text = compiled.as_text()
       out[f"{name} {on}"] = {
         "grads": [a.tolist() for a in jax.tree.leaves(compiled(variables["params"], x))],
@@ -308,7 +309,7 @@ def test_bfloat16_runs_or_falls_back():
   x, w = _operands((4, 8, 8, 8), (3, 3, 8, 16))
   x, w = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
   ref = _value_and_grads(lax.conv_general_dilated, x, w, (1, 1), "SAME")
-  got = _value_and_grads(conv.conv_general_dilated, x, w, (1, 1), "SAME")
+  got = _value_and_grads(ONEDNN, x, w, (1, 1), "SAME")
   for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)):
     assert a.dtype == b.dtype == jnp.bfloat16
     assert _rel(a.astype(jnp.float32), b.astype(jnp.float32)) < 2e-2
@@ -317,13 +318,13 @@ def test_bfloat16_runs_or_falls_back():
 TRAIN_SCRIPT = """
   import json, sys
   from lrjax.configs import smoke
-  from lrjax.train import loop
+  from lrjax.train import train_and_evaluate
   config = smoke.get_config()
   config.model, config.dataset, config.augment = "tiny", "synthetic:16x16x3:512:256:4", False
   config.num_epochs, config.batch_size, config.eval_batch_size = 4, 32, 256
-  config.seed = int(sys.argv[2])
-  out = loop.train_and_evaluate(config, sys.argv[1], quiet=True)
-  print(json.dumps({"accuracy": out["final_test_accuracy"]}))
+  config.seed, config.runtime.convolutions = int(sys.argv[2]), sys.argv[3]
+  out = train_and_evaluate(config, sys.argv[1], quiet=True)
+  print(json.dumps({"accuracy": out["final_test_accuracy"], "runtime": out["runtime"]}))
 """
 
 
@@ -331,7 +332,7 @@ TRAIN_SCRIPT = """
 @pytest.mark.slow
 def test_short_runs_reach_the_same_accuracy_on_both_paths(tmp_path):
   acc = {}
-  for name, env in (("xla", {"LRJAX_ONEDNN": "0"}), ("onednn", {})):
+  for name in ("xla", "onednn"):
     acc[name] = []
     for seed in (0, 1):
       proc = subprocess.run(
@@ -341,16 +342,66 @@ def test_short_runs_reach_the_same_accuracy_on_both_paths(tmp_path):
           textwrap.dedent(TRAIN_SCRIPT),
           str(tmp_path / f"{name}{seed}"),
           str(seed),
+          name,
         ],
-        env={**os.environ, "PYTHONPATH": ROOT, **env},
+        env={**os.environ, "PYTHONPATH": ROOT},
         capture_output=True,
         text=True,
         timeout=600,
         cwd=ROOT,
       )
       assert proc.returncode == 0, proc.stderr[-3000:]
-      assert f"convolutions: {'XLA' if name == 'xla' else 'oneDNN'}" in proc.stderr
-      acc[name].append(json.loads(proc.stdout.strip().splitlines()[-1])["accuracy"])
+      out = json.loads(proc.stdout.strip().splitlines()[-1])
+      assert out["runtime"]["convolutions"] == name
+      acc[name].append(out["accuracy"])
   # The same seeds on both paths: the runs differ only by float rounding in the convolutions.
   assert np.mean(acc["onednn"]) > 0.5 and np.mean(acc["xla"]) > 0.5
   assert abs(np.mean(acc["onednn"]) - np.mean(acc["xla"])) < 0.1, acc
+
+
+GRAD_BITS = """
+  import hashlib, sys
+  import numpy as np
+  from lrjax import runtime
+  rt = runtime.setup({"threads": int(sys.argv[1])})
+  import jax, jax.numpy as jnp
+  from lrjax.models import registry
+  m = registry.create_model("resnet20", 10, convolution=rt.convolution())
+  x = jax.random.normal(jax.random.PRNGKey(0), (32, 32, 32, 3))
+  v = m.init(jax.random.PRNGKey(1), x, train=False)
+  def loss(p):
+    out, _ = m.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
+                     mutable=["batch_stats"])
+    return (out ** 2).mean()
+  g = jax.jit(jax.grad(loss))(v["params"])
+  data = b"".join(np.asarray(a).tobytes() for a in jax.tree.leaves(g))
+  print(rt.convolutions, hashlib.sha256(data).hexdigest())
+"""
+
+
+def _grad_bits(threads: int, prefix: list[str] = (), **env) -> str:
+  clean = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC")}
+  proc = subprocess.run(
+    [*prefix, sys.executable, "-c", textwrap.dedent(GRAD_BITS), str(threads)],
+    env={**clean, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu", **env},
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=ROOT,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout.split()[-2:]
+
+
+@needs_onednn
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="taskset needs Linux")
+def test_the_runtime_threads_fix_the_bits_whatever_the_process_gets():
+  # oneDNN's weight gradient sums per thread: its bits follow the thread count. The runtime's
+  # count holds whatever OpenMP's environment (Ray gives a 1-CPU task OMP_NUM_THREADS=1) or the
+  # CPUs the process may use (Slurm, taskset) say.
+  base = _grad_bits(2)
+  assert base[0] == "onednn"
+  assert _grad_bits(2, OMP_NUM_THREADS="1") == base
+  if len(os.sched_getaffinity(0)) > 1 and shutil.which("taskset"):
+    assert _grad_bits(2, ["taskset", "-c", str(min(os.sched_getaffinity(0)))]) == base
+  assert _grad_bits(1) != base  # the count does matter: it is part of the runtime

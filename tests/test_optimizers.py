@@ -9,7 +9,7 @@ import pytest
 from optax import contrib
 from test_train import smoke_config
 
-from lrjax.train import build, loop, optimizers
+from lrjax.train import build, optimizers, train_and_evaluate
 
 NEW = ("schedule_free_sgd", "schedule_free_adamw", "prodigy", "dadapt_adamw", "dog", "mechanize")
 DIRECT = {
@@ -46,7 +46,7 @@ def test_each_trains_the_smoke_config(tmp_path, name):
   config = smoke_config(num_epochs=2, optimizer=name)
   lr = 0.05 if name.startswith("schedule_free") else 1.0  # a multiplier for the lr-free ones
   config.schedule = {"name": "constant", "value": lr}
-  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  out = train_and_evaluate(config, str(tmp_path), quiet=True)
   assert np.isfinite(out["final_test_loss"]) and out["final_test_accuracy"] > 0.25
 
 
@@ -82,7 +82,7 @@ def test_schedule_free_evaluates_at_its_averaged_point_with_batch_stats_recomput
 ):
   config = smoke_config(num_epochs=2, optimizer="schedule_free_sgd")
   config.schedule = {"name": "constant", "value": 0.05}
-  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  out = train_and_evaluate(config, str(tmp_path), quiet=True)
   run, state = out["run"], out["state"]
   x = optimizers.eval_params("schedule_free_sgd", state.opt_state, state.params)
   assert any(
@@ -112,6 +112,6 @@ def test_a_snapshot_epoch_prepares_the_schedule_free_eval_state_once(tmp_path, m
   seen = []
   real = build.Run.eval_state
   monkeypatch.setattr(build.Run, "eval_state", lambda self, s: seen.append(1) or real(self, s))
-  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  out = train_and_evaluate(config, str(tmp_path), quiet=True)
   assert out["snapshot_ensemble"]["num_snapshots"] == 2
   assert len(seen) == 2  # one per epoch

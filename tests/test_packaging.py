@@ -24,9 +24,14 @@ EXTRA_OF_PATH = {
   "lrjax/data/": "train",
   "lrjax/compare/": "train",
   "lrjax/executors/": "train",
-  "lrjax/configs/": "train",
+  "lrjax/runtime/": "train",
+  "lrjax/files/": "train",
+  "lrjax/range_test.py": "train",
+  "lrjax/stats.py": "train",
+  "lrjax/config.py": "train",
   "lrjax/plot/": "plot",
-  "lrjax/cli.py": "train",
+  "lrjax/cli/": "train",
+  "configs/": "train",
 }
 # An import that names the extra when it is missing rather than failing: its module and extra.
 OPTIONAL = {
@@ -56,7 +61,10 @@ def _third_party_imports() -> dict[str, set[str]]:
   """Top-level third-party module -> the files of lrjax/ that import it."""
   stdlib = set(sys.stdlib_module_names)
   found: dict[str, set[str]] = {}
-  for folder, _, files in os.walk(os.path.join(ROOT, "lrjax")):
+  for folder, _, files in [
+    *os.walk(os.path.join(ROOT, "lrjax")),
+    *os.walk(os.path.join(ROOT, "configs")),
+  ]:
     for name in files:
       if not name.endswith(".py"):
         continue
@@ -95,9 +103,14 @@ def test_every_import_is_declared_where_it_is_needed():
 
 def test_extras():
   extras = _pyproject()["project"]["optional-dependencies"]
-  assert {"plot", "train", "tfds", "ray", "slurm", "onednn", "onednn-cpu", "all", "test"} <= set(
-    extras
-  )
+  assert {"plot", "train", "tfds", "ray", "slurm", "onednn-cpu", "all", "test"} <= set(extras)
+  assert "onednn" not in extras  # Intel's TBB/SYCL build: its thread count cannot be fixed
+  # [train] brings the OpenMP oneDNN where its wheels exist (Linux x86-64).
+  linux = "platform_system == 'Linux' and platform_machine == 'x86_64'"
+  assert {r.split(";")[0].split(">=")[0] for r in extras["train"] if linux in r} == {
+    "onednn-cpu-gomp",
+    "onednn-devel-cpu-gomp",
+  }
   assert _names(_pyproject()["project"]["dependencies"]) == {"jax", "optax", "numpy"}
   assert "importlib-resources" in _names(extras["tfds"])
   assert any(r.startswith("ruff==") for r in extras["test"])

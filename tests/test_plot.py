@@ -65,7 +65,8 @@ out = sys.argv[1]
 lrjax.plot_schedules(lrjax.linear_decay(0.1, 10), 10, out + "/s.png", panels=True)
 study.write_figures(make_results(3, 2, 6), out)
 lrs = np.geomspace(1e-4, 1.0, 20)
-range_test.plot_range_test({"lrs": lrs, "losses": 1 / lrs, "suggested_lr": 1e-3}, out + "/r.png")
+result = {"lrs": lrs, "losses": 1 / lrs, "smoothed_losses": 1 / lrs, "suggested_lr": 1e-3}
+range_test.plot_range_test(result, out + "/r.png")
 print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
 """
 

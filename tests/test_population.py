@@ -7,12 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compare_fixtures import interrupt_at_epochs
 from test_compare_runner import study_config
 
 import lrjax
 from lrjax.compare import runner
 from lrjax.compare import study as study_lib
-from lrjax.train import build, loop, strategy
+from lrjax.train import build, strategy
 
 
 def _study(mode: str):
@@ -50,19 +51,13 @@ def test_population_matches_runs_one_at_a_time(tmp_path, sequential):
 
 
 def _interrupt_epochs(monkeypatch, stop):
-  """Records (members, epoch) of each population epoch; raises KeyboardInterrupt where `stop`
-  says so, as a user stopping the study would."""
-  real, epochs = loop.run_epoch, []
+  seen = interrupt_at_epochs(monkeypatch, stop)
 
-  def recorded(*args):
-    members, epoch = len(args[0]), args[2]
-    epochs.append((members, epoch))
-    if stop(members, epoch, epochs):
-      raise KeyboardInterrupt
-    return real(*args)
+  class Epochs(list):  # (members, epoch) of each population epoch
+    def __eq__(self, other):
+      return [(k, e) for k, e, _ in seen] == other
 
-  monkeypatch.setattr(loop, "run_epoch", recorded)
-  return epochs
+  return Epochs()
 
 
 def _assert_same_test_loss(pop, sequential):

@@ -9,7 +9,8 @@ import jax
 import pytest
 from test_train import smoke_config
 
-from lrjax.train import checkpoint, loop, records
+from lrjax.files.atomic import write_json
+from lrjax.train import checkpoint, train_and_evaluate
 from lrjax.train.progress import Progress, duration, so_far
 
 
@@ -29,15 +30,15 @@ def _damage(folder):
 
 def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes(tmp_path, capfd, caplog):
   config = smoke_config(num_epochs=3, keep_checkpoints=3)
-  whole = loop.train_and_evaluate(config, str(tmp_path / "whole"), quiet=True)
+  whole = train_and_evaluate(config, str(tmp_path / "whole"), quiet=True)
   # The same run again, its newest checkpoint (24) damaged and its summary gone: 16 is intact.
   out = tmp_path / "cut"
-  loop.train_and_evaluate(config, str(out), quiet=True)
+  train_and_evaluate(config, str(out), quiet=True)
   os.remove(out / "summary.json")
   _damage(out / "checkpoints" / "24")
   capfd.readouterr()
   caplog.set_level(logging.INFO, logger="absl")
-  resumed = loop.train_and_evaluate(config, str(out), quiet=True)
+  resumed = train_and_evaluate(config, str(out), quiet=True)
   err = capfd.readouterr().err
   assert f"checkpoint {out / 'checkpoints' / '24'} is damaged" in err
   # lrjax's warning is the one line about it: orbax's own ERROR records are kept out.
@@ -50,16 +51,16 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes(tmp_path, 
 
 def test_with_no_intact_checkpoint_one_line_says_so(tmp_path):
   out = tmp_path / "run"
-  loop.train_and_evaluate(smoke_config(num_epochs=1), str(out), quiet=True)
+  train_and_evaluate(smoke_config(num_epochs=1), str(out), quiet=True)
   _damage(out / "checkpoints")
   with pytest.raises(checkpoint.DamagedCheckpointError, match="no intact checkpoint in") as info:
-    loop.train_and_evaluate(smoke_config(num_epochs=2), str(out), quiet=True)
+    train_and_evaluate(smoke_config(num_epochs=2), str(out), quiet=True)
   assert "\n" not in str(info.value)
 
 
 def test_files_a_reader_trusts_are_replaced_whole(tmp_path, monkeypatch):
   path = str(tmp_path / "summary.json")
-  records.write_json(path, {"a": 1})
+  write_json(path, {"a": 1})
   real = os.replace
 
   def crash(src, dst):
@@ -67,14 +68,18 @@ def test_files_a_reader_trusts_are_replaced_whole(tmp_path, monkeypatch):
 
   monkeypatch.setattr(os, "replace", crash)
   with pytest.raises(OSError):
-    records.write_json(path, {"a": 2, "b": list(range(10_000))})
+    write_json(path, {"a": 2, "b": list(range(10_000))})
   monkeypatch.setattr(os, "replace", real)
   assert json.load(open(path)) == {"a": 1}  # the old file, whole: never half of the new one
 
 
-def test_summary_and_results_record_versions_and_device(tmp_path):
-  out = loop.train_and_evaluate(smoke_config(num_epochs=1), str(tmp_path), quiet=True)
-  env = json.load(open(tmp_path / "summary.json"))["environment"]
+def test_summary_and_results_record_versions_device_and_runtime(tmp_path):
+  out = train_and_evaluate(smoke_config(num_epochs=1), str(tmp_path), quiet=True)
+  summary = json.load(open(tmp_path / "summary.json"))
+  assert summary["runtime"] == out["run"].runtime.record()
+  assert json.load(open(tmp_path / "config.json"))["runtime"] == summary["runtime"]
+  assert {"convolutions", "threads", "xla_cpu_tuning", "platform"} <= set(summary["runtime"])
+  env = summary["environment"]
   assert env == out["environment"]
   assert set(env["versions"]) == {"jax", "jaxlib", "flax", "optax", "orbax-checkpoint"}
   assert env["versions"]["jax"] == jax.__version__
@@ -111,7 +116,7 @@ def test_preempted_survives_pickling():
   import pickle
   import signal
 
-  from lrjax.train.preemption import Preempted
+  from lrjax.runtime.preemption import Preempted
 
   e = pickle.loads(pickle.dumps(Preempted(7, signal.SIGTERM)))
   assert (e.step, e.signum) == (7, signal.SIGTERM) and "at step 7" in str(e)

@@ -14,17 +14,18 @@ import time
 
 import pytest
 
-from lrjax.train.claim import Claim, ClaimedError
+from lrjax.files.claim import Claim, ClaimedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES, SEEDS = ("constant", "linear", "cosine"), (0, 1)
 
 
-def start_lrjax(*args, env_extra=None):
+def start_lrjax(*args, env_extra=None, prefix=()):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env_extra or {})}
   env.pop("XLA_FLAGS", None)
+  env.pop("PJRT_NPROC", None)
   return subprocess.Popen(
-    [sys.executable, "-m", "lrjax", *args],
+    [*prefix, sys.executable, "-m", "lrjax", *args],
     cwd=ROOT,
     env=env,
     stdout=subprocess.PIPE,
@@ -99,7 +100,7 @@ def test_two_plain_processes_share_one_workdir(tmp_path, one_process):
     start_lrjax("compare", "--config", "study_smoke", "--workdir", str(tmp_path)) for _ in range(2)
   ]
   outs = finish(*procs)
-  pattern = r"\] (\w+) seed (\d): training \([^)]*\)\n(?!    skipped)"
+  pattern = r"\] (\w+) seed (\d): training \([^)]*\)\n(?!    .*waiting for it)"
   trained = [set(re.findall(pattern, out)) for out in outs]
   # Every cell trained by exactly one process; both end with the whole study's report.
   assert not trained[0] & trained[1]
@@ -161,6 +162,45 @@ def test_sigterm_saves_the_current_step_and_the_same_command_resumes_bitwise(tmp
   strip = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "images_per_second")}
   records = [[strip(json.loads(x)) for x in open(d / "metrics.jsonl")] for d in (whole, cut)]
   assert records[0] == records[1]
+
+
+def _preempt_mid_epoch(workdir):
+  proc = start_lrjax(*TRAIN, "--workdir", str(workdir))
+  deadline = time.time() + 120
+  while not (workdir / "checkpoints" / "64").exists() and time.time() < deadline:
+    time.sleep(0.02)
+  time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  finish(proc, codes=(75,))
+
+
+@pytest.mark.slow
+def test_a_resume_under_other_threads_keeps_the_bits_or_is_refused(tmp_path):
+  whole, cut = tmp_path / "whole", tmp_path / "cut"
+  finish(start_lrjax(*TRAIN, "--workdir", str(whole)))
+  _preempt_mid_epoch(cut)
+  threads = json.load(open(cut / "config.json"))["runtime"]["threads"]
+  # Asked for other numerics: refused in one line, nothing trained.
+  other = f"--config.runtime.threads={threads + 1}"
+  out = finish(start_lrjax(*TRAIN, "--workdir", str(cut), other), codes=(1,))[0]
+  last = out.strip().splitlines()[-1]
+  assert f"started with config.runtime.threads={threads}; this run asks for {threads + 1}" in last
+  assert last.startswith("lrjax: ") and not (cut / "summary.json").exists()
+  # Resumed in a process that gets one CPU, with OpenMP told one thread (as a 1-CPU Ray task or
+  # a Slurm step is): the runtime the run started with holds, and so do the bits.
+  one_cpu = ["taskset", "-c", str(min(os.sched_getaffinity(0)))] if _taskset() else []
+  finish(
+    start_lrjax(*TRAIN, "--workdir", str(cut), env_extra={"OMP_NUM_THREADS": "1"}, prefix=one_cpu)
+  )
+  a, b = (json.load(open(d / "summary.json")) for d in (whole, cut))
+  assert a["params_sha256"] == b["params_sha256"]
+  assert a["runtime"] == b["runtime"] and b["runtime"]["threads"] == threads
+
+
+def _taskset() -> bool:
+  import shutil
+
+  return hasattr(os, "sched_getaffinity") and shutil.which("taskset") is not None
 
 
 def test_a_claim_is_exclusive_renewed_and_taken_over_when_expired(tmp_path):

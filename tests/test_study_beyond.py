@@ -7,11 +7,12 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from compare_fixtures import interrupt_at_epochs
 from test_train import smoke_config
 
 from lrjax.compare import budgets, runner
 from lrjax.compare import study as study_lib
-from lrjax.train import build, loop
+from lrjax.train import build, train_and_evaluate
 
 FORK = {"peak_value": 0.1, "warmup_epochs": 0, "cooldown": 0.25, "decay_shape": "1-sqrt"}
 
@@ -109,7 +110,7 @@ def test_a_fork_equals_an_independent_run_and_starts_where_its_cooldown_does(
   study = study_lib.parse(config)
   for budget, start in ((2, 12), (4, 24)):  # 12: within epoch 1; 24: an epoch's end
     cfg = study_lib.run_config(config, study, "wsd", 0, budget)
-    alone = loop.train_and_evaluate(cfg, str(tmp_path / str(budget)), quiet=True)
+    alone = train_and_evaluate(cfg, str(tmp_path / str(budget)), quiet=True)
     fork = json.load(open(study_lib.run_dir(str(workdir), "wsd", 0, budget) + "/summary.json"))
     assert fork["params_sha256"] == alone["params_sha256"]
     schedule = alone["run"].schedule.fields()
@@ -120,20 +121,17 @@ def test_an_interrupted_fork_resumes_to_the_same_result(tmp_path, monkeypatch, b
   _, results = budget_results
   config = budget_study()
   config.study.seeds = [0]
-  real, calls = loop.run_epoch, []
 
-  def stop_in_a_fork(group, state, epoch, first, partial, ctx):
-    calls.append(group.members[0].workdir)
-    if "budget_4" in group.members[0].workdir and "wsd" in group.members[0].workdir:
-      raise KeyboardInterrupt  # killed during its cooldown
-    return real(group, state, epoch, first, partial, ctx)
+  def in_a_fork(k, epoch, seen):
+    workdir = seen[-1][2]
+    return "budget_4" in workdir and "wsd" in workdir  # killed during its cooldown
 
-  monkeypatch.setattr(loop, "run_epoch", stop_in_a_fork)
+  interrupt_at_epochs(monkeypatch, in_a_fork)
   with pytest.raises(KeyboardInterrupt):
     runner.compare(config, str(tmp_path), quiet=True)
   fork = study_lib.run_dir(str(tmp_path), "wsd", 0, 4)
   assert sorted(os.listdir(os.path.join(fork, "checkpoints"))) == ["24"]  # the trunk's start
-  monkeypatch.setattr(loop, "run_epoch", real)
+  monkeypatch.undo()
   again = runner.compare(config, str(tmp_path), quiet=True)
   ours = {(r["schedule"], r["budget"]): r for r in again["runs"]}
   theirs = {(r["schedule"], r["budget"]): r for r in results["runs"] if r["seed"] == 0}

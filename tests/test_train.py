@@ -10,7 +10,7 @@ import pytest
 
 import lrjax
 from lrjax import cli
-from lrjax.train import build, loop, resolve
+from lrjax.train import NonFiniteLossError, build, resolve, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -29,7 +29,7 @@ def smoke_config(**changes):
 
 
 def test_run_writes_records_and_compiles_once(tmp_path):
-  out = loop.train_and_evaluate(smoke_config(num_epochs=3), str(tmp_path), quiet=True)
+  out = train_and_evaluate(smoke_config(num_epochs=3), str(tmp_path), quiet=True)
   # At most one new program for all epochs and every per-step lr (0 if another test compiled it).
   assert out["compilations"] <= 1
   records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
@@ -118,8 +118,8 @@ def test_bad_config_stops_before_compiling(tmp_path, changes, field):
 def test_non_finite_loss_stops_with_step_and_lr(tmp_path):
   config = smoke_config(num_epochs=2, checkpoint_every_epochs=1)
   config.schedule = {"name": "step_decay", "init_value": 0.05, "drop_factor": 1e12, "drop_every": 8}
-  with pytest.raises(loop.NonFiniteLossError, match=r"at step \d+ \(learning rate"):
-    loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  with pytest.raises(NonFiniteLossError, match=r"at step \d+ \(learning rate"):
+    train_and_evaluate(config, str(tmp_path), quiet=True)
   # Epoch 0 was fine and saved; nothing after the blow-up was.
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["8"]
 
@@ -130,7 +130,7 @@ def test_cli_train_with_overrides(tmp_path, capsys):
       "lrjax",
       "train",
       "--config",
-      os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
+      os.path.join(ROOT, "configs", "smoke.py"),
       "--workdir",
       str(tmp_path),
       "--config.num_epochs=1",
@@ -152,7 +152,7 @@ def test_cli_reports_bad_config_field(tmp_path):
         "lrjax",
         "train",
         "--config",
-        os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
+        os.path.join(ROOT, "configs", "smoke.py"),
         "--workdir",
         str(tmp_path),
         "--config.batch_size=-4",
@@ -180,7 +180,7 @@ def test_snapshot_ensemble_of_cosine_cycles(tmp_path):
     "total_steps": {"fraction": 1.0},
     "num_cycles": 2,
   }
-  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  out = train_and_evaluate(config, str(tmp_path), quiet=True)
   assert out["run"].snapshot_epochs == (1, 3)  # 32 steps, period 16 = 2 epochs
   assert sorted(os.listdir(tmp_path / "snapshots")) == ["epoch_00001.npy", "epoch_00003.npy"]
   report = out["snapshot_ensemble"]
@@ -206,7 +206,7 @@ def test_runs_differing_only_in_schedule_values_share_one_compilation(tmp_path):
   for init in (0.1, 0.03):
     config = smoke_config(num_epochs=1)
     config.schedule = {"name": "linear_decay", "init_value": init, "total_steps": 8}
-    out = loop.train_and_evaluate(config, str(tmp_path / str(init)), quiet=True)
+    out = train_and_evaluate(config, str(tmp_path / str(init)), quiet=True)
     runs.append(out["run"])
     sizes.append(out["compilations"])
   assert runs[0].train_step is runs[1].train_step
@@ -222,7 +222,7 @@ def test_runs_differing_only_in_schedule_values_share_one_compilation(tmp_path):
   ],
 )
 def test_optimizers_precision_and_tensorboard(tmp_path, changes):
-  out = loop.train_and_evaluate(smoke_config(num_epochs=1, **changes), str(tmp_path), quiet=True)
+  out = train_and_evaluate(smoke_config(num_epochs=1, **changes), str(tmp_path), quiet=True)
   assert np.isfinite(out["final_test_loss"])
   if changes.get("half_precision"):
     # bfloat16 compute, float32 parameters.
@@ -239,7 +239,7 @@ def test_cli_missing_dataset_says_how_to_get_it(tmp_path):
         "lrjax",
         "train",
         "--config",
-        os.path.join(ROOT, "lrjax", "configs", "smoke.py"),
+        os.path.join(ROOT, "configs", "smoke.py"),
         "--workdir",
         str(tmp_path),
         "--config.dataset=mnist",

@@ -10,7 +10,7 @@ import pytest
 from test_train import smoke_config
 
 from lrjax.data import datasets as data
-from lrjax.train import build, loop
+from lrjax.train import build, train_and_evaluate
 
 
 class TinyMLP(nn.Module):
@@ -95,17 +95,17 @@ def _config(**changes):
 
 @pytest.mark.parametrize("model", ["test_user_inputs:TinyMLP", "test_user_inputs:make_norm_net"])
 def test_a_users_model_trains_and_resumes_like_a_built_in_one(tmp_path, model):
-  out = loop.train_and_evaluate(_config(model=model), str(tmp_path), quiet=True)
+  out = train_and_evaluate(_config(model=model), str(tmp_path), quiet=True)
   assert out["final_test_accuracy"] > 0.5  # 4 classes: chance is 0.25
   stats = out["state"].batch_stats
   assert bool(stats) is (model.endswith("make_norm_net"))  # BatchNorm statistics where it has them
-  again = loop.train_and_evaluate(_config(model=model), str(tmp_path), quiet=True)  # all done
+  again = train_and_evaluate(_config(model=model), str(tmp_path), quiet=True)  # all done
   assert again["params_sha256"] == out["params_sha256"]
 
 
 def test_a_users_dataset_trains(tmp_path):
   config = _config(dataset="test_user_inputs:load_stripes", batch_size=32, eval_batch_size=32)
-  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  out = train_and_evaluate(config, str(tmp_path), quiet=True)
   resolved = json.load(open(tmp_path / "config.json"))
   assert resolved["num_train"] == 192 and resolved["steps_per_epoch"] == 6
   assert out["final_test_accuracy"] > 0.5  # 3 classes: chance is 1/3
@@ -115,7 +115,7 @@ def test_a_users_dataset_trains(tmp_path):
 
 def test_both_together(tmp_path):
   config = _config(model="test_user_inputs:TinyMLP", dataset="test_user_inputs:load_stripes")
-  out = loop.train_and_evaluate(config, str(tmp_path), quiet=True)
+  out = train_and_evaluate(config, str(tmp_path), quiet=True)
   assert out["state"].params["Dense_1"]["kernel"].shape == (32, 3)
 
 

@@ -14,13 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from lrjax.compare import stats
-
-
-def at_budget(results: Mapping[str, Any], budget: int) -> dict[str, Any]:
-  """The results of one budget alone, as a study without budgets would have them."""
-  runs = [r for r in results["runs"] if r.get("budget") == budget]
-  return {**results, "runs": runs, "budgets": []}
+from lrjax import stats
 
 
 def epochs(n: int) -> str:
@@ -36,7 +30,7 @@ def _cell(summary: Mapping[str, Any], decimals: int) -> str:
 
 def recommendation(results: Mapping[str, Any], budget: int, alpha: float = 0.05) -> dict:
   """`{"best", "not_worse": [arms not significantly worse than best], "rows"}` at `budget`."""
-  sub = at_budget(results, budget)
+  sub = stats.at_budget(results, budget)
   summary = stats.summarize(sub, ("final_test_accuracy",))
   means = {n: s["final_test_accuracy"]["mean"] for n, s in summary.items()}
   ranked = [n for n in stats.schedule_names(sub) if not math.isnan(means[n])]
@@ -73,7 +67,7 @@ def budget_lines(results: Mapping[str, Any]) -> list[str]:
     ("Test accuracy", "final_test_accuracy", 3),
     ("Test loss", "final_test_loss", 4),
   ):
-    per = {b: stats.summarize(at_budget(results, b), (metric,)) for b in budgets}
+    per = {b: stats.summarize(stats.at_budget(results, b), (metric,)) for b in budgets}
     lines += [f"{title} (final epoch, mean ± std over seeds), by budget in epochs:", ""]
     lines.append("| Arm | " + " | ".join(f"{b} ep" for b in budgets) + " |")
     lines.append("|---|" + "---:|" * len(budgets))

@@ -9,8 +9,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from lrjax.compare import budgets, stats
-from lrjax.train.records import write_atomic
+from lrjax import stats
+from lrjax.compare import budgets
+from lrjax.files.atomic import write_atomic
 
 # The chapter's Table 1.1 reports the final-epoch test accuracy and loss.
 TABLE_ROWS = (("Accuracy", "final_test_accuracy", 3), ("Loss", "final_test_loss", 4))
@@ -182,7 +183,7 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   any run has one, the wall time per schedule and the runs still missing.
 
   Args:
-    results: a study's results (`lrjax.compare.stats` describes missing data).
+    results: a study's results (`lrjax.stats` describes missing data).
     baseline: the schedule the others are compared with; default the first column.
 
   Returns:
@@ -294,7 +295,7 @@ def write_reports(results: Mapping[str, Any], workdir: str | os.PathLike) -> dic
     markdown = "\n".join(budgets.budget_lines(results)) + "\n"
     table = ""
     for b in results["budgets"]:
-      sub = budgets.at_budget(results, b)
+      sub = stats.at_budget(results, b)
       # Its title becomes "At b epochs"; its sections move one level down.
       body = results_markdown(sub).split("\n", 1)[1].replace("\n#", "\n##")
       markdown += f"\n# At {budgets.epochs(b)}\n{body}"

@@ -4,8 +4,10 @@
   `optimizer`, `batch_size`, ...); `config.study.schedules` maps a name to a schedule config and
   is shorthand for an arm that overrides the schedule only (the chapter's study). Both may be
   given. `config.study.order` lists the arms in column order, the first being the baseline of
-  the paired comparison (default: sorted names). Every arm of a seed starts from the same
-  weights and sees the same data order, whatever it overrides: both derive from the seed alone.
+  the paired comparison (default: sorted names); `config.study.labels` maps an arm's name to the
+  name its tables and figures show (default: the name, underscores as spaces). Every arm of a
+  seed starts from the same weights and sees the same data order, whatever it overrides: both
+  derive from the seed alone.
 * Budgets. `config.study.budgets` lists training lengths in epochs; every arm is trained at
   every budget (its `num_epochs`), and durations written as `{"fraction": f}` scale with it.
 * Forks. An arm `{"wsd_fork": {"peak_value": p, "warmup_epochs": w, "cooldown": f,
@@ -45,6 +47,7 @@ class Study:
   seeds: tuple[int, ...]
   arms: dict[str, dict[str, Any]]
   budgets: tuple[int, ...]  # epochs; () for a study at `config.num_epochs` alone
+  labels: dict[str, str] = dataclasses.field(default_factory=dict)  # every arm's
 
   def fork(self, name: str) -> dict[str, Any] | None:
     """The `wsd_fork` spec of arm `name`, or None."""
@@ -64,7 +67,7 @@ def parse(config: Any) -> Study:
   if study is None or not ("schedules" in study or "arms" in study) or "seeds" not in study:
     raise ValueError(
       "config.study must have 'arms' (name -> config overrides) or 'schedules' (name -> "
-      "schedule config), and 'seeds'; see lrjax/configs/study_fashion_mnist.py"
+      "schedule config), and 'seeds'; see configs/study_fashion_mnist.py"
     )
   arms = {n: {"schedule": _plain(s)} for n, s in dict(_plain(study.get("schedules", {}))).items()}
   for name, overrides in dict(_plain(study.get("arms", {}) or {})).items():
@@ -85,7 +88,11 @@ def parse(config: Any) -> Study:
   budgets = _positive_ints(study.get("budgets", None) or (), "budgets")
   if any(b < 1 for b in budgets):
     raise ValueError(f"config.study.budgets must be epochs >= 1, got {list(budgets)}")
-  out = Study(tuple(order), seeds, {n: arms[n] for n in order}, tuple(sorted(budgets)))
+  labels = dict(_plain(study.get("labels", None) or {}))
+  if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+    raise ValueError(f"config.study.labels must map arm names to text, got {labels!r}")
+  labels = {n: labels.get(n, n.replace("_", " ")) for n in order}
+  out = Study(tuple(order), seeds, {n: arms[n] for n in order}, tuple(sorted(budgets)), labels)
   for name in order:
     spec = out.fork(name)
     if spec is not None:

@@ -1,10 +1,12 @@
 """`lrjax compare --executor ray`: one Ray task per cell, on a local or an existing Ray cluster.
 
-The driver starts a local cluster (`ray.init()`) or joins `--ray.address`, submits every
-unfinished cell as a task asking for `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (a fraction
-lets several small runs share a GPU), and waits for them with `ray.wait`. A task whose worker
-dies (a crash, SIGKILL, a lost node) or is preempted is retried up to `max_retries` times and
-resumes from the cell's checkpoint. lrjax must be installed on every node of the cluster.
+The driver starts a local cluster (`ray.init()`) or joins `--ray.address`; the study's loop
+(`base.run_cells`) submits each cell whose dependencies have finished as a task asking for
+`cpus_per_cell` CPUs and `gpus_per_cell` GPUs (a fraction lets several small runs share a GPU).
+A task whose worker dies (a crash, SIGKILL, a lost node) or is preempted is retried up to
+`max_retries` times and resumes from the cell's checkpoint. Each task applies the cell's runtime
+(`lrjax.runtime.setup`) itself, so its bits do not depend on the threads Ray gives it. lrjax
+must be installed on every node of the cluster.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from collections.abc import Callable
 from typing import Any
 
-from lrjax.executors import common
+from lrjax.executors import options as parse
+from lrjax.executors.base import Executor, Failed, Outcome, one_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +59,7 @@ class RayOptions:
     unknown = sorted(set(flags) - set(fields))
     if unknown:
       raise ValueError(f"unknown option --ray.{unknown[0]}; --ray.FIELD is one of {fields}")
-    values = {k: v if k == "address" else common.parse_value(v) for k, v in flags.items()}
+    values = {k: v if k == "address" else parse.value(v) for k, v in flags.items()}
     return cls(**values)
 
 
@@ -69,79 +71,64 @@ def _count(x: Any, least: int) -> bool:
   return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
 
-def _train(config: Any, workdir: str, cell: Any, *after: Any) -> list[dict]:
-  # `after`: the trunk's result, so that Ray starts a fork only once its trunk has trained.
-  return common.work_cell(config, workdir, cell)
+def _call(work: Callable[[Any], Outcome], cell: Any) -> Outcome:
+  return work(cell)
 
 
-def run(
-  config: Any, workdir: str, options: RayOptions, say: Callable[[str], None]
-) -> dict[str, Any]:
-  """Trains the study's unfinished cells as Ray tasks, then writes and returns the report.
+class RayExecutor(Executor):
+  """Cells as Ray tasks (see the module docstring); `say` hears where they run."""
 
-  Raises:
-    CellsFailed: after the report, if a cell failed for good (an error in training, or a worker
-      lost more than `max_retries` times).
-  """
-  if not isinstance(options, RayOptions):
-    raise ValueError(f"options must be a RayOptions, got {options!r}")
-  import ray
+  def __init__(self, options: RayOptions, say: Callable[[str], None]):
+    if not isinstance(options, RayOptions):
+      raise ValueError(f"options must be a RayOptions, got {options!r}")
+    import ray
 
-  from lrjax.train import loop
+    from lrjax.runtime.preemption import Preempted
 
-  workdir = os.path.abspath(workdir)  # workers may run in another directory
-  cells = common.prepare(config, workdir, say)
-  if not cells:
-    return common.finish(workdir, [], say)
-  env = {}
-  gpus = options.gpus_per_cell
-  if gpus is not None and 0 < gpus < 1:
-    # Several cells share a GPU: each JAX process must not take 75% of its memory up front.
-    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-  started = not ray.is_initialized()
-  if started:
-    ray.init(
-      address=options.address,
-      num_cpus=options.num_cpus,
-      include_dashboard=False,
-      log_to_driver=False,  # the driver prints progress; workers' logs stay in Ray's log folder
-      logging_level=logging.ERROR,  # not Ray's start-up notes between the progress lines
-      runtime_env={"env_vars": env} if env else None,
-    )
-  try:
+    self._ray, self.started = ray, not ray.is_initialized()
+    env = {}
+    gpus = options.gpus_per_cell
+    if gpus is not None and 0 < gpus < 1:
+      # Several cells share a GPU: each JAX process must not take 75% of its memory up front.
+      env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    if self.started:
+      ray.init(
+        address=options.address,
+        num_cpus=options.num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,  # the driver prints progress; workers' logs stay in Ray's folder
+        logging_level=logging.ERROR,  # not Ray's start-up notes between the progress lines
+        runtime_env={"env_vars": env} if env else None,
+      )
     if gpus is None:
       gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    say(
-      f"ray: {len(cells)} cells as tasks of {options.cpus_per_cell:g} CPU and {gpus:g} GPU on "
-      f"{ray.cluster_resources().get('CPU', 0):g} CPUs"
-    )
-    task = ray.remote(_train).options(
+    cpus = ray.cluster_resources().get("CPU", 0)
+    self.capacity = None  # Ray queues what the cluster cannot start yet
+    say(f"ray: cells as tasks of {options.cpus_per_cell:g} CPU and {gpus:g} GPU on {cpus:g} CPUs")
+    self._task = ray.remote(_call).options(
       num_cpus=options.cpus_per_cell,
       num_gpus=gpus,
       max_retries=options.max_retries,
       # A preempted run saved its checkpoint: running the cell again resumes it.
-      retry_exceptions=[loop.Preempted],
+      retry_exceptions=[Preempted],
     )
-    pending, trunks = {}, {}
-    for cell in cells:
-      key = (cell.names[0], cell.seed)
-      after = [trunks[key]] if key in trunks else []
-      ref = task.remote(config, workdir, cell, *after)
-      if getattr(cell, "trunk", False):
-        trunks[key] = ref
-      pending[ref] = cell
-    progress, failed = common.Progress(len(cells), say), []
-    while pending:
-      ready, _ = ray.wait(list(pending), num_returns=1)
-      for ref in ready:
-        cell = pending.pop(ref)
-        try:
-          progress.cell_done(cell, ray.get(ref))
-        except Exception as e:  # a RayTaskError, a lost worker: report it, go on with the rest
-          error = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-          progress.cell_done(cell, None, error)
-          failed.append(f"{cell.label()}: {error}")
-  finally:
-    if started:
-      ray.shutdown()
-  return common.finish(workdir, failed, say)
+
+  def submit(self, cells, work):
+    return [self._task.remote(work, cell) for cell in cells]
+
+  def wait(self, handles, timeout):
+    ray = self._ray
+    ready, rest = ray.wait(list(handles), num_returns=1, timeout=timeout)
+    if ready and rest:
+      ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+    out = []
+    for ref in ready:
+      try:
+        out.append((ref, ray.get(ref)))
+      except Exception as e:  # a RayTaskError, a lost worker: that cell failed; go on
+        out.append((ref, Failed(one_line(e))))
+    return out
+
+  def close(self) -> None:
+    if self.started:
+      self._ray.shutdown()

@@ -1,12 +1,13 @@
-"""`lrjax compare --executor slurm`: one Slurm job array through submitit, one task per cell.
+"""`lrjax compare --executor slurm`: a study's cells as Slurm array tasks, through submitit.
 
 `--slurm.FIELD=VALUE` sets a field of `submitit.SlurmExecutor` (partition, time in minutes,
-gpus_per_task, cpus_per_task, array_parallelism, mem, account, qos, ...); the array holds the
-study's unfinished cells. A task that is preempted or reaches its time limit is requeued by
-submitit (`CellJob.checkpoint`) and resumes from the cell's checkpoint; `max_num_timeout` bounds
-the requeues after time-outs. `--slurm.cluster=local` runs the same tasks as local processes
-(`submitit.LocalExecutor`, `array_parallelism` at a time, default one per CPU core, `time` still
-the limit): a dry run off a cluster, or a study on one big machine.
+gpus_per_task, cpus_per_task, array_parallelism, mem, account, qos, ...). The study's loop
+(`base.run_cells`) submits the cells that can start as one job array (a forked cooldown's cells
+once their trunk has finished, as a second array). A task that is preempted or reaches its time
+limit is requeued by submitit (`CellJob.checkpoint`) and resumes from the cell's checkpoint;
+`max_num_timeout` bounds the requeues after time-outs. `--slurm.cluster=local` runs the same
+tasks as local processes (`submitit.LocalExecutor`, `array_parallelism` at a time, default one
+per CPU core, `time` still the limit): a dry run off a cluster, or a study on one big machine.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lrjax.executors import common
+from lrjax.executors import options as parse
+from lrjax.executors.base import Executor, Failed, one_line
 
 OWN = ("cluster", "folder", "max_num_timeout")  # lrjax's fields; the rest are submitit's
 
@@ -57,21 +59,19 @@ class SlurmOptions:
     unknown = sorted(set(flags) - set(known))
     if unknown:
       raise ValueError(f"unknown option --slurm.{unknown[0]}; --slurm.FIELD is one of {known}")
-    values = {
-      k: v if k in ("cluster", "folder") else common.parse_value(v) for k, v in flags.items()
-    }
+    values = {k: v if k in ("cluster", "folder") else parse.value(v) for k, v in flags.items()}
     own = {k: values.pop(k) for k in OWN if k in values}
     # Slurm's own default time is often short; submitit's is 5 minutes.
     return cls(**own, fields={"time": 240, "signal_delay_s": 120, **values})
 
 
 class CellJob:
-  """One array task: trains its cell. submitit calls `checkpoint` on preemption or time-out (it
-  sends SIGUSR2) and requeues what it returns: this same job, which resumes from the cell's
+  """One array task: runs `work(cell)`. submitit calls `checkpoint` on preemption or time-out
+  (it sends SIGUSR2) and requeues what it returns: this same job, which resumes from the cell's
   checkpoint."""
 
-  def __call__(self, config: Any, workdir: str, cell: Any) -> list[dict]:
-    from lrjax.train import loop
+  def __call__(self, work: Any, cell: Any) -> Any:
+    from lrjax.runtime.preemption import Preempted, StopSignal
 
     usr = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
     requeue = signal.getsignal(usr)  # submitit's: checkpoint(), requeue, exit
@@ -79,7 +79,7 @@ class CellJob:
     def stop_then_requeue(signum, frame):
       stop = signal.getsignal(signal.SIGTERM)
       owner = getattr(stop, "__self__", None)
-      if isinstance(owner, loop.StopSignal) and owner.signum is None:
+      if isinstance(owner, StopSignal) and owner.signum is None:
         # In the training loop: let it finish the step and save it, not lose the steps since
         # the last checkpoint; Preempted then comes back here.
         stop(signal.SIGTERM, frame)
@@ -88,101 +88,76 @@ class CellJob:
 
     signal.signal(usr, stop_then_requeue)
     try:
-      return common.work_cell(config, workdir, cell)
-    except loop.Preempted:
+      return work(cell)
+    except Preempted:
       if callable(requeue):  # under submitit (SIGUSR2 or Slurm's SIGTERM): requeue and exit
         requeue(usr, None)
       raise
     finally:
       signal.signal(usr, requeue)
 
-  def checkpoint(self, config: Any, workdir: str, cell: Any):
+  def checkpoint(self, work: Any, cell: Any):
     import submitit
 
-    return submitit.helpers.DelayedSubmission(self, config, workdir, cell)
+    return submitit.helpers.DelayedSubmission(self, work, cell)
 
 
-def _executor(options: SlurmOptions, folder: str):
-  import submitit
+class SlurmExecutor(Executor):
+  """Cells as Slurm array tasks, or as local processes (see the module docstring)."""
 
-  fields = dict(options.fields)
-  if options.cluster == "local":
-    ex = submitit.LocalExecutor(folder, max_num_timeout=options.max_num_timeout)
-    gpus = fields.get("gpus_per_task", fields.get("gpus_per_node", 0))
-    ex.update_parameters(
-      timeout_min=fields["time"], signal_delay_s=fields["signal_delay_s"], gpus_per_node=gpus
-    )
-    return ex
-  ex = submitit.SlurmExecutor(folder, max_num_timeout=options.max_num_timeout)
-  ex.update_parameters(**{"job_name": "lrjax-compare", **fields})
-  return ex
+  def __init__(self, options: SlurmOptions, workdir: str, say: Callable[[str], None]):
+    if not isinstance(options, SlurmOptions):
+      raise ValueError(f"options must be a SlurmOptions, got {options!r}")
+    if options.cluster == "slurm" and shutil.which("sbatch") is None:
+      raise OSError(
+        "--executor slurm submits with sbatch, which is not on PATH: run on a Slurm login node, "
+        "or try the array locally with --slurm.cluster=local"
+      )
+    import submitit
 
+    self.options, self.say, self._told = options, say, False
+    self.folder = options.folder or os.path.join(workdir, "slurm", "%j")
+    fields = dict(options.fields)
+    if options.cluster == "local":
+      # Local processes have no array to throttle them: `array_parallelism` (default: one per
+      # CPU core) at a time.
+      self.capacity = fields.get("array_parallelism", os.cpu_count() or 1)
+      ex = submitit.LocalExecutor(self.folder, max_num_timeout=options.max_num_timeout)
+      gpus = fields.get("gpus_per_task", fields.get("gpus_per_node", 0))
+      ex.update_parameters(
+        timeout_min=fields["time"], signal_delay_s=fields["signal_delay_s"], gpus_per_node=gpus
+      )
+      self.poll = 0.5
+    else:
+      self.capacity = None  # the array's own parallelism throttles it
+      ex = submitit.SlurmExecutor(self.folder, max_num_timeout=options.max_num_timeout)
+      ex.update_parameters(**{"job_name": "lrjax-compare", **fields})
+      self.poll = 30.0  # sacct is not to be hammered
+    self._ex = ex
 
-def run(
-  config: Any,
-  workdir: str,
-  options: SlurmOptions,
-  say: Callable[[str], None],
-  *,
-  wait: bool = True,
-  poll: float | None = None,
-) -> dict[str, Any] | None:
-  """Submits the study's unfinished cells as one job array; with `wait`, waits for it and writes
-  and returns the report (else returns None: `lrjax report` collects later).
-
-  Raises:
-    CellsFailed: after the report, if a cell's task failed for good.
-  """
-  if not isinstance(options, SlurmOptions):
-    raise ValueError(f"options must be a SlurmOptions, got {options!r}")
-  if poll is not None and not poll > 0:
-    raise ValueError(f"poll must be a positive number of seconds, got {poll!r}")
-  if options.cluster == "slurm" and shutil.which("sbatch") is None:
-    raise OSError(
-      "--executor slurm submits with sbatch, which is not on PATH: run on a Slurm login node, "
-      "or try the array locally with --slurm.cluster=local"
-    )
-  workdir = os.path.abspath(workdir)  # tasks may start in another directory
-  cells = common.prepare(config, workdir, say)
-  if not cells:
-    return common.finish(workdir, [], say) if wait else None
-  folder = options.folder or os.path.join(workdir, "slurm", "%j")
-  ex = _executor(options, folder)
-  n = len(cells)
-  if options.cluster == "local":
-    # Local processes have no array to throttle them: start `array_parallelism` (default: one
-    # per CPU core) and the next as each ends; without waiting, all at once.
-    width = options.fields.get("array_parallelism", os.cpu_count() or 1) if wait else n
-    queue, pending = list(cells), {}
-
-    def top_up():
-      while queue and len(pending) < width:
-        cell = queue.pop(0)
-        pending[ex.submit(CellJob(), config, workdir, cell)] = cell
-
-    top_up()
-    say(f"slurm: {n} cells as local processes, {width} at a time; logs in {folder}")
-  else:
-    jobs = ex.map_array(CellJob(), [config] * n, [workdir] * n, cells)
-    pending, top_up = dict(zip(jobs, cells)), lambda: None
+  def submit(self, cells, work):
+    if self.options.cluster == "local":
+      if not self._told:
+        self.say(
+          f"slurm: cells as local processes, {self.capacity} at a time; logs in {self.folder}"
+        )
+        self._told = True
+      return [self._ex.submit(CellJob(), work, cell) for cell in cells]
+    n = len(cells)
+    jobs = self._ex.map_array(CellJob(), [work] * n, list(cells))
     array_id = str(jobs[0].job_id).split("_")[0]
-    say(f"slurm: {n} cells submitted as job array {array_id}; logs in {folder}")
-  if not wait:
-    say(f"when it is done: lrjax report --workdir {workdir}")
-    return None
-  poll = poll or (0.5 if options.cluster == "local" else 30.0)  # sacct is not to be hammered
-  progress, failed = common.Progress(n, say), []
-  while pending:
-    for job in [j for j in pending if j.done()]:
-      cell = pending.pop(job)
+    self.say(f"slurm: {n} cells submitted as job array {array_id}; logs in {self.folder}")
+    return jobs
+
+  def wait(self, handles, timeout):
+    done = [j for j in handles if j.done()]
+    if not done:
+      time.sleep(min(timeout, self.poll))
+      done = [j for j in handles if j.done()]
+    out = []
+    for job in done:
       try:
-        progress.cell_done(cell, job.result())
+        out.append((job, job.result()))
       except Exception as e:  # a failed task: the error is in its log; go on with the others
-        lines = str(e).strip().splitlines()
-        error = f"{lines[-1] if lines else type(e).__name__} (log: {job.paths.stderr})"
-        progress.cell_done(cell, None, error)
-        failed.append(f"{cell.label()}: {error}")
-    top_up()
-    if pending:
-      time.sleep(poll)
-  return common.finish(workdir, failed, say)
+        out.append((job, Failed(f"{one_line(e)} (log: {job.paths.stderr})")))
+    return out

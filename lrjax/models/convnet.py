@@ -6,14 +6,15 @@ logits out, `train=` selecting batch or running BatchNorm statistics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from lrjax.models.resnet import Conv, he_normal
+from lrjax.models.resnet import conv_layer, he_normal
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
@@ -39,14 +40,16 @@ class ConvNet(nn.Module):
   widths: Sequence[int] = (32, 64, 128)
   dtype: Any = jnp.float32
   stem: str = "cifar"  # no stem to choose: accepted so every model is built the same way
+  convolution: Callable = lax.conv_general_dilated
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     x = jnp.asarray(x, self.dtype)
+    conv = conv_layer(self.convolution, use_bias=False, kernel_init=he_normal, dtype=self.dtype)
     for i, width in enumerate(self.widths):
       if i:
         x = max_pool_2x2(x)
-      x = Conv(width, (3, 3), use_bias=False, kernel_init=he_normal, dtype=self.dtype)(x)
+      x = conv(width, (3, 3))(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype)(
         x
       )

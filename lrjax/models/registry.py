@@ -18,6 +18,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from lrjax.import_path import import_object
 from lrjax.models.convnet import ConvNet
@@ -53,7 +54,12 @@ def model_names() -> tuple[str, ...]:
 
 
 def create_model(
-  name: str, num_classes: int, *, dtype: Any = jnp.float32, stem: str = "cifar"
+  name: str,
+  num_classes: int,
+  *,
+  dtype: Any = jnp.float32,
+  stem: str = "cifar",
+  convolution: Callable = lax.conv_general_dilated,
 ) -> nn.Module:
   """Builds a registered model.
 
@@ -63,6 +69,8 @@ def create_model(
     dtype: compute dtype (`jnp.float32` or `jnp.bfloat16`); parameters stay float32.
     stem: "cifar" (3x3/1 conv, no max-pool; for 28-32 pixel images) or "imagenet" (7x7/2 conv
       and 3x3/2 max-pool).
+    convolution: the `conv_general_dilated` its convolution layers compute with (the runtime's
+      choice, `lrjax.runtime.Runtime.convolution`); XLA's by default.
 
   Raises:
     ValueError: for an unknown name or stem, or a `num_classes` that is not a positive integer.
@@ -72,7 +80,9 @@ def create_model(
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
     raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
   check_stem(stem)
-  return _MODELS[name](num_classes=num_classes, dtype=dtype, stem=stem)
+  if not callable(convolution):
+    raise ValueError(f"convolution must be a conv_general_dilated function, got {convolution!r}")
+  return _MODELS[name](num_classes=num_classes, dtype=dtype, stem=stem, convolution=convolution)
 
 
 def init_variables(model: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
@@ -97,14 +107,20 @@ def _accepts(fn: Any, name: str) -> bool:
   return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def build_user_model(path: str, num_classes: int, dtype: Any) -> nn.Module:
-  """Builds the user's model `path` with `num_classes=` (and `dtype=` where it takes one)."""
+def build_user_model(
+  path: str, num_classes: int, dtype: Any, convolution: Callable = lax.conv_general_dilated
+) -> nn.Module:
+  """Builds the user's model `path` with `num_classes=` (and `dtype=` and `convolution=` where
+  it takes them: a model that passes `convolution` to its `nn.Conv(conv_general_dilated=...)`
+  runs on the runtime's convolution path, as the built-in ones do)."""
   factory = import_object(path, "model")
   if not callable(factory):
     raise ValueError(f"config.model={path!r} is not a module class or a function")
   kwargs: dict[str, Any] = {"num_classes": num_classes}
   if _accepts(factory, "dtype"):
     kwargs["dtype"] = dtype
+  if _accepts(factory, "convolution"):
+    kwargs["convolution"] = convolution
   try:
     model = factory(**kwargs)
   except Exception as e:

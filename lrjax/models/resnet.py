@@ -26,8 +26,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-
-from lrjax.onednn import conv_general_dilated
+from jax import lax
 
 STEMS = ("cifar", "imagenet")
 SHORTCUTS = ("projection", "pad")
@@ -36,9 +35,11 @@ SHORTCUTS = ("projection", "pad")
 # compare against were obtained that way, so do the same instead of Flax's LeCun default.
 he_normal = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
-# `nn.Conv` with its convolution through oneDNN on a CPU where that builds, else XLA's (see
-# lrjax/onednn): the same parameters and names, so checkpoints load on either path.
-Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
+
+def conv_layer(convolution: Callable, **kwargs) -> Callable[..., nn.Module]:
+  """`nn.Conv` computing with `convolution` (XLA's `lax.conv_general_dilated`, or the runtime's
+  oneDNN one): the same parameters and names either way, so checkpoints load on both paths."""
+  return functools.partial(nn.Conv, conv_general_dilated=convolution, **kwargs)
 
 
 def check_stem(stem: str) -> None:
@@ -116,6 +117,7 @@ class ResNet(nn.Module):
       parameter-free option A used for ResNet-20/32/56).
     zero_init_residual: zero-init the last BN scale of each block.
     dtype: compute dtype; parameters are float32 either way.
+    convolution: the `conv_general_dilated` every convolution layer computes with.
   """
 
   stage_sizes: Sequence[int]
@@ -126,13 +128,14 @@ class ResNet(nn.Module):
   shortcut: str = "projection"
   zero_init_residual: bool = True
   dtype: Any = jnp.float32
+  convolution: Callable = lax.conv_general_dilated
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     check_stem(self.stem)
     if self.shortcut not in SHORTCUTS:
       raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {self.shortcut!r}")
-    conv = functools.partial(Conv, use_bias=False, kernel_init=he_normal, dtype=self.dtype)
+    conv = conv_layer(self.convolution, use_bias=False, kernel_init=he_normal, dtype=self.dtype)
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype
     )
@@ -199,6 +202,7 @@ class PreActResNet(nn.Module):
   filters: Sequence[int] = (64, 64, 128, 256)
   stem: str = "cifar"
   dtype: Any = jnp.float32
+  convolution: Callable = lax.conv_general_dilated
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -208,7 +212,7 @@ class PreActResNet(nn.Module):
         f"filters must have len(stages) + 1 = {len(self.stages) + 1} entries, got {self.filters!r}"
       )
     glorot = nn.initializers.xavier_uniform()
-    conv = functools.partial(Conv, use_bias=False, kernel_init=glorot, dtype=self.dtype)
+    conv = conv_layer(self.convolution, use_bias=False, kernel_init=glorot, dtype=self.dtype)
     norm = functools.partial(
       nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=2e-5, dtype=self.dtype
     )

@@ -1,12 +1,12 @@
-"""CPU convolutions through oneDNN, called from XLA by its FFI; XLA's convolution otherwise.
+"""CPU convolutions through oneDNN, called from XLA by its FFI.
 
-`conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (and for flax's
-`nn.Conv(conv_general_dilated=...)`, as `lrjax.models` uses it). `status()` says in one line
-which path this process runs. Install with `pip install 'lrjax[onednn]'`; `LRJAX_ONEDNN=0` turns it
-off.
+`Convolution(threads, bf16)` is a drop-in for `lax.conv_general_dilated` (and for flax's
+`nn.Conv(conv_general_dilated=...)`); `build.load()` compiles and registers the handlers, or says
+why it cannot. Whether a model uses it is the runtime's choice (`config.runtime.convolutions`,
+see `lrjax.runtime`). oneDNN 3.2 for CPUs comes with `pip install 'lrjax[train]'` on Linux x86-64
+(or `'lrjax[onednn-cpu]'`).
 """
 
-from lrjax.onednn.conv import conv_general_dilated as conv_general_dilated
-from lrjax.onednn.path import status as status
+from lrjax.onednn.conv import Convolution as Convolution
 
-__all__ = ["conv_general_dilated", "status"]
+__all__ = ["Convolution"]

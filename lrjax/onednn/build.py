@@ -3,8 +3,9 @@
 The compiled library is cached under `$LRJAX_ONEDNN_CACHE` (default `~/.cache/lrjax`) in a folder
 named by a hash of everything that shapes it (the source, the jaxlib and oneDNN it is built
 against, the compiler), so an upgrade of either builds afresh and a second process only loads it.
-Nothing here raises: every way to fail (no compiler, no oneDNN, a failed build) gives a reason,
-and the models then use XLA's convolution.
+Nothing here raises: every way to fail (no compiler, no oneDNN, a failed build, a oneDNN whose
+thread count the handlers cannot fix) gives a reason, and the runtime then chooses XLA's
+convolution (`lrjax.runtime`).
 """
 
 from __future__ import annotations
@@ -31,15 +32,19 @@ TARGETS = {
 }
 # The C++ uses oneDNN 3's primitive-descriptor constructors; Debian's libdnnl-dev 2.6 lacks them.
 MIN_MAJOR = 3
+# oneDNN 3.2 for CPUs, threaded by GNU OpenMP: part of [train] on Linux x86-64.
+INSTALL = "pip install 'lrjax[onednn-cpu]' (oneDNN 3.2 for CPUs, 158 MB)"
 
 
 @dataclasses.dataclass(frozen=True)
 class Library:
-  """A loaded, registered build: its path, oneDNN's version, whether bf16 convolutions run."""
+  """A loaded, registered build: its path, oneDNN's version and threading runtime, whether bf16
+  convolutions run."""
 
   path: Path
   version: str
   bf16: bool
+  threading: str = "OpenMP"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +91,7 @@ def find_onednn() -> tuple[Path, Path, tuple[int, int, int]] | str:
           return include, lib, version
         seen.append(f"{root} has oneDNN {version}")
   found = "; ".join(seen) or "no oneDNN headers and libdnnl.so"
-  return f"{found} (need oneDNN >= {MIN_MAJOR}: pip install 'lrjax[onednn]')"
+  return f"{found} (need oneDNN >= {MIN_MAJOR}: {INSTALL})"
 
 
 def find_compiler() -> str | None:
@@ -130,16 +135,6 @@ def _compile(command: list[str], out: Path) -> str | None:
   return None
 
 
-def _point_sycl_at_cpu(lib: Path) -> None:
-  # PyPI's oneDNN runs CPU primitives on a SYCL CPU device: Intel's OpenCL CPU runtime, which
-  # `intel-opencl-rt` installs next to it but whose .icd file names a path from its build
-  # machine, so the OpenCL loader would find no device. Name the library directly, unless the
-  # user already chose one; a oneDNN built for plain CPU threads never reads this.
-  ocl = lib / "libintelocl.so"
-  if ocl.exists() and "OCL_ICD_FILENAMES" not in os.environ:
-    os.environ["OCL_ICD_FILENAMES"] = str(ocl)
-
-
 @functools.lru_cache(maxsize=1)
 def load() -> Library | Unavailable:
   """Builds (once per cache folder) and loads the handlers, registering them for the CPU."""
@@ -159,9 +154,16 @@ def load() -> Library | Unavailable:
     error = _compile(command, path)
     if error:
       return Unavailable(f"building {SOURCE.name} failed: {error}")
-  _point_sycl_at_cpu(lib)
   try:
     handle = ctypes.CDLL(str(path))
+    handle.lrjax_onednn_threading.restype = ctypes.c_char_p
+    threading = handle.lrjax_onednn_threading().decode()
+    if not handle.lrjax_onednn_threads_fixed():
+      # Its weight gradient's bits would then depend on the CPUs each process gets.
+      return Unavailable(
+        f"oneDNN {'.'.join(map(str, version))} runs on {threading} threads, whose count lrjax "
+        f"cannot fix, so results would depend on the process; {INSTALL}"
+      )
     for target, symbol in TARGETS.items():
       jax.ffi.register_ffi_target(
         target, jax.ffi.pycapsule(getattr(handle, symbol)), platform="cpu"
@@ -171,4 +173,4 @@ def load() -> Library | Unavailable:
     bf16 = bool(handle.lrjax_onednn_supports(1))
   except (OSError, AttributeError) as e:
     return Unavailable(f"loading {path} failed: {e}")
-  return Library(path, ".".join(map(str, version)), bf16)
+  return Library(path, ".".join(map(str, version)), bf16, threading)

@@ -8,7 +8,13 @@
 // is added around the call); only the small kernel is reordered into the blocked layout oneDNN's
 // fast kernels want. Leading dimensions before the last four (a vmapped batch: every operand
 // carries them, see vmap_method="broadcast_all" on the Python side) are looped over.
-// Strides and low/high paddings come as attributes; sizes come from the buffers.
+// Strides, low/high paddings and the number of threads come as attributes; sizes come from the
+// buffers.
+//
+// Threads: oneDNN's weight gradient sums partial results per thread, so its bits depend on the
+// thread count. With an OpenMP build the handler sets that count itself (omp_set_num_threads on
+// the calling thread, whose value oneDNN reads when it creates and runs a primitive), so results
+// do not depend on OMP_NUM_THREADS, on the CPUs a process gets, or on who started it.
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -21,6 +27,12 @@
 #include <string>
 
 #include "xla/ffi/api/ffi.h"
+
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+// From libgomp, which an OpenMP build of libdnnl loads; weak, so that a missing one is a null
+// pointer (lrjax_onednn_threads_fixed says so) instead of a failure to load.
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+#endif
 
 namespace ffi = xla::ffi;
 
@@ -65,10 +77,11 @@ struct Geometry {
   int64_t n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pb, pl, pr;
   Dt dt;
   Kind kind;
+  int64_t threads;
 
   auto key() const {
-    return std::array<int64_t, 17>{n,  c,  h,  w,  o,  kh, kw, oh, ow,
-                                   sh, sw, pt, pb, pl, pr, static_cast<int64_t>(dt), kind};
+    return std::array<int64_t, 18>{n,  c,  h,  w,  o,  kh, kw, oh, ow,         sh,
+                                   sw, pt, pb, pl, pr, static_cast<int64_t>(dt), kind, threads};
   }
   memory::desc x() const { return {{n, c, h, w}, dt, Tag::nhwc}; }
   memory::desc y() const { return {{n, o, oh, ow}, dt, Tag::nhwc}; }
@@ -139,10 +152,17 @@ std::unique_ptr<Plan> MakePlan(const Geometry& g) {
   return plan;
 }
 
+// The calling thread's OpenMP thread count, before a primitive is created or run.
+void UseThreads(int64_t threads) {
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+  if (omp_set_num_threads != nullptr && threads > 0) omp_set_num_threads(static_cast<int>(threads));
+#endif
+}
+
 // Plans live for the process: a model has a few dozen distinct layer geometries.
 const Plan& GetPlan(const Geometry& g) {
   static std::mutex mu;
-  static std::map<std::array<int64_t, 17>, std::unique_ptr<Plan>> plans;
+  static std::map<std::array<int64_t, 18>, std::unique_ptr<Plan>> plans;
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = plans[g.key()];
   if (!slot) slot = MakePlan(g);
@@ -152,6 +172,7 @@ const Plan& GetPlan(const Geometry& g) {
 // Runs one convolution; `a`, `b` are the operands and `out` the result in the order of the kind:
 // fwd (x, w) -> y, bwd data (dy, w) -> dx, bwd weights (x, dy) -> dw.
 void Run(const Geometry& g, void* a, void* b, void* out) {
+  UseThreads(g.threads);
   const Plan& plan = GetPlan(g);
   auto& eng = Engine();
   auto& stream = Stream();
@@ -184,7 +205,8 @@ void Run(const Geometry& g, void* a, void* b, void* out) {
 }
 
 ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
-                    int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
+                    int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
+                    int64_t threads) {
   Dt dt;
   if (a.element_type() == ffi::F32) {
     dt = Dt::f32;
@@ -210,7 +232,8 @@ ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<f
   } else {
     x = last4(da), y = last4(db), w = last4(dout);
   }
-  Geometry g{x[0], x[3], x[1], x[2], w[3], w[0], w[1], y[1], y[2], sh, sw, pt, pb, pl, pr, dt, kind};
+  Geometry g{x[0], x[3], x[1], x[2], w[3], w[0], w[1], y[1], y[2],
+             sh,   sw,   pt,   pb,   pl,   pr,   dt,   kind, threads};
   int64_t groups = 1;
   for (size_t i = 0; i + 4 < rank; ++i) groups *= da[i];
   size_t bytes = dt == Dt::f32 ? 4 : 2;
@@ -231,8 +254,9 @@ ffi::Error Convolve(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<f
 
 template <Kind kKind>
 ffi::Error ConvolveKind(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
-                        int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
-  return Convolve(kKind, a, b, out, sh, sw, pt, pb, pl, pr);
+                        int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
+                        int64_t threads) {
+  return Convolve(kKind, a, b, out, sh, sw, pt, pb, pl, pr, threads);
 }
 
 auto Binding() {
@@ -245,7 +269,8 @@ auto Binding() {
       .Attr<int64_t>("pt")
       .Attr<int64_t>("pb")
       .Attr<int64_t>("pl")
-      .Attr<int64_t>("pr");
+      .Attr<int64_t>("pr")
+      .Attr<int64_t>("threads");
 }
 
 }  // namespace
@@ -260,7 +285,7 @@ extern "C" int lrjax_onednn_supports(int bf16) {
   Dt dt = bf16 ? Dt::bf16 : Dt::f32;
   try {
     for (Kind kind : {kFwd, kBwdData, kBwdWeights}) {
-      MakePlan(Geometry{2, 8, 8, 8, 8, 3, 3, 8, 8, 1, 1, 1, 1, 1, 1, dt, kind});
+      MakePlan(Geometry{2, 8, 8, 8, 8, 3, 3, 8, 8, 1, 1, 1, 1, 1, 1, dt, kind, 1});
     }
   } catch (const dnnl::error&) {
     return 0;
@@ -272,4 +297,32 @@ extern "C" int lrjax_onednn_supports(int bf16) {
 extern "C" int lrjax_onednn_version() {
   const dnnl_version_t* v = dnnl_version();
   return v->major * 10000 + v->minor * 100 + v->patch;
+}
+
+// 1 if the handlers fix oneDNN's thread count (an OpenMP build, its libgomp loaded) or oneDNN
+// runs on the calling thread alone (a sequential build); 0 for TBB or thread-pool builds, whose
+// count they cannot set.
+extern "C" int lrjax_onednn_threads_fixed() {
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+  return omp_set_num_threads != nullptr;
+#elif DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_SEQ
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// The name of oneDNN's CPU threading runtime, for the reason the path is off.
+extern "C" const char* lrjax_onednn_threading() {
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+  return "OpenMP";
+#elif DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_SEQ
+  return "sequential";
+#elif DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_TBB
+  return "TBB";
+#elif DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_THREADPOOL
+  return "thread pool";
+#else
+  return "another runtime";
+#endif
 }

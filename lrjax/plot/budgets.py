@@ -6,8 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from lrjax.compare import stats
-from lrjax.compare.budgets import at_budget
+from lrjax import stats
 from lrjax.plot.figure import new_figure, save
 
 
@@ -22,7 +21,7 @@ def plot_budgets(results: Mapping[str, Any], path: str | os.PathLike) -> str:
   for i, name in enumerate(stats.schedule_names(results)):
     xs, means, lows, highs = [], [], [], []
     for b in budgets:
-      cell = stats.summarize(at_budget(results, b), ("final_test_accuracy",))[name]
+      cell = stats.summarize(stats.at_budget(results, b), ("final_test_accuracy",))[name]
       cell = cell["final_test_accuracy"]
       if cell["n"]:
         xs.append(b)

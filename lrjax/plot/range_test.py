@@ -15,7 +15,8 @@ def plot_range_test(result: Mapping[str, Any], path: str | os.PathLike) -> str:
   """Draws the loss per step and its smoothed curve over a log lr axis, with the suggested lr.
 
   Args:
-    result: `lrjax.train.lr_finder.find_lr`'s result: "lrs", "losses" and "suggested_lr".
+    result: `lrjax.range_test.find_lr`'s result: "lrs", "losses", "suggested_lr", and
+      "smoothed_losses" (the curve the suggestion read).
     path: the PNG file to write (its folder is created).
 
   Returns:
@@ -24,22 +25,22 @@ def plot_range_test(result: Mapping[str, Any], path: str | os.PathLike) -> str:
   Raises:
     ValueError: if `result` lacks those keys, or its lrs and losses differ in length or are empty.
   """
-  missing = [k for k in ("lrs", "losses", "suggested_lr") if k not in result]
+  keys = ("lrs", "losses", "smoothed_losses", "suggested_lr")
+  missing = [k for k in keys if k not in result]
   if missing:
-    raise ValueError(f"result must have 'lrs', 'losses' and 'suggested_lr', missing {missing}")
+    raise ValueError(f"result must have {list(keys)}, missing {missing}")
   lrs, losses = np.asarray(result["lrs"]), np.asarray(result["losses"])
-  if lrs.shape != losses.shape or lrs.size == 0:
+  smooth = np.asarray(result["smoothed_losses"])
+  if lrs.shape != losses.shape or lrs.shape != smooth.shape or lrs.size == 0:
     raise ValueError(
-      f"result['lrs'] and result['losses'] must be non-empty and of one length, got "
-      f"{lrs.size} and {losses.size}"
+      f"result['lrs'], ['losses'] and ['smoothed_losses'] must be non-empty and of one length, "
+      f"got {lrs.size}, {losses.size} and {smooth.size}"
     )
-  # The smoothing of the suggestion itself, so the curve drawn is the one the rule read.
-  from lrjax.train.lr_finder import smooth_losses
 
   fig = new_figure(7, 4.2)
   ax = fig.subplots()
   ax.plot(lrs, losses, color="0.75", lw=1, label="loss per step")
-  ax.plot(lrs, smooth_losses(losses), color="C0", lw=2, label="smoothed")
+  ax.plot(lrs, smooth, color="C0", lw=2, label="smoothed")
   suggested = result["suggested_lr"]
   ax.axvline(suggested, color="C3", ls="--", label=f"suggested lr {suggested:.3g}")
   ax.set_xscale("log")

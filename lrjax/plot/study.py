@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lrjax.compare import stats
+from lrjax import stats
 from lrjax.plot.figure import integer_epochs as _integer_epochs
 from lrjax.plot.figure import new_figure
 from lrjax.plot.figure import save as _save
@@ -89,11 +89,11 @@ def _lr_curve(results: Mapping[str, Any], schedule: str):
       run.get("total_steps"),
     )
     if config and spe and total:
-      import lrjax
+      from lrjax.schedules.config import from_config
 
       # The steps trained: 0 .. T - 1.
       steps = np.unique(np.linspace(0, total - 1, min(total, 2000)).astype(np.int64))
-      return steps / spe, np.asarray(lrjax.from_config(config)(steps), np.float64)
+      return steps / spe, np.asarray(from_config(config)(steps), np.float64)
   curves = _curves(results, schedule, "lr")
   if not curves:
     return None

@@ -20,9 +20,9 @@ from lrjax.schedules.formulas import (
   exact_gap,
   fraction_from,
   fraction_left,
-  interpolate,
   known_equal,
   lerp,
+  linear_ramp,
   power_of,
   safe_div,
   unit_scale,
@@ -219,7 +219,7 @@ class PolynomialDecay(Schedule):
   def _value(self, t):
     total = self.total_steps
     if known_equal(self.power, 1.0):
-      return interpolate(self.init_value, self.end_value, t, total)
+      return linear_ramp(self.init_value, self.end_value, t, total)
     tc = jnp.minimum(t, total)
     positive = known_equal(self.power > 0, True)
     scale, gap = unit_scale(total), exact_gap(self.end_value, self.init_value)
@@ -280,7 +280,7 @@ class LinearDecay(Schedule):
   end_value: Any
 
   def _value(self, t):
-    return interpolate(self.init_value, self.end_value, t, self.total_steps)
+    return linear_ramp(self.init_value, self.end_value, t, self.total_steps)
 
 
 @register("linear_decay", LinearDecay, example=dict(init_value=0.1, total_steps=100))

@@ -10,6 +10,7 @@ formula take a cheaper exact path; traced values always take the general one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import jax
@@ -156,6 +157,89 @@ def fraction_from(t: jax.Array, total: Any, from_start: Any) -> jax.Array:
   return n / jnp.maximum(total, 1).astype(jnp.float32)
 
 
+def round_f32(q: Fraction) -> np.float32:
+  """The float32 nearest to the exact rational `q` (ties to even): one rounding, as an FMA's."""
+  guess = np.float32(float(q))  # float(q) rounds once to float64; float32 may then be an ulp off
+  up, down = np.float32(np.inf), np.float32(-np.inf)
+  cands = [c for c in (guess, np.nextafter(guess, up), np.nextafter(guess, down)) if np.isfinite(c)]
+  err = [abs(Fraction(float(c)) - q) for c in cands]
+  best = min(err)
+  near = [c for c, d in zip(cands, err) if d == best]
+  return min(near, key=lambda c: int(np.asarray(c).view(np.uint32)) & 1)
+
+
+def ramp_slope(lo: Any, hi: Any, total: int) -> tuple[np.float32, bool] | None:
+  """A float32 slope c >= 0 for the ramp lo + n * c (0 <= n <= T), and whether it is exact.
+
+  Exact: lo + T * c == hi, both ways XLA may evaluate it (rounding the product and the sum each,
+  as on CPUs, or once in a fused multiply-add, as GPUs contract them). When no float32 next to
+  (hi - lo) / T is (often for lo = 0: T * c then has to round to hi itself), the smallest c above
+  it for which lo + T * c >= hi both ways: capped at hi, the ramp then still ends exactly at hi.
+  None in the unlikely case that a few ulps up do not reach hi.
+
+  One constant, not `unit_scale` times `exact_gap`: XLA folds `(n * a) * b` into `n * (a * b)`,
+  rounding a * b, so a product of exact constants does not stay exact.
+  """
+  lo, hi, t = np.float32(lo), np.float32(hi), np.float32(total)
+
+  def ends(c: np.float32) -> tuple[np.float32, np.float32]:
+    return lo + t * c, round_f32(Fraction(float(lo)) + total * Fraction(float(c)))
+
+  def hits(c: np.float32) -> bool:
+    return bool(c >= 0) and all(e == hi for e in ends(c))
+
+  guess = np.float32((float(hi) - float(lo)) / total)
+  exact = _exact_neighbour(guess, hits)
+  if exact is not None:
+    return exact, True
+  c = guess
+  for _ in range(8):
+    if all(e >= hi for e in ends(c)):
+      return c, False
+    c = np.nextafter(c, np.float32(np.inf))
+  return None
+
+
+_TINY = np.finfo(np.float32).tiny  # the smallest normal float32
+
+
+def known_ramp(start: Any, end: Any, tc: jax.Array, total: Any) -> jax.Array | None:
+  """`start` -> `end` linearly over `total` steps from known values; None when any is traced.
+
+  `tc` holds the steps already clipped to [0, total]. The ramp is lo + n * c, where lo is the
+  smaller end, n counts the steps from lo's end (T - tc for a decay, tc for a rise) and c is a
+  `ramp_slope` (capped at hi when it is not exact): exactly `start` at tc = 0 and `end` at
+  tc = T, monotone and at most hi between, without pins. A subtract, a convert, a multiply-add
+  and at most a minimum per step (optax's `1 - t / T` takes a multiply and a subtract, and is not
+  exact at T). Known integer T up to 2**24 only, where n converts to float32 exactly.
+  """
+  n_total, s, e = host_scalar(total), host_scalar(start), host_scalar(end)
+  if n_total is None or s is None or e is None or not float(n_total).is_integer():
+    return None
+  steps = int(n_total)
+  if not 1 <= steps <= 2**24:
+    return None
+  s, e = np.float32(s), np.float32(e)
+  rising = bool(s < e)
+  lo, hi = (s, e) if rising else (e, s)
+  slope = ramp_slope(lo, hi, steps)
+  if slope is None or not all(x == 0 or x >= _TINY for x in (lo, hi, slope[0])):
+    return None  # a subnormal operand: XLA:CPU flushes it to 0, losing the exact ends
+  n = tc if rising else steps - tc
+  v = lo + n.astype(jnp.float32) * slope[0]
+  return v if slope[1] else jnp.minimum(v, hi)
+
+
+def linear_ramp(start: Any, end: Any, t: jax.Array, total: Any) -> jax.Array:
+  """`interpolate` (linear) for steps t >= 0, as `Schedule.__call__` hands them over.
+
+  `known_ramp` when the values are known, with the steps clipped by min(t, T) alone: the clip in
+  `interpolate` adds a max per step that XLA does not merge with the one in `as_int32_step`.
+  """
+  ramp = known_ramp(start, end, jnp.minimum(t, total), total)
+  return interpolate(start, end, t, total) if ramp is None else ramp
+
+
 def anchored_blend(
   start: Any, end: Any, m: jax.Array, t: jax.Array, total: Any, last: Any = None
 ) -> jax.Array:
@@ -179,7 +263,12 @@ def interpolate(
   anchored at the smaller end: lo + (hi - lo) * shape(x), with x measured from that end, so a decay
   to 0 or a warmup from 0 keeps full relative precision there, and only one shape is evaluated.
   Exactly `start` at t <= 0 and `end` at t >= total (also for total = 0), monotone in between.
+  A linear ramp with known values is `known_ramp`.
   """
+  if shape is None:
+    ramp = known_ramp(start, end, jnp.clip(t, 0, total), total)
+    if ramp is not None:
+      return ramp
   x = fraction_from(t, total, start < end)
   return anchored_blend(start, end, x if shape is None else shape(x), t, total)
 

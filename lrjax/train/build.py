@@ -1,10 +1,11 @@
 """Small builders from an experiment config to what a run needs, each usable alone.
 
 `build(config)` composes them into a `Run`: the config checked (`settings.check_config`), the
-placement on this machine's devices (`devices.make_placement`), the data (`load_data`), the
-schedule in steps (`resolve_schedule`), the model (`build_model`), the optimizer
-(`build_optimizer`) and the jitted steps (`step.jit_steps`). Nothing trains here and nothing
-is compiled until a step is first called; `lrjax.train.loop` does the training.
+runtime applied (`lrjax.runtime.setup`), the placement on this machine's devices
+(`devices.make_placement`), the data (`load_data`), the schedule in steps (`resolve_schedule`),
+the model on the runtime's convolution (`build_model`), the optimizer (`build_optimizer`) and
+the jitted steps with the runtime's compiler options (`step.jit_steps`). Nothing trains here and
+nothing is compiled until a step is first called; `lrjax.train.trainer` does the training.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax import runtime as runtime_lib
 from lrjax.data import datasets as data_lib
 from lrjax.import_path import is_import_path
 from lrjax.models import registry
+from lrjax.runtime import devices
 from lrjax.schedules.base import Schedule
-from lrjax.train import devices, optimizers, settings, snapshots
+from lrjax.train import optimizers, settings, snapshots
 from lrjax.train import step as step_lib
 from lrjax.train.resolve import resolve_schedule
 
@@ -37,12 +40,33 @@ def load_data(config: Any) -> data_lib.Dataset:
   return _load_dataset(config.dataset, config.data_dir or None, splits=splits)
 
 
-def build_model(config: Any, dataset: data_lib.Dataset) -> nn.Module:
-  """A built-in model by name, or the user's `"package.module:Class"`, checked on one batch."""
+def num_train(config: Any, dataset: data_lib.Dataset) -> int:
+  """The training examples of each epoch: all, or the first `config.train_limit` of its order."""
+  return min(len(dataset.train_labels), config.train_limit or len(dataset.train_labels))
+
+
+def steps_per_epoch(config: Any) -> int:
+  """Updates per epoch of `config`, from its dataset's size (read once per process), without
+  building the run: what a study needs to plan where a forked cooldown starts."""
+  steps = num_train(config, load_data(config)) // config.batch_size
+  if steps < 1:
+    raise ValueError(
+      f"config.batch_size={config.batch_size} is larger than the "
+      f"{num_train(config, load_data(config))} training examples"
+    )
+  return steps
+
+
+def build_model(config: Any, dataset: data_lib.Dataset, convolution: Any = None) -> nn.Module:
+  """A built-in model by name, or the user's `"package.module:Class"`, checked on one batch;
+  its convolutions compute with `convolution` (the runtime's; XLA's when None)."""
   dtype = jnp.bfloat16 if config.half_precision else jnp.float32
+  conv = {} if convolution is None else {"convolution": convolution}
   if not is_import_path(config.model):
-    return registry.create_model(config.model, dataset.num_classes, dtype=dtype, stem=config.stem)
-  model = registry.build_user_model(config.model, dataset.num_classes, dtype)
+    return registry.create_model(
+      config.model, dataset.num_classes, dtype=dtype, stem=config.stem, **conv
+    )
+  model = registry.build_user_model(config.model, dataset.num_classes, dtype, **conv)
   registry.check_model_output(model, config.model, dataset.image_shape, dataset.num_classes)
   return model
 
@@ -65,6 +89,7 @@ class Run:
   """Everything one training run needs, validated; see `build`."""
 
   config: Any
+  runtime: runtime_lib.Runtime
   placement: devices.Placement
   dataset: data_lib.Dataset
   num_train: int
@@ -106,12 +131,12 @@ class Run:
     images, labels, size = self.dataset.test_images, self.dataset.test_labels, self.eval_batch
     for start in range(0, len(labels), size):
       img, lab = images[start : start + size], labels[start : start + size]
-      pad = size - len(lab)
+      real, pad = len(lab), size - len(lab)
       mask = np.concatenate([np.ones(len(lab), np.float32), np.zeros(pad, np.float32)])
       if pad:
         img = np.concatenate([img, np.zeros((pad, *img.shape[1:]), img.dtype)])
         lab = np.concatenate([lab, np.zeros(pad, lab.dtype)])
-      yield self.placement.put_batch({"image": img, "label": lab, "mask": mask}), len(lab)
+      yield self.placement.put_batch({"image": img, "label": lab, "mask": mask}), real
 
   def eval_state(self, state: step_lib.TrainState) -> step_lib.TrainState:
     """The state to evaluate: for schedule-free optimizers their averaged point, with BatchNorm
@@ -157,6 +182,7 @@ class Run:
     """What `config.json` records: the config, the schedule in steps, the run's sizes."""
     return {
       "config": self.config.to_dict() if hasattr(self.config, "to_dict") else dict(self.config),
+      "runtime": self.runtime.record(),
       "schedule": self.schedule.to_config(),
       "steps_per_epoch": self.steps_per_epoch,
       "total_steps": self.total_steps,
@@ -168,20 +194,18 @@ class Run:
 
 
 def build(config: Any) -> Run:
-  """Checks `config` and builds its run; raises ValueError naming the first bad field."""
+  """Checks `config`, applies its runtime and builds its run; raises ValueError naming the
+  first bad field (`lrjax.runtime.RuntimeMismatch` for a runtime this process cannot take)."""
   settings.check_config(config)
+  runtime = runtime_lib.setup(config.get("runtime"))
   placement = devices.make_placement()
   settings.check_devices(config, placement.num_devices)
   ds = load_data(config)
-  num_train = min(len(ds.train_labels), config.train_limit or len(ds.train_labels))
-  steps_per_epoch = num_train // config.batch_size
-  if steps_per_epoch < 1:
-    raise ValueError(
-      f"config.batch_size={config.batch_size} is larger than the {num_train} training examples"
-    )
-  total_steps = steps_per_epoch * config.num_epochs
-  schedule = resolve_schedule(config.schedule, steps_per_epoch, total_steps)
-  model = build_model(config, ds)
+  train_examples = num_train(config, ds)
+  spe = steps_per_epoch(config)
+  total_steps = spe * config.num_epochs
+  schedule = resolve_schedule(config.schedule, spe, total_steps)
+  model = build_model(config, ds, runtime.convolution())
   steps = step_lib.jit_steps(
     model,
     _stats(ds.mean),
@@ -191,18 +215,20 @@ def build(config: Any) -> Run:
     config.flip,
     placement.replicated,
     placement.batch,
+    tuple(sorted(runtime.compiler_options().items())),
   )
   snapshot_epochs = (
-    tuple(snapshots.cycle_end_epochs(schedule, steps_per_epoch, total_steps))
+    tuple(snapshots.cycle_end_epochs(schedule, spe, total_steps))
     if config.get("snapshot_ensemble", False)
     else ()
   )
   return Run(
     config=config,
+    runtime=runtime,
     placement=placement,
     dataset=ds,
-    num_train=num_train,
-    steps_per_epoch=steps_per_epoch,
+    num_train=train_examples,
+    steps_per_epoch=spe,
     total_steps=total_steps,
     schedule=schedule,
     model=model,

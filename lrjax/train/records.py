@@ -1,8 +1,5 @@
-"""A run's files that readers trust: `config.json`, `metrics.jsonl`, `summary.json`.
-
-Every such file is written atomically (a temporary file in the same folder, flushed and synced,
-then renamed over the old one), so a crash or a kill leaves either the old file or the new one,
-never half of one. `summary.json` marks a run as finished.
+"""A run's files: `config.json`, `metrics.jsonl`, `summary.json`, each written atomically
+(`lrjax.files.atomic`). `summary.json` marks a run as finished.
 """
 
 from __future__ import annotations
@@ -17,34 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-
-def jsonable(x: Any) -> Any:
-  if isinstance(x, dict):
-    return {k: jsonable(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [jsonable(v) for v in x]
-  if isinstance(x, (np.generic, np.ndarray)):
-    return x.tolist()
-  return x
-
-
-def write_atomic(path: str, text: str) -> None:
-  """Replaces `path` with `text` in one step (POSIX rename)."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
-def write_json(path: str, value: Any) -> None:
-  write_atomic(path, json.dumps(jsonable(value), indent=2))
-
-
-def read_json(path: str) -> Any:
-  with open(path) as f:
-    return json.load(f)
+from lrjax.files.atomic import write_atomic
 
 
 def read_records(workdir: str, before_epoch: float = math.inf) -> list[dict]:
@@ -87,8 +57,11 @@ def environment() -> dict[str, Any]:
   return {"versions": versions, "device_kind": device.device_kind, "platform": device.platform}
 
 
-def summary(records: list[dict], schedule_config: dict, diverged: dict | None = None) -> dict:
-  """A run's summary from its epoch records (and where it diverged, if it did)."""
+def summary(
+  records: list[dict], schedule_config: dict, runtime: dict, diverged: dict | None = None
+) -> dict:
+  """A run's summary from its epoch records (and where it diverged, if it did), with the
+  runtime it ran under (`lrjax.runtime.Runtime.record`)."""
   out: dict[str, Any] = {"epochs": len(records)}
   if records and not diverged:
     best = max(records, key=lambda r: r["test_accuracy"])
@@ -113,5 +86,6 @@ def summary(records: list[dict], schedule_config: dict, diverged: dict | None = 
     }
   out["seconds"] = sum(r["seconds"] for r in records)
   out["schedule"] = schedule_config
+  out["runtime"] = runtime
   out["environment"] = environment()
   return out

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import lrjax
 from lrjax.schedules.base import Schedule
+from lrjax.schedules.config import from_config
 
 _UNITS = ("epochs", "steps", "fraction")
 
@@ -60,4 +60,4 @@ def resolve_schedule(config: Any, steps_per_epoch: int, total_steps: int) -> Sch
     config = config.to_dict()
   if not isinstance(config, Mapping):
     raise ValueError(f"config.schedule must be a schedule config dict, got {config!r}")
-  return lrjax.from_config(_walk(dict(config), steps_per_epoch, total_steps, "schedule"))
+  return from_config(_walk(dict(config), steps_per_epoch, total_steps, "schedule"))

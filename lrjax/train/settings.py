@@ -56,7 +56,9 @@ def check_config(config: Any) -> None:
   """Raises ValueError for the first missing or bad field of an experiment config."""
   for field in REQUIRED:
     if field not in config:
-      raise ValueError(f"config has no field {field!r}; start from lrjax/configs/default.py")
+      raise ValueError(
+        f"config has no field {field!r}; start from lrjax.configs.default (configs/default.py)"
+      )
   if config.model not in registry.model_names() and not is_import_path(config.model):
     _fail("model", config.model, f"one of {list(registry.model_names())} or 'package.module:Class'")
   if config.stem not in resnet.STEMS:

@@ -23,7 +23,6 @@ from flax import struct
 from lrjax.data import preprocess
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.compose import choose
-from lrjax.train import xla_cpu
 
 
 class TrainState(struct.PyTreeNode):
@@ -212,15 +211,17 @@ def jit_steps(
   flip: bool,
   state_sharding: Any,
   batch_sharding: Any,
+  compiler_options: tuple[tuple[str, str], ...] = (),
 ) -> Steps:
-  """The jitted steps, with the state replicated and the batch sharded.
+  """The jitted steps, with the state replicated and the batch sharded, compiled with the
+  runtime's `compiler_options` (as (name, value) pairs: this function is cached on them).
 
   The state is donated: XLA updates parameters and optimizer state in place. Cached (like
   `make_optimizer`) on what defines the programs, so the runs of a study that differ only in
   schedule values share one compiled step, and so do all the seeds of a population.
   """
   replicated = state_sharding
-  jit = functools.partial(jax.jit, compiler_options=xla_cpu.compiler_options())
+  jit = functools.partial(jax.jit, compiler_options=dict(compiler_options))
   mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
   fixed = dict(model=model, mean=mean, std=std)
   kw = dict(fixed, augment=augment, pad=pad, flip=flip)

@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.train import build, loop, records
+from lrjax.files.atomic import read_json, write_json
+from lrjax.train import build
+from lrjax.train.trainer import Member, Trainer
 
 MODES = ("auto", "always", "never")
 
@@ -31,8 +33,8 @@ def probe(runs: list[build.Run], steps: int = 3) -> dict[str, float]:
   Returns milliseconds for each and their ratio (population / sequential, < 1 means faster).
   """
   with tempfile.TemporaryDirectory() as tmp:
-    members = [loop.Member(r, os.path.join(tmp, str(i))) for i, r in enumerate(runs)]
-  population = loop.Group(members, vmapped=True)
+    members = [Member(r, os.path.join(tmp, str(i))) for i, r in enumerate(runs)]
+    population = Trainer(members, tmp, vmapped=True)
   r0 = runs[0]
   batch = r0.train_batch(np.arange(r0.config.batch_size), 0)
   states = population.init_state()
@@ -42,7 +44,7 @@ def probe(runs: list[build.Run], steps: int = 3) -> dict[str, float]:
   def time_population():
     nonlocal states
     t = time.perf_counter()
-    states, m = population.step(states, batch)
+    states, m = population.train_step(states, batch)
     jax.block_until_ready(m)
     return time.perf_counter() - t
 
@@ -70,7 +72,7 @@ def use_population(mode: str, configs: list[Any], record_path: str, say=print) -
   if mode != "auto":
     return mode == "always"
   if os.path.exists(record_path):
-    return records.read_json(record_path)["population"]
+    return read_json(record_path)["population"]
   where = platform()
   if where == "cpu":
     record = {"population": False, "platform": where, "probe": None}
@@ -83,5 +85,5 @@ def use_population(mode: str, configs: list[Any], record_path: str, say=print) -
       f"after another {figures['sequential_ms']:.0f} ms/step: "
       + ("population" if record["population"] else "one after another")
     )
-  records.write_json(record_path, record)
+  write_json(record_path, record)
   return record["population"]

@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from lrjax.cli import (
+from lrjax.cli.common import (
   add_config_flags,
   extra_hint,
   failure,
@@ -75,58 +75,45 @@ def compare(args: list[str]) -> int:
     default="process",
     help="where the cells train: process (here, the default), ray (one Ray task per cell; "
     "--ray.address, --ray.cpus_per_cell, --ray.gpus_per_cell, --ray.max_retries, "
-    "--ray.num_cpus) or slurm (one submitit job array; --slurm.FIELD=VALUE of "
-    "submitit.SlurmExecutor, --slurm.cluster=local to run it as local processes)",
+    "--ray.num_cpus) or slurm (submitit job arrays; --slurm.FIELD=VALUE of "
+    "submitit.SlurmExecutor, --slurm.cluster=local to run them as local processes)",
   )
   p.add_argument(
     "--no_wait",
     action="store_true",
-    help="with --executor slurm: submit the array and return; `lrjax report` collects later",
+    help="with --executor slurm: submit the cells that can start and return; `lrjax report` "
+    "collects later",
   )
-  from lrjax.executors import common as executors
+  from lrjax.executors import options as executor_options
 
   try:
-    args, options = executors.split_options(args, ("ray", "slurm"))
+    args, options = executor_options.split(args, ("ray", "slurm"))
   except ValueError as e:
     raise usage_error(f"compare: {e}") from e
   ns, config = parse_config_command(p, args)
   kind = ns.executor
-  if kind not in executors.EXECUTORS:
-    raise usage_error(
-      f"compare: unknown --executor {kind!r}; one of {', '.join(executors.EXECUTORS)}"
-    )
+  if kind not in EXECUTORS:
+    raise usage_error(f"compare: unknown --executor {kind!r}; one of {', '.join(EXECUTORS)}")
   for prefix, given in options.items():
     if given and kind != prefix:
       raise usage_error(f"compare: --{prefix}.{next(iter(given))} needs --executor {prefix}")
   if ns.no_wait and kind != "slurm":
     raise usage_error("compare: --no_wait needs --executor slurm")
+  shard = ns.shard
   if kind == "process":
-    return _compare_here(ns, config)
-  if ns.shard is not None:
+    shard = shard or slurm_array_shard(os.environ)
+  elif shard is not None:
     raise usage_error(
       f"compare: --shard splits a study by hand; --executor {kind} spreads it itself"
     )
-  extra, module = EXECUTOR_EXTRAS[kind]
-  if importlib.util.find_spec(module) is None:
-    raise failure(extra_hint(f"compare --executor {kind}", extra))
-  if kind == "ray":
-    from lrjax.executors import ray as chosen
-
-    make = chosen.RayOptions.from_flags
-  else:
-    from lrjax.executors import slurm as chosen
-
-    make = chosen.SlurmOptions.from_flags
-  try:
-    opts = make(options[kind])
-  except (ValueError, TypeError) as e:
-    raise usage_error(f"compare: {e}") from e
-  extra_args = {"wait": not ns.no_wait} if kind == "slurm" else {}
+  make = _executor_factory(kind, options.get(kind, {}), ns.workdir)
+  from lrjax.compare import runner
+  from lrjax.executors.base import CellsFailed
 
   def run():
     try:
-      return chosen.run(config, ns.workdir, opts, executors.say_stderr, **extra_args)
-    except executors.CellsFailed as e:
+      return runner.compare(config, ns.workdir, executor=make(), shard=shard, wait=not ns.no_wait)
+    except CellsFailed as e:
       raise failure(f"compare: {e}") from e
 
   results = run_command(run)
@@ -136,15 +123,32 @@ def compare(args: list[str]) -> int:
   return 0
 
 
-def _compare_here(ns, config) -> int:
-  from lrjax.compare import runner
+EXECUTORS = ("process", "ray", "slurm")
 
-  shard = ns.shard or slurm_array_shard(os.environ)
-  run_command(lambda: runner.compare(config, ns.workdir, shard=shard))
-  if shard is None:
-    with open(os.path.join(ns.workdir, "results.md")) as f:
-      print(f.read())
-  return 0
+
+def _executor_factory(kind: str, flags: dict[str, str], workdir: str):
+  """A function that makes the executor `kind` (once the study has set up its runtime)."""
+  if kind == "process":
+    from lrjax.executors.process import InProcess
+
+    return InProcess
+  extra, module = EXECUTOR_EXTRAS[kind]
+  if importlib.util.find_spec(module) is None:
+    raise failure(extra_hint(f"compare --executor {kind}", extra))
+  from lrjax.compare.runner import say_stderr
+
+  try:
+    if kind == "ray":
+      from lrjax.executors import ray
+
+      opts = ray.RayOptions.from_flags(flags)
+      return lambda: ray.RayExecutor(opts, say_stderr)
+    from lrjax.executors import slurm
+
+    opts = slurm.SlurmOptions.from_flags(flags)
+    return lambda: slurm.SlurmExecutor(opts, os.path.abspath(workdir), say_stderr)
+  except (ValueError, TypeError) as e:
+    raise usage_error(f"compare: {e}") from e
 
 
 def report(args: list[str]) -> int:
@@ -155,9 +159,9 @@ def report(args: list[str]) -> int:
     raise usage_error(
       f"report: {ns.workdir} holds no study (no study.json): run `lrjax compare` first"
     )
-  from lrjax.compare import runner
+  from lrjax.compare import results as results_lib
 
-  results = run_command(lambda: runner.report_workdir(ns.workdir))
+  results = run_command(lambda: results_lib.report_workdir(ns.workdir))
   with open(os.path.join(ns.workdir, "results.md")) as f:
     print(f.read())
   if results["missing"]:

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 
-from lrjax.train.records import write_atomic
+from lrjax.files.atomic import write_atomic
 
 FILE = "claim.json"
 LEASE_SECONDS = 60.0

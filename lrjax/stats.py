@@ -73,6 +73,13 @@ def metric_value(run: Mapping[str, Any] | None, metric: str) -> float | None:
   return value if math.isfinite(value) else None
 
 
+def at_budget(results: Mapping[str, Any], budget: int) -> dict[str, Any]:
+  """The results of one budget alone, as a study without budgets would have them."""
+  _check_results(results)
+  runs = [r for r in results["runs"] if r.get("budget") == budget]
+  return {**results, "runs": runs, "budgets": []}
+
+
 def higher_is_better_for(metric: str) -> bool:
   """False for losses and times (lower is better), True otherwise (accuracies)."""
   name = metric.rsplit(".", 1)[-1]

@@ -50,4 +50,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Schedule-free optimizers are evaluated at their averaged weights, with BatchNorm statistics
   # recomputed there on this many training batches.
   config.bn_recompute_batches = 8
+  # The runtime: what the process computes with (see lrjax.runtime.spec). Each run records the
+  # values it used; a resumed run keeps them.
+  config.runtime = ml_collections.ConfigDict()
+  config.runtime.convolutions = "auto"  # "onednn", "xla", or "auto": oneDNN where it loads
+  config.runtime.threads = 0  # XLA's and oneDNN's thread count (changes bits); 0: CPUs here
+  config.runtime.xla_cpu_tuning = True  # multi-output fusion, XLA's own convolution kernels
+  config.runtime.keep_freed_memory = True  # malloc keeps freed memory for the next step
+  # Fields of your own (your model, dataset or training function may read them); lrjax refuses
+  # any other field it does not know, so a typo never trains silently.
+  config.user = ml_collections.ConfigDict()
   return config

@@ -16,7 +16,7 @@ import ml_collections
 
 from lrjax.configs import default
 from lrjax.configs.beyond_arms import use_variant
-from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, chapter_study
+from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, LABELS, chapter_study
 
 VARIANTS = ("chapter", "beyond", "budgets")
 
@@ -29,6 +29,7 @@ def get_config(variant: str = "chapter"):
   config.study = ml_collections.ConfigDict()
   config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
   config.study.order = tuple(CHAPTER_SCHEDULES)  # constant first: the baseline
+  config.study.labels = LABELS  # as the chapter's Table 1.1 heads its columns
   config.study.seeds = (0, 1, 2)
   # "auto": one run at a time on CPU; elsewhere a seed's runs train as one vmapped population
   # where a probe finds that faster.

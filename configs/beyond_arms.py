@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES
+from lrjax.configs.chapter_schedules import LABELS as CHAPTER_LABELS
 
 BEYOND = ("wsd_1sqrt", "schedule_free_sgd", "prodigy", "dog")
 LABELS = {
@@ -63,8 +64,10 @@ def use_variant(config: Any, variant: str, budgets: tuple[int, ...], peak: float
   if variant == "beyond":
     config.study.arms = beyond_arms(peak)
     config.study.order = (*CHAPTER_SCHEDULES, *BEYOND)
+    config.study.labels = {**CHAPTER_LABELS, **LABELS}
   elif variant == "budgets":
     del config.study["schedules"]
     config.study.arms = budget_arms(peak)
     config.study.order = ("constant", "linear", "cosine", "wsd_1sqrt")
+    config.study.labels = {**CHAPTER_LABELS, **LABELS}
     config.study.budgets = budgets

@@ -1,10 +1,16 @@
-"""Built-in experiment configs, and loading any config by name or file with overrides.
+"""Loading a config by name or file, with overrides, and checking its fields.
 
 A config is a module with `get_config()` (some take a variant: `chapter:linear`); variants import
 `default` and change a few fields. `load` accepts
 
-* `NAME[:VARIANT]`: a built-in config, `lrjax/configs/NAME.py` (`fashion_mnist`, `study_smoke`);
+* `NAME[:VARIANT]`: a built-in config, `configs/NAME.py` (installed as `lrjax.configs`:
+  `fashion_mnist`, `study_smoke`, ...);
 * `PATH.py[:VARIANT]`: a config file of yours; it may `from lrjax.configs import default`.
+
+A config has the fields of `lrjax.configs.default` (and `study` for a study), nothing else: a
+field it sets that lrjax does not know (a typo such as `weight_decy`) is refused as the same typo
+on the command line is. Fields of your own (which your model, dataset or training function may
+read) go under `config.user`, which lrjax never reads.
 
 Every problem with a config (unknown name, missing file, syntax error, a variant the file does not
 take, an unknown field, a value of the wrong type) raises `ConfigError` naming it.
@@ -29,12 +35,16 @@ class ConfigError(ValueError):
   """A config that cannot be loaded or an override that cannot be applied."""
 
 
+BUILTIN = "lrjax.configs"
+
+
 def builtin_names() -> list[str]:
   """The names of the built-in configs, sorted."""
+  package = importlib.import_module(BUILTIN)
   # A module without get_config() (arm and schedule definitions) is not a config.
-  names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+  names = [m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
   return sorted(
-    n for n in names if hasattr(importlib.import_module(f"{__name__}.{n}"), "get_config")
+    n for n in names if hasattr(importlib.import_module(f"{BUILTIN}.{n}"), "get_config")
   )
 
 
@@ -68,7 +78,7 @@ def _module(target: str, spec: str):
     raise ConfigError(
       f"config {target!r} is neither a built-in config ({', '.join(builtin_names())}) nor a FILE.py"
     )
-  return importlib.import_module(f"{__name__}.{target}")
+  return importlib.import_module(f"{BUILTIN}.{target}")
 
 
 def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> Any:
@@ -98,10 +108,41 @@ def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> Any:
     config = get_config(variant) if variant is not None else get_config()
   except (ValueError, KeyError) as e:
     raise ConfigError(f"config {spec!r}: {e}") from e
+  check_fields(config, spec)
   for field, text in overrides:
     override(config, field, text)
   config.lock()
   return config
+
+
+# The fields a study config may set under `config.study` (see `lrjax.compare.study`).
+STUDY_FIELDS = ("schedules", "arms", "order", "labels", "seeds", "population", "budgets")
+# Fields beside those of `lrjax.configs.default`: the study, and the user's own.
+EXTRA_FIELDS = ("study", "user")
+
+
+def check_fields(config: Any, spec: str = "the config") -> None:
+  """Raises ConfigError for a field that lrjax does not know (see the module docstring)."""
+  default = importlib.import_module(f"{BUILTIN}.default").get_config()
+  known = {"": [*default.keys(), *EXTRA_FIELDS]}
+  for key in default.keys():
+    group = default[key]
+    if hasattr(group, "keys") and "name" not in group and key != "user":
+      known[key] = list(group.keys())  # a group of fields, such as `runtime`
+  known["study"] = list(STUDY_FIELDS)
+  for where, fields in known.items():
+    node = config if not where else (config.get(where) if hasattr(config, "get") else None)
+    if node is None or not hasattr(node, "keys"):
+      continue
+    for key in node.keys():
+      if key not in fields:
+        name = f"{where}.{key}" if where else key
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f"did you mean {(where + '.' if where else '') + close[0]!r}? " if close else ""
+        raise ConfigError(
+          f"config {spec!r} sets config.{name}, which lrjax does not know; {hint}put fields of "
+          "your own under config.user"
+        )
 
 
 def _parse(text: str, old: Any, field: str) -> Any:

@@ -1,0 +1,96 @@
+"""One cell, trained through the engine's `Trainer`: what every executor's worker runs.
+
+`work(config, workdir, cell)` is the whole job of a worker, wherever it runs (this process, a
+Ray task, a Slurm task): it applies the cell's runtime (`lrjax.runtime.setup`, with the values
+the study resolved when it was planned, so every worker computes the same bits), trains the
+cell, and says `Done` with its summaries, or `Held` when another live process holds one of its
+runs (the study's loop tries again later).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lrjax.compare import study as study_lib
+from lrjax.compare.plan import Cell
+from lrjax.executors.base import Done, Held, Outcome
+from lrjax.files.atomic import read_json
+from lrjax.files.claim import ClaimedError
+from lrjax.runtime import setup
+from lrjax.train import build, hooks
+from lrjax.train.trainer import Member, Trainer
+
+
+def _done(folder: str) -> bool:
+  return os.path.exists(os.path.join(folder, "summary.json"))
+
+
+def _summary(folder: str) -> dict:
+  return read_json(os.path.join(folder, "summary.json"))
+
+
+def train_cell(config: Any, workdir: str, cell: Cell, *, quiet: bool = False) -> list[dict]:
+  """Trains (or resumes) `cell`; returns the summaries of its runs, in order.
+
+  A population cell trains its unfinished runs that have no checkpoint of their own as one
+  vmapped program; runs that started alone (an earlier try in another mode) finish alone. A
+  trunk cell hands each fork its checkpoint where the fork's cooldown starts.
+
+  Raises:
+    ClaimedError: another live process holds one of the cell's runs.
+    ValueError: a fork has no start to resume from although its trunk has finished.
+  """
+  study = study_lib.parse(config)
+  dirs, cfgs = cell.dirs(workdir), cell.configs(config, study)
+  out = {d: _summary(d) for d in dirs if _done(d)}
+  todo = [i for i, d in enumerate(dirs) if d not in out]
+  if cell.after and todo and not os.path.isdir(os.path.join(dirs[0], "checkpoints")):
+    raise ValueError(
+      f"{dirs[0]} has no checkpoint to fork from, but its trunk {cell.after[0].dirs(workdir)[0]} "
+      "has finished: delete the trunk's folder to train it (and its forks' starts) again"
+    )
+  alone = [i for i in todo if os.path.isdir(os.path.join(dirs[i], "checkpoints"))]
+  together = [i for i in todo if i not in alone]
+  groups = [together] if cell.population and len(together) > 1 else [[i] for i in together]
+  exports = {
+    step: [study_lib.run_dir(workdir, cell.names[0], cell.seed, b) for b in budgets]
+    for step, budgets in cell.exports
+  }
+  for group in [[i] for i in alone] + groups:
+    members = []
+    for i in group:
+      os.makedirs(dirs[i], exist_ok=True)
+      members.append(Member(build.build(cfgs[i]), dirs[i]))
+    vmapped = len(members) > 1
+    folder = (
+      study_lib.population_dir(workdir, cell.seed, cell.budget) if vmapped else dirs[group[0]]
+    )
+    os.makedirs(folder, exist_ok=True)
+    standard = hooks.standard(members, folder, quiet=quiet, exports=exports)
+    loop = Trainer(members, folder, vmapped=vmapped, hooks=standard).fit()
+    out.update({dirs[i]: s for i, s in zip(group, loop.summaries)})
+  return [out[d] for d in dirs]
+
+
+def work(config: Any, workdir: str, cell: Cell, *, quiet: bool = True) -> Outcome:
+  """A worker's whole job (see the module docstring)."""
+  setup(config.get("runtime"))
+  try:
+    return Done(train_cell(config, workdir, cell, quiet=quiet))
+  except ClaimedError as e:
+    return Held(str(e).split(";")[0])
+
+
+def describe(summaries: list[dict]) -> str:
+  """A finished cell's result in words, for the study's progress line."""
+  return ", ".join(_score(s) for s in summaries)
+
+
+def _score(summary: dict) -> str:
+  if summary.get("diverged"):
+    d = summary["diverged"]
+    return f"diverged at step {d['step']} (lr {d['lr']:.4g})"
+  return (
+    f"test accuracy {summary['final_test_accuracy']:.4f}, loss {summary['final_test_loss']:.4f}"
+  )

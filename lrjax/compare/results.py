@@ -1,0 +1,108 @@
+"""A study's results: collected from its finished runs, written as results.json, .md, .csv and
+figures by one writer, whoever asks (the study when its cells are done, `lrjax report`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lrjax import stats
+from lrjax.compare import report
+from lrjax.compare import study as study_lib
+from lrjax.files.atomic import read_json, write_json
+from lrjax.plot import study as figures
+from lrjax.plot.budgets import plot_budgets
+from lrjax.train import records
+
+
+def _done(folder: str) -> bool:
+  return os.path.exists(os.path.join(folder, "summary.json"))
+
+
+def collect(config: Any, workdir: str) -> dict[str, Any]:
+  """The results dict (see `lrjax.compare.report`) from the finished runs in `workdir`."""
+  study = study_lib.parse(config)
+  runs, missing = [], []
+  for seed in study.seeds:
+    for budget in study.budget_list():
+      for name in study.names:
+        out = study_lib.run_dir(workdir, name, seed, budget)
+        if not _done(out):
+          missing.append(f"{name} seed {seed}" + (f" budget {budget}" if budget else ""))
+          continue
+        runs.append(_run_result(out, name, seed, budget, forked=bool(study.fork(name))))
+  plain = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  return {
+    "config": plain,
+    "schedules": list(study.names),
+    "seeds": list(study.seeds),
+    "budgets": list(study.budgets),
+    "labels": dict(study.labels),
+    "runs": runs,
+    "trunks": _trunk_epochs(workdir, study),
+    "missing": missing,
+    "environment": records.environment(),
+  }
+
+
+def _run_result(out: str, name: str, seed: int, budget: int | None, forked: bool) -> dict:
+  summary = read_json(os.path.join(out, "summary.json"))
+  history = records.read_records(out)
+  resolved = read_json(os.path.join(out, "config.json"))
+  keys = ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+  schedule = resolved["schedule"]
+  trained = resolved["total_steps"]
+  if forked and budget is not None:  # a fork trains its cooldown only; the trunk is shared
+    trained -= int(schedule["warmup_steps"]) + int(schedule["stable_steps"])
+  return {
+    "schedule": name,
+    "seed": seed,
+    "budget": budget,
+    "final_test_accuracy": summary["final_test_accuracy"],
+    "final_test_loss": summary["final_test_loss"],
+    "best_test_accuracy": summary["best_test_accuracy"],
+    "final_train_loss": summary["final_train_loss"],
+    "seconds": summary["seconds"],
+    "curves": {k: [r[k] for r in history] for k in keys},
+    "snapshot_ensemble": summary.get("snapshot_ensemble"),
+    "diverged": summary.get("diverged"),
+    # The schedule in steps, to draw it at every step, not only at epoch starts.
+    "schedule_config": schedule,
+    "steps_per_epoch": resolved["steps_per_epoch"],
+    "total_steps": resolved["total_steps"],
+    "epochs_trained": trained / resolved["steps_per_epoch"],
+  }
+
+
+def _trunk_epochs(workdir: str, study: study_lib.Study) -> dict[str, dict[str, int]]:
+  """Epochs each finished trunk trained, by arm and seed (the compute its forks share)."""
+  out: dict[str, dict[str, int]] = {}
+  for name in study.names:
+    for seed in study.seeds:
+      folder = study_lib.trunk_dir(workdir, name, seed)
+      if study.fork(name) and _done(folder):
+        epochs = read_json(os.path.join(folder, "summary.json"))["epochs"]
+        out.setdefault(name, {})[str(seed)] = epochs
+  return out
+
+
+def report_workdir(workdir: str) -> dict[str, Any]:
+  """Collects the finished runs of the study in `workdir` (its config in `study.json`, written
+  by `compare`) into results.json/.md/.csv and the figures; `missing` lists unfinished runs."""
+  import ml_collections
+
+  config = ml_collections.ConfigDict(read_json(os.path.join(workdir, "study.json")))
+  results = collect(config, workdir)
+  write_results(results, workdir)
+  return results
+
+
+def write_results(results: dict[str, Any], workdir: str) -> None:
+  """The one writer of a study's results: results.json, .md, .csv and the figures."""
+  write_json(os.path.join(workdir, "results.json"), results)
+  report.write_reports(results, workdir)
+  if results["budgets"]:  # the curves of the longest budget, and accuracy against budget
+    figures.write_figures(stats.at_budget(results, max(results["budgets"])), workdir)
+    plot_budgets(results, os.path.join(workdir, "figures", "accuracy_vs_budget.png"))
+  else:
+    figures.write_figures(results, workdir)

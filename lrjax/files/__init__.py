@@ -1,0 +1,1 @@
+"""Files that many processes share: atomic writes, and claims on a folder."""

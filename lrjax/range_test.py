@@ -1,0 +1,123 @@
+"""`lrjax find-lr`: Smith's learning-rate range test, on the engine's `Trainer`.
+
+Trains a fresh model for up to `num_steps` steps while the learning rate grows exponentially
+from `min_lr` to `max_lr` (an `exponential_decay` with a growth rate), records the loss at every
+step, and stops once the smoothed loss exceeds `diverge_factor` times its minimum or stops being
+finite. The suggestion is the learning rate at the steepest descent of the smoothed loss, capped
+at a tenth of the learning rate where the smoothed loss is lowest (Smith 2017, section 3.3; the
+"min / 10" rule of fastai). It runs under the config's runtime, as training does, and writes
+`lr_finder.json` and `lr_finder.png` into its workdir; nothing else (no checkpoints: a range
+test is short and is simply run again).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from lrjax.files.atomic import write_json
+from lrjax.plot.range_test import plot_range_test
+from lrjax.train import build
+from lrjax.train.trainer import Hook, LoopState, Member, Stop, Trainer
+
+
+def smooth_losses(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
+  """Bias-corrected exponential moving average, as the range test is usually plotted."""
+  out, avg = np.empty(len(losses), np.float64), 0.0
+  for i, x in enumerate(losses):
+    avg = beta * avg + (1 - beta) * x
+    out[i] = avg / (1 - beta ** (i + 1))
+  return out
+
+
+def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
+  """The suggested initial learning rate from a range test's (lr, loss) curve."""
+  smooth = smooth_losses(np.asarray(losses, np.float64))
+  best = int(np.nanargmin(smooth))
+  log_lr = np.log10(lrs)
+  # Steepest descent before the minimum: the most negative slope of loss against log10(lr).
+  slope = np.gradient(smooth[: best + 1], log_lr[: best + 1]) if best >= 2 else np.zeros(1)
+  steepest = int(np.argmin(slope)) if best >= 2 else 0
+  return {
+    "suggested_lr": float(min(lrs[steepest], lrs[best] / 10)),
+    "steepest_lr": float(lrs[steepest]),
+    "min_loss_lr": float(lrs[best]),
+    "min_smoothed_loss": float(smooth[best]),
+  }
+
+
+class RangeTestHook(Hook):
+  """Syncs after every step, keeps (lr, loss), and stops the loop once the loss diverges."""
+
+  def __init__(self, diverge_factor: float, quiet: bool):
+    self.diverge_factor, self.quiet = diverge_factor, quiet
+    self.lrs: list[float] = []
+    self.losses: list[float] = []
+
+  def wants_sync(self, trainer: Trainer, step: int) -> bool:
+    return True
+
+  def after_sync(self, trainer: Trainer, loop: LoopState) -> None:
+    for step, m in loop.fetched:
+      self.lrs.append(float(m["lr"]))
+      self.losses.append(float(m["loss"]))
+      smooth = smooth_losses(np.asarray(self.losses))
+      t = len(self.losses) - 1
+      if not np.isfinite(self.losses[-1]) or (
+        t > 10 and smooth[-1] > self.diverge_factor * smooth.min()
+      ):
+        loop.stop = Stop("diverged")
+        return
+      if not self.quiet and step % 20 == 0:
+        print(f"step {step}: lr {self.lrs[-1]:.3g} loss {self.losses[-1]:.4f}", file=sys.stderr)
+
+
+def find_lr(
+  config: Any,
+  workdir: str,
+  *,
+  min_lr: float = 1e-5,
+  max_lr: float = 10.0,
+  num_steps: int = 200,
+  diverge_factor: float = 4.0,
+  quiet: bool = False,
+) -> dict[str, Any]:
+  """Runs the range test on `config`'s model and data; writes lr_finder.json and .png."""
+  if not (0 < min_lr < max_lr < math.inf):
+    raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr!r}, max_lr={max_lr!r}")
+  if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 5:
+    raise ValueError(f"num_steps must be an integer >= 5, got {num_steps!r}")
+  if not diverge_factor > 1:
+    raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
+  os.makedirs(workdir, exist_ok=True)
+  cfg = copy.deepcopy(config)
+  with cfg.unlocked():
+    # lr(t) = min_lr * (max_lr / min_lr) ** (t / num_steps): exponential growth, capped there.
+    cfg.schedule = {
+      "name": "exponential_decay",
+      "init_value": min_lr,
+      "transition_steps": num_steps,
+      "decay_rate": max_lr / min_lr,
+      "end_value": max_lr,
+    }
+    cfg.num_epochs = math.ceil(num_steps / build.steps_per_epoch(cfg))
+  run = build.build(cfg)
+  hook = RangeTestHook(diverge_factor, quiet)
+  Trainer([Member(run, workdir)], workdir, hooks=[hook], evaluate=False, max_steps=num_steps).fit()
+  finite = np.isfinite(hook.losses)
+  lrs, losses = np.asarray(hook.lrs)[finite], np.asarray(hook.losses)[finite]
+  result = {
+    "lrs": lrs.tolist(),
+    "losses": losses.tolist(),
+    "smoothed_losses": smooth_losses(losses).tolist(),
+    "steps_run": len(hook.lrs),
+    **suggest(lrs, losses),
+  }
+  write_json(os.path.join(workdir, "lr_finder.json"), result)
+  result["figure"] = plot_range_test(result, os.path.join(workdir, "lr_finder.png"))
+  return result
