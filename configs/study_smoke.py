@@ -21,6 +21,7 @@ def get_config():
     "cosine": {"name": "cosine_decay", "init_value": 0.05, "decay_steps": {"fraction": 1.0}},
   }
   config.study.order = ("constant", "linear", "cosine")  # constant first: the baseline
+  config.study.labels = {"constant": "Constant", "linear": "Linear decay", "cosine": "Cosine decay"}
   config.study.seeds = (0, 1)
   config.study.population = "never"  # one run at a time: the plainest path, and no probe
   return config

@@ -48,6 +48,7 @@ def trace(workdir: str) -> dict:
 
   stops: dict[str, str] = {}
   climbs: set[tuple[str, str]] = set()
+  all_climbs: set[tuple[str, str]] = set()
 
   def name_of(frame) -> str:
     return f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_qualname}"
@@ -56,15 +57,18 @@ def trace(workdir: str) -> dict:
     if event != "call" or not frame.f_globals.get("__name__", "").startswith("lrjax"):
       return
     code = frame.f_code
+    back = frame.f_back
+    while back is not None and not back.f_globals.get("__name__", "").startswith("lrjax"):
+      back = back.f_back
+    up = back is not None and layer(frame.f_globals["__name__"]) > layer(back.f_globals["__name__"])
+    if up:
+      all_climbs.add((name_of(back), name_of(frame)))
     args = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
     if not any(isinstance(frame.f_locals.get(a), ml_collections.ConfigDict) for a in args):
       return
     here = name_of(frame)
     stops[here] = code.co_filename
-    back = frame.f_back
-    while back is not None and not back.f_globals.get("__name__", "").startswith("lrjax"):
-      back = back.f_back
-    if back is not None and layer(frame.f_globals["__name__"]) > layer(back.f_globals["__name__"]):
+    if up:
       climbs.add((name_of(back), here))
 
   sys.argv = ["lrjax", "compare", "--config", "study_smoke", "--workdir", workdir]
@@ -81,6 +85,7 @@ def trace(workdir: str) -> dict:
     "files": len(set(stops.values())),
     "climbs": len(climbs),
     "climbs_list": sorted(f"{a} -> {b}" for a, b in climbs),
+    "all_climbs": sorted(f"{a} -> {b}" for a, b in all_climbs),
   }
 
 
