@@ -7,6 +7,10 @@
   1 / (1 - 0.9) = 10), evaluated at its averaged point.
 * "prodigy", "dog": learning-rate-free (Mishchenko and Defazio 2023; Ivgi et al. 2023) with
   optax's defaults; their schedule is a constant multiplier of 1.
+
+The tuned variants ("tuned", "tuned_budgets") train every arm over a grid of factors of its
+schedule first (`TUNE`: 0.25x to 4x, five points, one tuning seed) and compare the arms each at
+its best factor on validation data (`lrjax.compare.tuning`), over five seeds.
 """
 
 from __future__ import annotations
@@ -58,10 +62,40 @@ def budget_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
   }
 
 
+# Each arm at 0.25x, 0.5x, 1x, 2x and 4x its schedule (16x from end to end), on one tuning seed.
+TUNE = {"lr_scale": {"log_range": [0.25, 4.0], "num": 5}, "seeds": (0,)}
+TUNED = ("wsd_1sqrt", "schedule_free_sgd", "prodigy")  # beside the chapter's seven
+
+
+def wsd_schedule(peak: float, cooldown: float = 0.2, shape: str = "1-sqrt") -> dict[str, Any]:
+  """WSD as a plain schedule over any run's length: constant at the peak, then the cooldown."""
+  return {
+    "name": "warmup_stable_decay",
+    "peak_value": peak,
+    "warmup_steps": 0,
+    "stable_steps": {"fraction": 1.0 - cooldown},
+    "decay_steps": {"fraction": cooldown},
+    "decay_shape": shape,
+  }
+
+
 def use_variant(config: Any, variant: str, budgets: tuple[int, ...], peak: float = 0.1) -> None:
-  """Turns a study of the chapter's schedules into its "beyond" variant (the four arms added)
-  or its "budgets" variant (`budget_arms` at each of `budgets`); any other variant: unchanged."""
-  if variant == "beyond":
+  """Turns a study of the chapter's schedules into its "beyond" variant (the four arms added),
+  its "budgets" variant (`budget_arms` at each of `budgets`), or their tuned forms ("tuned": the
+  chapter's seven, WSD, Schedule-Free SGD and Prodigy; "tuned_budgets": `budget_arms` with WSD
+  as a plain schedule per budget), each arm at its own factor chosen on validation data; any
+  other variant: unchanged."""
+  if variant == "tuned":
+    arms = beyond_arms(peak)
+    config.study.arms = {n: arms[n] for n in TUNED}
+    config.study.order = (*CHAPTER_SCHEDULES, *TUNED)
+    config.study.labels = {**CHAPTER_LABELS, **LABELS}
+    config.study.tune = TUNE
+  elif variant == "tuned_budgets":
+    use_variant(config, "budgets", budgets, peak)
+    config.study.arms["wsd_1sqrt"] = {"schedule": wsd_schedule(peak)}
+    config.study.tune = TUNE
+  elif variant == "beyond":
     config.study.arms = beyond_arms(peak)
     config.study.order = (*CHAPTER_SCHEDULES, *BEYOND)
     config.study.labels = {**CHAPTER_LABELS, **LABELS}

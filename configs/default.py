@@ -22,6 +22,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data_dir = ""  # "" = the dataset's default place (tfds, or the Debian IDX folder).
   config.train_split = "train"  # the splits of a tensorflow-datasets dataset
   config.test_split = "test"
+  # Held out of the training split as validation data (never trained on; the same for every run
+  # and seed): what picks a best epoch, a tuned learning rate, a recommendation. 0: none (then
+  # nothing is chosen). A dataset with a validation split of its own: 0, and its split is used.
+  config.validation_fraction = 0.1
+  config.validation_split = ""  # a tensorflow-datasets validation split, e.g. "validation"
   config.train_limit = 0  # train on the first N examples of each epoch's order only; 0 = all.
   config.augment = True  # pad-`pad` random crop + horizontal flip, on the device.
   config.pad = 4

@@ -4,6 +4,8 @@
     lrjax compare --config study_fashion_mnist:medium --workdir runs/medium
     lrjax compare --config study_fashion_mnist:beyond --workdir runs/beyond
     lrjax compare --config study_fashion_mnist:budgets --workdir runs/budgets
+    lrjax compare --config study_fashion_mnist:tuned --workdir runs/tuned
+    lrjax compare --config study_fashion_mnist:tuned_budgets --workdir runs/tuned_budgets
 
 The small ConvNet (0.1M parameters), 3 epochs over 12,800 training images per epoch and the full
 10,000-image test set, seven schedules; the same initialisation and data order for every
@@ -12,7 +14,11 @@ CPU cores. "medium" trains 5 seeds (35 runs), enough for the paired t-test to te
 apart (4 degrees of freedom instead of 1). "beyond" adds WSD with a 1-sqrt cooldown,
 Schedule-Free SGD, Prodigy and DoG to the seven (22 runs, about 20 minutes). "budgets" trains
 constant, linear and cosine decay and forked WSD at budgets of 1, 2, 4 and 8 epochs (2 seeds,
-about 25 minutes).
+about 25 minutes). "tuned" trains the chapter's seven, WSD 1-sqrt, Schedule-Free SGD and Prodigy
+each at 0.25x-4x its learning rate on one tuning seed (50 runs), chooses each arm's factor on the
+validation split (10% of the training images, held out), and compares the arms at their chosen
+factors over 5 seeds (40 more runs). "tuned_budgets" does the same for constant, linear, cosine
+and WSD at budgets of 1, 2 and 4 epochs.
 """
 
 import ml_collections
@@ -21,7 +27,15 @@ from lrjax.configs import default
 from lrjax.configs.beyond_arms import use_variant
 from lrjax.configs.chapter_schedules import CHAPTER_SCHEDULES, LABELS, chapter_study
 
-SEEDS = {"quick": (0, 1), "medium": (0, 1, 2, 3, 4), "beyond": (0, 1), "budgets": (0, 1)}
+FIVE = (0, 1, 2, 3, 4)
+SEEDS = {
+  "quick": (0, 1),
+  "medium": FIVE,
+  "beyond": (0, 1),
+  "budgets": (0, 1),
+  "tuned": FIVE,
+  "tuned_budgets": FIVE,
+}
 
 
 def get_config(size: str = "quick"):
@@ -43,5 +57,7 @@ def get_config(size: str = "quick"):
   # "auto": one run at a time on CPU; elsewhere a seed's runs train as one vmapped population
   # where a probe finds that faster.
   config.study.population = "auto"
-  use_variant(config, size, budgets=(1, 2, 4, 8))
+  # Tuning per arm, chosen on validation data (lrjax.compare.tuning); None: every arm as given.
+  config.study.tune = None
+  use_variant(config, size, budgets=(1, 2, 4) if size == "tuned_budgets" else (1, 2, 4, 8))
   return config

@@ -14,6 +14,7 @@ from lrjax.configs import smoke
 def get_config():
   config = smoke.get_config()
   config.dataset = "synthetic:16x16x3:256:64:4"
+  config.validation_fraction = 0.125  # 32 of the 256 training images: 7 steps an epoch
   config.study = ml_collections.ConfigDict()
   config.study.schedules = {
     "constant": {"name": "constant", "value": 0.05},
@@ -24,4 +25,6 @@ def get_config():
   config.study.labels = {"constant": "Constant", "linear": "Linear decay", "cosine": "Cosine decay"}
   config.study.seeds = (0, 1)
   config.study.population = "never"  # one run at a time: the plainest path, and no probe
+  # Tuning per arm, chosen on validation data (lrjax.compare.tuning); None: every arm as given.
+  config.study.tune = None
   return config

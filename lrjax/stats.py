@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-METRICS = ("final_test_accuracy", "final_test_loss", "best_test_accuracy", "seconds")
+METRICS = (
+  "final_test_accuracy",
+  "final_test_loss",
+  "final_validation_accuracy",
+  "final_validation_loss",
+  "test_accuracy_at_best_epoch",
+  "seconds",
+)
 NEEDS_SEEDS = "needs >= 2 seeds"
 
 
@@ -77,7 +84,11 @@ def at_budget(results: Mapping[str, Any], budget: int) -> dict[str, Any]:
   """The results of one budget alone, as a study without budgets would have them."""
   _check_results(results)
   runs = [r for r in results["runs"] if r.get("budget") == budget]
-  return {**results, "runs": runs, "budgets": []}
+  out = {**results, "runs": runs, "budgets": []}
+  if results.get("tuning"):  # a tuned study: each budget's own choices
+    arms = {k: e for k, e in results["tuning"]["arms"].items() if e.get("budget") == budget}
+    out["tuning"] = {**results["tuning"], "arms": arms}
+  return out
 
 
 def higher_is_better_for(metric: str) -> bool:
@@ -188,6 +199,31 @@ def paired_stats(
     out["ci_low"], out["ci_high"] = mean - half, mean + half
   out["verdict"] = _verdict(out["p_value"], mean, higher_is_better, alpha)
   return out
+
+
+def seeds_for(std_difference: float, delta: float, alpha: float = 0.05, power: float = 0.8) -> int:
+  r"""Seeds a paired comparison needs to tell a difference of `delta` at this spread.
+
+  .. math:: n = \left\lceil \left( \frac{(z_{1-\alpha/2} + z_{\text{power}})\, s_d}{\delta}
+     \right)^2 \right\rceil
+
+  the normal approximation of a two-sided paired test at level alpha with the given power, from
+  the observed standard deviation :math:`s_d` of the per-seed differences; at least 2. NaN where
+  the spread is unknown (fewer than 2 seeds).
+
+  Raises:
+    ValueError: for a `delta` that is not positive, or an `alpha` or `power` outside (0, 1).
+  """
+  if not delta > 0:
+    raise ValueError(f"delta must be positive, got {delta!r}")
+  if not (0 < alpha < 1 and 0 < power < 1):
+    raise ValueError(f"alpha and power must be in (0, 1), got {alpha!r} and {power!r}")
+  if not math.isfinite(std_difference):
+    return math.nan
+  from scipy import stats as sps
+
+  z = float(sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power))
+  return max(2, math.ceil((z * std_difference / delta) ** 2))
 
 
 def _verdict(p: float, mean: float, higher_is_better: bool, alpha: float) -> str:

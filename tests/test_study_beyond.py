@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import jax
 import ml_collections
@@ -18,7 +19,9 @@ FORK = {"peak_value": 0.1, "warmup_epochs": 0, "cooldown": 0.25, "decay_shape": 
 
 
 def budget_study():
-  config = smoke_config(num_epochs=4)  # 8 steps an epoch
+  config = smoke_config(num_epochs=4)
+  # 32 of 288 training images held out for validation: 256 left, 8 steps an epoch.
+  config.dataset, config.validation_fraction = "synthetic:16x16x3:288:64:4", 32 / 288
   config.study = ml_collections.ConfigDict()
   config.study.arms = {
     "constant": {"schedule": {"name": "constant", "value": 0.1}},
@@ -88,7 +91,10 @@ def test_every_arm_at_every_budget_with_its_table_and_figure(budget_results):
   md = (workdir / "results.md").read_text()
   assert md.startswith("# Accuracy against budget")
   assert "| Arm | 2 ep | 4 ep |" in md and "# At 2 epochs" in md and "# At 4 epochs" in md
-  assert md.count("- 2 epochs: best ") == 1 and "# At 2 epochs" in md and "p (Holm)" in md
+  assert "Chosen on final validation accuracy (test data chooses nothing)" in md
+  line = next(x for x in md.splitlines() if x.startswith("- 2 epochs: "))
+  assert re.fullmatch(r"- 2 epochs: \S+ \(test accuracy 0\.\d{3}\); worse: .*; undecided: .*", line)
+  assert "# At 2 epochs" in md and "p (Holm)" in md
   assert (workdir / "figures" / "accuracy_vs_budget.png").stat().st_size > 10_000
   rows = (workdir / "results.csv").read_text().splitlines()
   assert rows[0].startswith("budget,schedule,") and len(rows) == 1 + 12

@@ -1,11 +1,14 @@
 """A study across budgets: final accuracy and loss per arm and budget, the compute each approach
 spent, and a recommendation per budget.
 
-At each budget the best arm is the one with the highest mean final test accuracy; every other arm
-is compared with it seed by seed (paired t-test, Holm-adjusted over the arms), and the arms whose
-accuracy is not significantly lower are listed with it: any of them is a defensible choice at that
-budget. A forked arm's runs at each budget are runs of their own (they resume from the trunk's
-checkpoint where their cooldown starts), so they are compared exactly as independent runs are.
+At each budget the recommended arm is the one with the highest mean final *validation* accuracy
+(test data chooses nothing; its test accuracy is reported beside it); every other arm is
+compared with it seed by seed on the same validation metric (paired t-test, Holm-adjusted over
+the arms): one significantly lower is worse, and the others are undecided with the seeds the study
+has (with how many seeds their spread would need to tell a 1-point difference). A study without
+validation data recommends nothing. A forked arm's runs at each budget are runs of their own
+(they resume from the trunk's checkpoint where their cooldown starts), so they are compared
+exactly as independent runs are.
 """
 
 from __future__ import annotations
@@ -28,21 +31,30 @@ def _cell(summary: Mapping[str, Any], decimals: int) -> str:
   return f"{summary['mean']:.{decimals}f}{spread}"
 
 
+SELECT_ON = "final_validation_accuracy"
+
+
 def recommendation(results: Mapping[str, Any], budget: int, alpha: float = 0.05) -> dict:
-  """`{"best", "not_worse": [arms not significantly worse than best], "rows"}` at `budget`."""
+  """`{"best", "not_worse": [arms undecided against it], "rows", "test"}` at `budget`: chosen
+  on validation accuracy (see the module docstring); `test` the best's mean test accuracy."""
   sub = stats.at_budget(results, budget)
-  summary = stats.summarize(sub, ("final_test_accuracy",))
-  means = {n: s["final_test_accuracy"]["mean"] for n, s in summary.items()}
+  summary = stats.summarize(sub, (SELECT_ON, "final_test_accuracy"))
+  means = {n: s[SELECT_ON]["mean"] for n, s in summary.items()}
   ranked = [n for n in stats.schedule_names(sub) if not math.isnan(means[n])]
   if not ranked:
-    return {"best": None, "not_worse": [], "rows": []}
+    return {"best": None, "not_worse": [], "rows": [], "test": math.nan}
   best = max(ranked, key=lambda n: means[n])
-  rows = stats.paired_comparison(sub, baseline=best, alpha=alpha) if len(ranked) > 1 else []
+  rows = (
+    stats.paired_comparison(sub, baseline=best, metric=SELECT_ON, alpha=alpha)
+    if len(ranked) > 1
+    else []
+  )
   worse = {r["schedule"] for r in rows if r["verdict"] == "worse"}
   return {
     "best": best,
     "not_worse": [n for n in ranked if n != best and n not in worse],
     "rows": rows,
+    "test": summary[best]["final_test_accuracy"]["mean"],
   }
 
 
@@ -81,14 +93,25 @@ def budget_lines(results: Mapping[str, Any]) -> list[str]:
     how = " (a shared trunk, then one cooldown per budget)" if trunk else ""
     lines.append(f"- {stats.label(results, n)}: {compute_epochs(results, n):g}{how}")
   lines += ["", "## Recommendation per budget", ""]
+  lines.append(
+    "Chosen on final validation accuracy (test data chooses nothing); the others against it on "
+    "the same metric, paired by seed (t-test, Holm-adjusted, 5%):"
+  )
+  lines.append("")
   for b in budgets:
     rec = recommendation(results, b)
     if rec["best"] is None:
-      lines.append(f"- {epochs(b)}: no finished runs")
+      lines.append(f"- {epochs(b)}: no finished runs with validation data: nothing recommended")
       continue
-    others = ", ".join(stats.label(results, n) for n in rec["not_worse"]) or "none"
+    undecided = []
+    for r in rec["rows"]:
+      if r["schedule"] in rec["not_worse"]:
+        need = stats.seeds_for(r["std_difference"], 0.01)
+        tell = f", {need} would tell 1 pt" if isinstance(need, int) else ""
+        undecided.append(f"{stats.label(results, r['schedule'])} ({r['n']} seeds{tell})")
+    worse = [stats.label(results, r["schedule"]) for r in rec["rows"] if r["verdict"] == "worse"]
     lines.append(
-      f"- {epochs(b)}: best {stats.label(results, rec['best'])}; not significantly worse "
-      f"(paired t-test, Holm-adjusted, 5%): {others}"
+      f"- {epochs(b)}: {stats.label(results, rec['best'])} (test accuracy {rec['test']:.3f}); "
+      f"worse: {', '.join(worse) or 'none'}; undecided: {', '.join(undecided) or 'none'}"
     )
   return lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from lrjax.compare import phases
 from lrjax.compare import study as study_lib
 from lrjax.compare.plan import Cell
 from lrjax.executors.base import Done, Held, Outcome
@@ -35,17 +36,27 @@ def train_cell(config: Any, workdir: str, cell: Cell, *, quiet: bool = False) ->
 
   A population cell trains its unfinished runs that have no checkpoint of their own as one
   vmapped program; runs that started alone (an earlier try in another mode) finish alone. A
-  trunk cell hands each fork its checkpoint where the fork's cooldown starts.
+  trunk cell hands each fork its checkpoint where the fork's cooldown starts. An extension of a
+  tuning grid that its arm's results do not call for is marked skipped (and returns no
+  summaries); a phase-2 cell trains each arm at its chosen point.
 
   Raises:
     ClaimedError: another live process holds one of the cell's runs.
     ValueError: a fork has no start to resume from although its trunk has finished.
   """
   study = study_lib.parse(config)
-  dirs, cfgs = cell.dirs(workdir), cell.configs(config, study)
+  dirs = cell.dirs(workdir)
+  if cell.condition is not None and not all(_done(d) for d in dirs):
+    side, level = cell.condition
+    if not phases.extension_needed(workdir, study, cell.names[0], cell.budget, side, level):
+      for folder in dirs:
+        phases.mark_skipped(folder, f"the best point is not on the {side} edge")
+      return []
+  cfgs = cell.configs(config, study, workdir)
   out = {d: _summary(d) for d in dirs if _done(d)}
   todo = [i for i, d in enumerate(dirs) if d not in out]
-  if cell.after and todo and not os.path.isdir(os.path.join(dirs[0], "checkpoints")):
+  fork = not cell.trunk and bool(study.budgets) and study.fork(cell.names[0]) is not None
+  if fork and todo and not os.path.isdir(os.path.join(dirs[0], "checkpoints")):
     raise ValueError(
       f"{dirs[0]} has no checkpoint to fork from, but its trunk {cell.after[0].dirs(workdir)[0]} "
       "has finished: delete the trunk's folder to train it (and its forks' starts) again"
@@ -84,6 +95,8 @@ def work(config: Any, workdir: str, cell: Cell, *, quiet: bool = True) -> Outcom
 
 def describe(summaries: list[dict]) -> str:
   """A finished cell's result in words, for the study's progress line."""
+  if not summaries:
+    return "not needed (the grid's best point is not on this edge)"
   return ", ".join(_score(s) for s in summaries)
 
 

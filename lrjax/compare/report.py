@@ -11,6 +11,7 @@ from typing import Any
 
 from lrjax import stats
 from lrjax.compare import budgets
+from lrjax.compare.tuned_report import tuning_lines
 from lrjax.files.atomic import write_atomic
 
 # The chapter's Table 1.1 reports the final-epoch test accuracy and loss.
@@ -20,8 +21,11 @@ CSV_FIELDS = (
   "label",
   "seed",
   "final_test_accuracy",
-  "best_test_accuracy",
   "final_test_loss",
+  "final_validation_accuracy",
+  "final_validation_loss",
+  "best_epoch",
+  "test_accuracy_at_best_epoch",
   "final_train_loss",
   "seconds",
   "num_snapshots",
@@ -102,32 +106,51 @@ def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
     "",
     f"Difference = schedule - {_md(base)} on the same seed, over the seeds both ran; "
     "95% CI from the t distribution; p from a two-sided paired t-test; p (Holm) adjusted by "
-    "Holm's method for the table's comparisons, which the verdict reads.",
+    "Holm's method for the table's comparisons, which the verdict reads. A difference the seeds "
+    "cannot tell apart from none is *undecided*; for accuracy, *seeds for 1 pt* is how many "
+    "seeds the observed spread of the differences would need to tell a 1-point difference "
+    "(two-sided 5%, power 80%).",
   ]
   for title, metric, decimals in TABLE_ROWS:
     direction = "lower" if not stats.higher_is_better_for(metric) else "higher"
-    rows = []
+    rows, accuracy = [], stats.higher_is_better_for(metric)
     for r in stats.paired_comparison(results, baseline, metric):
       ci = (
         f"[{_num(r['ci_low'], decimals, True)}, {_num(r['ci_high'], decimals, True)}]"
         if math.isfinite(r["ci_low"])
         else "n/a"
       )
-      rows.append(
-        [
-          _md(r["label"]),
-          _num(r["mean_difference"], decimals, True),
-          ci,
-          _p(r["p_value"]),
-          _p(r["p_adjusted"]),
-          r["verdict"],
-          str(r["n"]),
-        ]
-      )
+      row = [
+        _md(r["label"]),
+        _num(r["mean_difference"], decimals, True),
+        ci,
+        _p(r["p_value"]),
+        _p(r["p_adjusted"]),
+        verdict_text(r),
+        str(r["n"]),
+      ]
+      if accuracy:
+        row.append(_seeds_needed(r))
+      rows.append(row)
     lines += ["", f"{title} ({direction} is better):", ""]
     header = ["Schedule", "Difference", "95% CI", "p", "p (Holm)", "Verdict", "n"]
-    lines += _table(header, rows, ["l", "r", "r", "r", "r", "l", "r"])
+    align = ["l", "r", "r", "r", "r", "l", "r"]
+    if accuracy:
+      header, align = header + ["Seeds for 1 pt"], align + ["r"]
+    lines += _table(header, rows, align)
   return lines
+
+
+def verdict_text(row: Mapping[str, Any]) -> str:
+  """A paired row's verdict in words: better, worse, or undecided with the seeds it had."""
+  if row["verdict"].startswith("no significant difference"):
+    return f"undecided with {row['n']} seeds"
+  return row["verdict"]
+
+
+def _seeds_needed(row: Mapping[str, Any]) -> str:
+  n = stats.seeds_for(row.get("std_difference", math.nan), 0.01)
+  return "n/a" if not isinstance(n, int) else str(n)
 
 
 def _snapshot_lines(results: Mapping[str, Any]) -> list[str]:
@@ -208,6 +231,9 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   lines = ["# Learning-rate schedules compared", ""]
   lines += _table(header, rows, ["l"] + ["r"] * len(names))
   lines += ["", _caption(results, len(seeds)), ""]
+  tuned = tuning_lines(results)
+  if tuned:
+    lines += tuned + [""]
   diverged = [
     f"{stats.label(results, r['schedule'])} seed {r['seed']} at step {r['diverged']['step']} "
     f"(lr {r['diverged']['lr']:.4g})"
@@ -270,7 +296,7 @@ def results_csv(results: Mapping[str, Any]) -> str:
     for field in CSV_FIELDS[3:]:
       key = f"snapshot_ensemble.{field}" if field in _ENSEMBLE else field
       value = stats.metric_value(run, key)
-      if field == "num_snapshots" and value is not None:
+      if field in ("num_snapshots", "best_epoch") and value is not None:
         value = int(value)
       row.append(_csv_value(value))
     writer.writerow(row)

@@ -7,12 +7,21 @@ import os
 from typing import Any
 
 from lrjax import stats
-from lrjax.compare import report
+from lrjax.compare import phases, report, tuned_results
 from lrjax.compare import study as study_lib
 from lrjax.files.atomic import read_json, write_json
 from lrjax.plot import study as figures
 from lrjax.plot.budgets import plot_budgets
+from lrjax.plot.tuning import plot_response
 from lrjax.train import records
+
+# What a run's summary says of its validation split (absent without one).
+VALIDATION_KEYS = (
+  "final_validation_accuracy",
+  "final_validation_loss",
+  "best_epoch",
+  "test_accuracy_at_best_epoch",
+)
 
 
 def _done(folder: str) -> bool:
@@ -26,13 +35,16 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
   for seed in study.seeds:
     for budget in study.budget_list():
       for name in study.names:
-        out = study_lib.run_dir(workdir, name, seed, budget)
-        if not _done(out):
+        out = phases.final_dir(workdir, study, name, seed, budget)
+        if out is None or not _done(out):
           missing.append(f"{name} seed {seed}" + (f" budget {budget}" if budget else ""))
           continue
-        runs.append(_run_result(out, name, seed, budget, forked=bool(study.fork(name))))
+        forked = bool(study.fork(name)) and bool(study.budgets)
+        runs.append(_run_result(out, name, seed, budget, forked=forked))
   plain = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  extra = {"tuning": tuned_results.collect(workdir, study)} if study.tune is not None else {}
   return {
+    **extra,
     "config": plain,
     "schedules": list(study.names),
     "seeds": list(study.seeds),
@@ -50,6 +62,11 @@ def _run_result(out: str, name: str, seed: int, budget: int | None, forked: bool
   history = records.read_records(out)
   resolved = read_json(os.path.join(out, "config.json"))
   keys = ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+  keys += (
+    ("validation_loss", "validation_accuracy")
+    if history and "validation_loss" in history[0]
+    else ()
+  )
   schedule = resolved["schedule"]
   trained = resolved["total_steps"]
   if forked and budget is not None:  # a fork trains its cooldown only; the trunk is shared
@@ -60,8 +77,8 @@ def _run_result(out: str, name: str, seed: int, budget: int | None, forked: bool
     "budget": budget,
     "final_test_accuracy": summary["final_test_accuracy"],
     "final_test_loss": summary["final_test_loss"],
-    "best_test_accuracy": summary["best_test_accuracy"],
     "final_train_loss": summary["final_train_loss"],
+    **{k: summary.get(k) for k in VALIDATION_KEYS},
     "seconds": summary["seconds"],
     "curves": {k: [r[k] for r in history] for k in keys},
     "snapshot_ensemble": summary.get("snapshot_ensemble"),
@@ -106,3 +123,5 @@ def write_results(results: dict[str, Any], workdir: str) -> None:
     plot_budgets(results, os.path.join(workdir, "figures", "accuracy_vs_budget.png"))
   else:
     figures.write_figures(results, workdir)
+  if results.get("tuning"):
+    plot_response(results, os.path.join(workdir, "figures", "lr_response.png"))

@@ -10,6 +10,8 @@
   derive from the seed alone.
 * Budgets. `config.study.budgets` lists training lengths in epochs; every arm is trained at
   every budget (its `num_epochs`), and durations written as `{"fraction": f}` scale with it.
+* Tuning. `config.study.tune` trains each arm at each point of a grid first and the study at
+  each arm's point chosen on validation data (`lrjax.compare.tuning`).
 * Forks. An arm `{"wsd_fork": {"peak_value": p, "warmup_epochs": w, "cooldown": f,
   "decay_shape": "1-sqrt"}}` is warmup-stable-decay with a cooldown of the last fraction f of each
   budget. With budgets, its warmup and stable phase train once per seed (the *trunk*, as long as
@@ -24,6 +26,8 @@ import dataclasses
 import math
 import os
 from typing import Any
+
+from lrjax.compare import tuning
 
 FORK_FIELDS = {"peak_value", "warmup_epochs", "cooldown", "decay_shape", "end_value"}
 
@@ -48,6 +52,7 @@ class Study:
   arms: dict[str, dict[str, Any]]
   budgets: tuple[int, ...]  # epochs; () for a study at `config.num_epochs` alone
   labels: dict[str, str] = dataclasses.field(default_factory=dict)  # every arm's
+  tune: tuning.Tune | None = None
 
   def fork(self, name: str) -> dict[str, Any] | None:
     """The `wsd_fork` spec of arm `name`, or None."""
@@ -92,11 +97,29 @@ def parse(config: Any) -> Study:
   if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
     raise ValueError(f"config.study.labels must map arm names to text, got {labels!r}")
   labels = {n: labels.get(n, n.replace("_", " ")) for n in order}
-  out = Study(tuple(order), seeds, {n: arms[n] for n in order}, tuple(sorted(budgets)), labels)
+  tune = tuning.parse(study, seeds)
+  out = Study(
+    tuple(order), seeds, {n: arms[n] for n in order}, tuple(sorted(budgets)), labels, tune
+  )
   for name in order:
     spec = out.fork(name)
     if spec is not None:
       _check_fork(name, spec)
+      if tune is not None and budgets:
+        raise ValueError(
+          f"config.study.arms.{name}: a forked arm (wsd_fork) shares one trunk per seed over its "
+          "budgets, which a tuned study cannot give each budget's point; tune it as a plain "
+          "warmup_stable_decay schedule"
+        )
+  if (
+    tune is not None
+    and not config.get("validation_fraction", 0.0)
+    and not config.get("validation_split", "")
+  ):
+    raise ValueError(
+      "config.study.tune chooses on validation data: set config.validation_fraction (e.g. 0.1) "
+      "or config.validation_split"
+    )
   return out
 
 
@@ -129,16 +152,29 @@ def wsd_schedule(spec: dict[str, Any], epochs: float, decay_epochs: float | None
   }
 
 
-def run_config(config: Any, study: Study, name: str, seed: int, budget: int | None = None) -> Any:
+def run_config(
+  config: Any,
+  study: Study,
+  name: str,
+  seed: int,
+  budget: int | None = None,
+  point: tuning.Point | None = None,
+) -> Any:
   """The training config of one run: the study's config with the arm's overrides, the seed and
-  the budget."""
+  the budget, and a tuning `point` (its factor of the schedule, its fields) where given."""
   cfg = copy.deepcopy(config)
+  arm = study.arms[name]
+  if point is not None:
+    arm = {**arm, **dict(point.overrides)}
+    if "wsd_fork" in arm:  # its peak is the factor's to scale
+      fork = arm["wsd_fork"]
+      arm["wsd_fork"] = {**fork, "peak_value": fork["peak_value"] * point.lr_scale}
   with cfg.unlocked():
     del cfg["study"]
     cfg.seed = seed
     if budget is not None:
       cfg.num_epochs = budget
-    for field, value in study.arms[name].items():
+    for field, value in arm.items():
       if field == "wsd_fork":
         cfg.schedule = wsd_schedule(value, cfg.num_epochs)
         continue
@@ -148,6 +184,8 @@ def run_config(config: Any, study: Study, name: str, seed: int, budget: int | No
         cfg[field] = copy.deepcopy(value)
       except TypeError as e:
         raise ValueError(f"config.study.arms.{name}.{field}: {e}") from None
+    if point is not None and "wsd_fork" not in arm:
+      cfg.schedule = tuning.scaled(cfg.schedule, point.lr_scale)
     # Snapshot ensembles (Huang et al. 2017) are reported for every schedule with cycles: the
     # schedule says where they end (`Schedule.cycle_ends`); one without cycles takes none.
     cfg.snapshot_ensemble = True
@@ -170,6 +208,12 @@ def run_dir(workdir: str, name: str, seed: int, budget: int | None = None) -> st
   if budget is None:
     return os.path.join(workdir, "runs", name, f"seed_{seed}")
   return os.path.join(workdir, "runs", name, f"budget_{budget}", f"seed_{seed}")
+
+
+def tune_dir(workdir: str, name: str, point: str, seed: int, budget: int | None = None) -> str:
+  """A tuning run's folder: `runs/<arm>/[budget_<b>/]tune/<point>/seed_<s>`."""
+  folder = os.path.dirname(run_dir(workdir, name, seed, budget))
+  return os.path.join(folder, "tune", point, f"seed_{seed}")
 
 
 def trunk_dir(workdir: str, name: str, seed: int) -> str:

@@ -63,10 +63,12 @@ class DatasetNotFoundError(ValueError):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-  """Train and test splits as host arrays, plus per-channel statistics of the train images.
+  """Train, test and (optional) validation splits as host arrays, plus per-channel statistics
+  of the train images.
 
   `mean` and `std` are float32 of shape [C], in pixel units (0..255), for `normalize`. A channel
   with std below one grey level gets std 1 so that a constant channel does not divide by zero.
+  The validation split is never trained on; `hold_out` carves one from the training split.
   """
 
   train_images: np.ndarray  # uint8 [N, H, W, C]
@@ -75,11 +77,16 @@ class Dataset:
   test_labels: np.ndarray
   num_classes: int
   name: str
+  validation_images: np.ndarray | None = None  # uint8 [M, H, W, C]; None: no validation split
+  validation_labels: np.ndarray | None = None
   mean: np.ndarray = dataclasses.field(init=False)
   std: np.ndarray = dataclasses.field(init=False)
 
   def __post_init__(self):
-    for split in ("train", "test"):
+    if (self.validation_images is None) != (self.validation_labels is None):
+      raise ValueError("validation_images and validation_labels must be given together")
+    splits = ("train", "test") + (() if self.validation_images is None else ("validation",))
+    for split in splits:
       images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
       if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(
@@ -96,11 +103,12 @@ class Dataset:
           f"[{labels.min()}, {labels.max()}]"
         )
       object.__setattr__(self, f"{split}_labels", labels.astype(np.int32, copy=False))
-    if self.train_images.shape[1:] != self.test_images.shape[1:]:
-      raise ValueError(
-        f"train and test images differ in shape: {self.train_images.shape[1:]} vs "
-        f"{self.test_images.shape[1:]}"
-      )
+    for split in splits[1:]:
+      shape = getattr(self, f"{split}_images").shape[1:]
+      if self.train_images.shape[1:] != shape:
+        raise ValueError(
+          f"train and {split} images differ in shape: {self.train_images.shape[1:]} vs {shape}"
+        )
     mean, std = _channel_stats(self.train_images)
     object.__setattr__(self, "mean", mean)
     object.__setattr__(self, "std", std)
@@ -109,6 +117,10 @@ class Dataset:
   def image_shape(self) -> tuple[int, int, int]:
     """(H, W, C): the model's input shape without the batch axis."""
     return tuple(self.train_images.shape[1:])
+
+  @property
+  def has_validation(self) -> bool:
+    return self.validation_labels is not None and len(self.validation_labels) > 0
 
 
 def _channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +147,7 @@ def load_dataset(
   source: str = "auto",
   *,
   download: bool = False,
-  splits: tuple[str, str] = ("train", "test"),
+  splits: tuple[str, ...] = ("train", "test"),
 ) -> Dataset:
   """Loads a dataset fully into host memory.
 
@@ -150,7 +162,8 @@ def load_dataset(
     source: "files" (IDX / CIFAR binary), "tfds" (`tfds.data_source`), or "auto": files when
       they are found in data_dir (or the default folder), tfds otherwise.
     download: let tfds download and prepare the dataset (needs TensorFlow and the network).
-    splits: the (train, test) split names, for a tfds dataset.
+    splits: the (train, test) split names, for a tfds dataset, and optionally a third: its
+      validation split (any tfds split text, e.g. "validation" or "train[90%:]").
 
   Raises:
     DatasetNotFoundError: (a ValueError) the data is not available; the message says how to
@@ -160,7 +173,7 @@ def load_dataset(
   if name == "synthetic" or name.startswith("synthetic:"):
     return synthetic_dataset(*_parse_synthetic(name))
   if is_import_path(name):
-    arrays = user.load_arrays(name)
+    arrays = user.load_arrays(name)  # its own validation split, if it returns one
     try:
       return Dataset(**arrays, name=name)
     except ValueError as e:
@@ -259,7 +272,7 @@ def _cifar_folder(name: str, folder: str) -> str | None:
 # ------------------------------------------------------------------ tfds
 
 
-def _load_tfds(name: str, data_dir: str | None, download: bool, splits: tuple[str, str]) -> Dataset:
+def _load_tfds(name: str, data_dir: str | None, download: bool, splits: tuple[str, ...]) -> Dataset:
   where = f"data_dir={data_dir!r}" if data_dir else "the default tfds data_dir"
   how = _HOW_TO_GET.get(name, "")
   try:
@@ -291,7 +304,10 @@ def _load_tfds(name: str, data_dir: str | None, download: bool, splits: tuple[st
       images[i] = example["image"]
       labels[i] = example["label"]
     arrays += [images, labels]
-  return Dataset(*arrays, num_classes=num_classes, name=name)
+  validation = {}
+  if len(arrays) == 6:
+    validation = {"validation_images": arrays[4], "validation_labels": arrays[5]}
+  return Dataset(*arrays[:4], num_classes=num_classes, name=name, **validation)
 
 
 def _tfds_num_classes(src: Any, name: str) -> int:

@@ -2,7 +2,9 @@
 
 The function takes no arguments and returns a mapping with `train_images` and `test_images`
 (uint8, [N, H, W, C]), `train_labels` and `test_labels` (integers in [0, num_classes)) and
-`num_classes`. Every failure (a module that does not import, a missing attribute, a result of the
+`num_classes`; and optionally `validation_images` and `validation_labels`, a validation split of
+its own (never trained on; otherwise `config.validation_fraction` holds one out of the training
+split). Every failure (a module that does not import, a missing attribute, a result of the
 wrong kind, arrays of the wrong shape or type) is one `ValueError` that names `config.dataset`.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 from lrjax.import_path import import_object
 
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+VALIDATION = ("validation_images", "validation_labels")
 
 
 def load_arrays(path: str) -> dict[str, Any]:
@@ -32,8 +35,11 @@ def load_arrays(path: str) -> dict[str, Any]:
   missing = [k for k in (*ARRAYS, "num_classes") if k not in got]
   if missing:
     raise ValueError(f"config.dataset={path!r} returned no {missing}")
+  given = [k for k in VALIDATION if k in got]
+  if len(given) == 1:
+    raise ValueError(f"config.dataset={path!r} returned {given[0]} alone; return both {VALIDATION}")
   out: dict[str, Any] = {}
-  for key in ARRAYS:
+  for key in (*ARRAYS, *given):
     a = np.asarray(got[key])
     if key.endswith("images") and (a.dtype != np.uint8 or a.ndim != 4):
       raise ValueError(

@@ -22,6 +22,7 @@ import optax
 
 from lrjax import runtime as runtime_lib
 from lrjax.data import datasets as data_lib
+from lrjax.data import validation
 from lrjax.import_path import is_import_path
 from lrjax.models import registry
 from lrjax.runtime import devices
@@ -30,14 +31,26 @@ from lrjax.train import optimizers, settings, snapshots
 from lrjax.train import step as step_lib
 from lrjax.train.resolve import resolve_schedule
 
-# The runs of a study share their dataset: read (and un-gzip) it once per process.
+# The runs of a study share their dataset: read (and un-gzip) it once per process, and hold out
+# its validation split once.
 _load_dataset = functools.lru_cache(maxsize=2)(data_lib.load_dataset)
+_hold_out = functools.lru_cache(maxsize=4)(validation.hold_out)
 
 
 def load_data(config: Any) -> data_lib.Dataset:
-  """The config's dataset, held in host memory (cached: the runs of a study share it)."""
+  """The config's dataset, held in host memory, with its validation split (the dataset's own,
+  `config.validation_split` of a tfds dataset, or `config.validation_fraction` of the training
+  split held out); cached: the runs of a study share it."""
   splits = (config.get("train_split", "train"), config.get("test_split", "test"))
-  return _load_dataset(config.dataset, config.data_dir or None, splits=splits)
+  if config.get("validation_split", ""):
+    if config.validation_split in splits:
+      raise ValueError(
+        f"config.validation_split={config.validation_split!r} is the training or test split: "
+        "validation data must be neither"
+      )
+    splits = (*splits, config.validation_split)
+  raw = _load_dataset(config.dataset, config.data_dir or None, splits=splits)
+  return _hold_out(raw, config.get("validation_fraction", 0.0))
 
 
 def num_train(config: Any, dataset: data_lib.Dataset) -> int:
@@ -126,9 +139,10 @@ class Run:
     n = len(self.dataset.train_labels)
     return data_lib.epoch_permutation(self.config.seed, epoch, n)[: self.num_train]
 
-  def _test_batches(self):
-    """The test set in padded batches; `mask` marks the real rows."""
-    images, labels, size = self.dataset.test_images, self.dataset.test_labels, self.eval_batch
+  def _batches(self, split: str = "test"):
+    """The split's examples in padded batches; `mask` marks the real rows."""
+    ds, size = self.dataset, self.eval_batch
+    images, labels = getattr(ds, f"{split}_images"), getattr(ds, f"{split}_labels")
     for start in range(0, len(labels), size):
       img, lab = images[start : start + size], labels[start : start + size]
       real, pad = len(lab), size - len(lab)
@@ -158,20 +172,23 @@ class Run:
     `eval_state` already (the loop prepares it once for both evaluating and predicting)."""
     state = state if prepared else self.eval_state(state)
     out = [
-      np.asarray(self.steps.predict(state, batch["image"]))[:n] for batch, n in self._test_batches()
+      np.asarray(self.steps.predict(state, batch["image"]))[:n] for batch, n in self._batches()
     ]
     return np.concatenate(out)
 
   def evaluate(self, state: step_lib.TrainState, *, prepared: bool = False) -> dict[str, float]:
-    """Test loss and accuracy of `state` (at its `eval_state`, unless `prepared`)."""
+    """Loss and accuracy of `state` (at its `eval_state`, unless `prepared`) on the test split,
+    and on the validation split where the dataset has one (`validation_loss`, ...)."""
     state = state if prepared else self.eval_state(state)
-    sums = [self.steps.evaluate(state, batch) for batch, _ in self._test_batches()]
-    total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
-    count = float(total["count"])
-    return {
-      "test_loss": float(total["loss_sum"]) / count,
-      "test_accuracy": float(total["correct"]) / count,
-    }
+    splits = ("test", "validation") if self.dataset.has_validation else ("test",)
+    out = {}
+    for split in splits:
+      sums = [self.steps.evaluate(state, batch) for batch, _ in self._batches(split)]
+      total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
+      count = float(total["count"])
+      out[f"{split}_loss"] = float(total["loss_sum"]) / count
+      out[f"{split}_accuracy"] = float(total["correct"]) / count
+    return out
 
   def param_count(self) -> int:
     key, shape = jax.random.PRNGKey(0), self.dataset.image_shape
@@ -187,6 +204,7 @@ class Run:
       "steps_per_epoch": self.steps_per_epoch,
       "total_steps": self.total_steps,
       "num_train": self.num_train,
+      "num_validation": len(self.dataset.validation_labels) if self.dataset.has_validation else 0,
       "devices": self.placement.num_devices,
       "processes": jax.process_count(),
       "params": self.param_count(),

@@ -61,26 +61,36 @@ def summary(
   records: list[dict], schedule_config: dict, runtime: dict, diverged: dict | None = None
 ) -> dict:
   """A run's summary from its epoch records (and where it diverged, if it did), with the
-  runtime it ran under (`lrjax.runtime.Runtime.record`)."""
+  runtime it ran under (`lrjax.runtime.Runtime.record`).
+
+  Its best epoch is chosen on validation data (the highest validation accuracy, the earliest of
+  equals), with the test accuracy there reported beside it; a run without a validation split
+  names no best epoch: test data chooses nothing.
+  """
   out: dict[str, Any] = {"epochs": len(records)}
   if records and not diverged:
-    best = max(records, key=lambda r: r["test_accuracy"])
     last = records[-1]
     out |= {
       "steps": last["step"],
       "final_test_accuracy": last["test_accuracy"],
       "final_test_loss": last["test_loss"],
-      "best_test_accuracy": best["test_accuracy"],
-      "best_epoch": best["epoch"],
       "final_train_loss": last["train_loss"],
     }
+    if "validation_accuracy" in last:
+      best = max(records, key=lambda r: (r["validation_accuracy"], -r["epoch"]))
+      out |= {
+        "final_validation_accuracy": last["validation_accuracy"],
+        "final_validation_loss": last["validation_loss"],
+        "best_epoch": best["epoch"],
+        "best_validation_accuracy": best["validation_accuracy"],
+        "test_accuracy_at_best_epoch": best["test_accuracy"],
+      }
   elif diverged:
     # A diverged schedule is a study result: it counts as finished, and the report lists it
     # instead of averaging it in (delete the run's folder to try again).
     out |= {
       "final_test_accuracy": None,
       "final_test_loss": None,
-      "best_test_accuracy": max((r["test_accuracy"] for r in records), default=None),
       "final_train_loss": None,
       "diverged": diverged,
     }

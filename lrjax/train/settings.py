@@ -86,6 +86,9 @@ def check_config(config: Any) -> None:
     v = config[field]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
       _fail(field, v, "a finite number >= 0")
+  fraction = config.get("validation_fraction", 0.0)
+  if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+    _fail("validation_fraction", fraction, "a number in [0, 1)")
   if not hasattr(config.schedule, "get") or "name" not in config.schedule:
     _fail("schedule", config.schedule, "a schedule config with a 'name' (see lrjax.registry())")
 

@@ -1,0 +1,58 @@
+"""A validation split held out of the training split: fixed, and the same for every run.
+
+`config.validation_fraction` of the training examples, chosen by a permutation of a fixed seed
+(`HOLD_OUT_SEED`, no run's own), become the validation split: never trained on, the same for every
+arm and seed of a study, and disjoint from the test split, which is another array altogether.
+A dataset that brings a validation split of its own (a tfds split, or the user's
+`validation_images`) keeps it instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lrjax.data.datasets import Dataset
+
+# Fixed, and no run's seed: every arm and seed of a study holds out the same examples.
+HOLD_OUT_SEED = 20_240_517
+
+
+def hold_out_indices(n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+  """(training indices, validation indices) of `n` examples, `round(fraction * n)` of them held
+  out by a permutation of a fixed seed; both sorted, disjoint, together all of range(n)."""
+  if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+    raise ValueError(f"validation_fraction must be a number in [0, 1), got {fraction!r}")
+  if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+    raise ValueError(f"n must be a positive integer, got {n!r}")
+  held = round(fraction * n)
+  order = np.random.Generator(np.random.PCG64(HOLD_OUT_SEED)).permutation(int(n))
+  return np.sort(order[held:]), np.sort(order[:held])
+
+
+def hold_out(dataset: Dataset, fraction: float) -> Dataset:
+  """`dataset` with `fraction` of its training examples moved to a validation split (see
+  `hold_out_indices`); itself for 0. A dataset that brings its own validation split keeps it, and
+  asking for a fraction of it too is a ValueError naming `config.validation_fraction`."""
+  if fraction == 0:
+    return dataset
+  if dataset.validation_images is not None:
+    raise ValueError(
+      f"config.validation_fraction={fraction!r}, but {dataset.name} has a validation split of "
+      "its own: set --config.validation_fraction=0 to use it"
+    )
+  train, held = hold_out_indices(len(dataset.train_labels), fraction)
+  if len(held) == 0 or len(train) == 0:
+    raise ValueError(
+      f"config.validation_fraction={fraction!r} of {len(dataset.train_labels)} training examples "
+      "leaves no validation or no training example"
+    )
+  return Dataset(
+    dataset.train_images[train],
+    dataset.train_labels[train],
+    dataset.test_images,
+    dataset.test_labels,
+    dataset.num_classes,
+    dataset.name,
+    dataset.train_images[held],
+    dataset.train_labels[held],
+  )
