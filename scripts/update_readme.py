@@ -9,6 +9,8 @@ Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
 - `study-medium-results`: the same for the 5-seed `:medium` variant (--study-medium, a workdir);
 - `study-beyond-results`, `study-budgets-results`: the same for `:beyond` and `:budgets`
   (--study-beyond, --study-budgets);
+- `study-tuned-results`, `study-tuned-budgets-results`: the same for `:tuned` and
+  `:tuned_budgets` (--study-tuned, --study-tuned-budgets);
 - `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench), and
   with it `conv-variants`, `onednn` and `onednn-accuracy`: the .md files that
   benchmarks/conv_variants.py, onednn_layers.py and onednn_accuracy.py last wrote.
@@ -30,6 +32,7 @@ BENCHMARK_BLOCKS = {
   "onednn": "onednn_layers",
   "onednn-accuracy": "onednn_accuracy",
   "onednn-builds": "onednn_builds",
+  "tuning-grid": "tuning_grid",
 }
 
 
@@ -42,8 +45,9 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 def _study_block(text: str, workdir: str, block: str, docs: str) -> str:
   md = open(os.path.join(workdir, "results.md")).read()
-  # Nested under the README's own headings.
+  # Nested under the README's own headings; its figures' links point where they are copied.
   md = re.sub(r"^(#{1,3}) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", md, flags=re.M)
+  md = md.replace("](figures/", f"]({os.path.relpath(docs, ROOT)}/")
   os.makedirs(docs, exist_ok=True)
   for name in os.listdir(os.path.join(workdir, "figures")):
     shutil.copy(os.path.join(workdir, "figures", name), os.path.join(docs, name))
@@ -58,6 +62,8 @@ def main() -> None:
   p.add_argument("--study-medium", help="workdir of the same study's :medium variant")
   p.add_argument("--study-beyond", help="workdir of the same study's :beyond variant")
   p.add_argument("--study-budgets", help="workdir of the same study's :budgets variant")
+  p.add_argument("--study-tuned", help="workdir of the same study's :tuned variant")
+  p.add_argument("--study-tuned-budgets", help="workdir of its :tuned_budgets variant")
   p.add_argument("--bench", action="store_true", help="take benchmarks/results.md")
   args = p.parse_args()
   path = os.path.join(ROOT, "README.md")
@@ -82,6 +88,8 @@ def main() -> None:
     (args.study_medium, "study-medium-results", "study_fashion_mnist_medium"),
     (args.study_beyond, "study-beyond-results", "study_fashion_mnist_beyond"),
     (args.study_budgets, "study-budgets-results", "study_fashion_mnist_budgets"),
+    (args.study_tuned, "study-tuned-results", "study_fashion_mnist_tuned"),
+    (args.study_tuned_budgets, "study-tuned-budgets-results", "study_fashion_mnist_tuned_budgets"),
   ):
     if workdir:
       text = _study_block(text, workdir, block, os.path.join(ROOT, "docs", docs))

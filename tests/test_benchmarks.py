@@ -129,3 +129,24 @@ def test_fresh_processes_alternate_and_collect_the_last_number(tmp_path):
   ]
   assert in_fresh_processes(commands, 3) == {"a": [1.0] * 3, "b": [2.5] * 3}
   assert log.read_text() == "abbaab"
+
+
+def test_tuning_grid_table():
+  import tuning_grid
+
+  result = {
+    "runtime": "runtime: convolutions XLA, 2 threads, tuned, cpu",
+    "arm": "linear",
+    "rounds": 3,
+    "models": {
+      "convnet": {
+        "points": ["lr_1", "lr_2"],
+        "population_ms": 12.0,
+        "sequential_ms": 10.0,
+        "ratios": [1.3, 1.2, 1.1],
+      }
+    },
+  }
+  md = tuning_grid.markdown(result)
+  assert "the grid of `linear` in `study_fashion_mnist:tuned` (2 points)" in md
+  assert "| convnet | 12 ms | 10 ms | 1.20 |" in md

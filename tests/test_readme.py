@@ -37,6 +37,8 @@ def test_readme_generated_blocks_are_filled():
     "study-medium-results",
     "study-beyond-results",
     "study-budgets-results",
+    "study-tuned-results",
+    "study-tuned-budgets-results",
     "scaling",
     "benchmarks",
     *update_readme.BENCHMARK_BLOCKS,
