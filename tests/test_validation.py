@@ -144,3 +144,11 @@ def test_a_tfds_dataset_holds_out_or_names_its_split(tmp_path):
   config.test_split = "test"
   with pytest.raises(ValueError, match=r"config.validation_split='test' is the training or test"):
     build.load_data(config)
+
+
+def test_a_dataset_read_from_idx_files_holds_out_the_same_way(tmp_path):
+  from test_data import write_mnist
+
+  write_mnist(tmp_path, n_train=40, n_test=8)
+  raw = data.load_dataset("mnist", data_dir=str(tmp_path), source="files")
+  _check_split(raw, validation.hold_out(raw, 0.25), 0.25)
