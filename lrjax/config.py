@@ -116,7 +116,18 @@ def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> Any:
 
 
 # The fields a study config may set under `config.study` (see `lrjax.compare.study`).
-STUDY_FIELDS = ("schedules", "arms", "order", "labels", "seeds", "population", "budgets", "tune")
+STUDY_FIELDS = (
+  "schedules",
+  "arms",
+  "order",
+  "labels",
+  "seeds",
+  "population",
+  "budgets",
+  "tune",
+  "train_fn",
+  "steps_per_epoch",
+)
 # Fields beside those of `lrjax.configs.default`: the study, and the user's own.
 EXTRA_FIELDS = ("study", "user")
 

@@ -17,14 +17,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # From the bottom up. The schedules need nothing; the runtime chooses among the convolution
 # kernels; models, data and figures take what they are given; the engine (train) builds on those;
-# the executors and the range test drive the engine; the study (compare) plans cells and hands
+# the executors, the range test and the user's own training function (which records its runs as
+# the engine does) drive or stand beside the engine; the study (compare) plans cells and hands
 # them to executors; the command line sits on top, and `lrjax` itself only re-exports names.
 LAYERS = (
   ("lrjax.schedules", "lrjax.import_path", "lrjax.files", "lrjax.configs"),
   ("lrjax.onednn", "lrjax.stats", "lrjax.config"),
   ("lrjax.runtime", "lrjax.models", "lrjax.data", "lrjax.plot"),
   ("lrjax.train",),
-  ("lrjax.executors", "lrjax.range_test"),
+  ("lrjax.executors", "lrjax.range_test", "lrjax.function"),
   ("lrjax.compare",),
   ("lrjax.cli", "lrjax.__main__"),
   ("lrjax",),

@@ -105,9 +105,8 @@ def test_two_processes_match_one(tmp_path, baseline):
   _close(records, baseline[0], rtol=1e-4)
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_bitwise(tmp_path, baseline):
-  proc = _train(tmp_path, wait=False)
+def _kill_and_resume(tmp_path, **kw):
+  proc = _train(tmp_path, wait=False, **kw)
   ckpt = tmp_path / "checkpoints"
   deadline = time.time() + 300
   # Kill as soon as a mid-epoch checkpoint (step 3 or 11: epochs are 8 steps) is complete.
@@ -120,6 +119,25 @@ def test_killed_run_resumes_bitwise(tmp_path, baseline):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert not (tmp_path / "summary.json").exists()
-  records, summary = _train(tmp_path)
+  return _train(tmp_path, **kw)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_bitwise(tmp_path, baseline):
+  records, summary = _kill_and_resume(tmp_path)
   assert records == baseline[0]  # every epoch's losses, accuracies and lr, bit for bit
   assert summary["params_sha256"] == baseline[1]["params_sha256"]
+
+
+# A Flax NNX model of the user's (`tests/test_user_inputs.py`), with BatchNorm and Dropout.
+NNX = {"extra": ["--config.model=test_user_inputs:NNXNet"], "env_extra": {"PYTHONPATH": "tests"}}
+
+
+@pytest.mark.slow
+def test_an_nnx_model_resumes_bitwise_and_four_devices_match_one(tmp_path):
+  whole = _train(tmp_path / "whole", **NNX)
+  records, summary = _kill_and_resume(tmp_path / "killed", **NNX)
+  assert records == whole[0] and summary["params_sha256"] == whole[1]["params_sha256"]
+  four, _ = _train(tmp_path / "four", devices=4, **NNX)
+  assert json.load(open(tmp_path / "four" / "config.json"))["devices"] == 4
+  _close(four, whole[0], rtol=1e-4)

@@ -167,3 +167,18 @@ def test_ci_checks_a_core_install(path):
     assert "scripts/check_core_install.py" in text
   else:
     assert "inject_hyperparams" in text and "jax.vmap" in text and "jax.jit" in text
+
+
+def test_every_package_is_installed():
+  """pyproject lists its packages by hand (configs/ installs as lrjax.configs): a new package
+  missing there would be absent from every installed lrjax."""
+  import tomllib
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+    listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+  found = {"lrjax.configs"}
+  for parent, _, files in os.walk(os.path.join(root, "lrjax")):
+    if "__init__.py" in files:
+      found.add(os.path.relpath(parent, root).replace(os.sep, "."))
+  assert listed == found

@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from test_train import smoke_config
 
 from lrjax.data import datasets as data
@@ -161,3 +162,51 @@ def test_any_tfds_image_dataset_with_its_splits():
   assert ds.num_classes == 10 and ds.image_shape == (28, 28, 1) and len(ds.train_labels) == 24
   with pytest.raises(data.DatasetNotFoundError, match=r"config.dataset='no_such_tfds_set'"):
     data.load_dataset("no_such_tfds_set")
+
+
+class NNXNet(nnx.Module):
+  """A user's Flax NNX model: BatchNorm and Dropout, called with `train` as linen models are."""
+
+  def __init__(self, num_classes: int, image_shape: tuple, *, rngs: nnx.Rngs):
+    self.conv = nnx.Conv(image_shape[-1], 8, (3, 3), rngs=rngs)
+    self.norm = nnx.BatchNorm(8, rngs=rngs)
+    self.drop = nnx.Dropout(0.1, rngs=rngs)
+    self.out = nnx.Linear(8, num_classes, rngs=rngs)
+
+  def __call__(self, x, train: bool = False):
+    x = nnx.relu(self.norm(self.conv(x), use_running_average=not train))
+    return self.out(self.drop(jnp.mean(x, axis=(1, 2)), deterministic=not train))
+
+
+class NNXWide(NNXNet):
+  def __init__(self, num_classes: int, image_shape: tuple, *, rngs: nnx.Rngs):
+    super().__init__(num_classes + 1, image_shape, rngs=rngs)
+
+
+class NNXNoRngs(nnx.Module):
+  def __init__(self, num_classes: int):
+    self.num_classes = num_classes
+
+
+def test_an_nnx_model_trains_with_its_batch_stats_and_dropout_and_resumes(tmp_path):
+  config = _config(model="test_user_inputs:NNXNet")
+  out = train_and_evaluate(config, str(tmp_path), quiet=True)
+  assert out["final_test_accuracy"] > 0.5  # 4 classes: chance is 0.25
+  state = out["state"]
+  assert set(state.params) == {"conv", "norm", "out"} and set(state.batch_stats) == {"norm"}
+  assert float(np.abs(np.asarray(state.batch_stats["norm"]["mean"])).sum()) > 0  # updated
+  again = train_and_evaluate(config, str(tmp_path), quiet=True)  # all done: read back
+  assert again["params_sha256"] == out["params_sha256"]
+
+
+@pytest.mark.parametrize(
+  "model, message",
+  [
+    ("test_user_inputs:NNXWide", r"must return logits of shape \(batch, 4\), got \(2, 5\)"),
+    ("test_user_inputs:NNXNoRngs", r"nnx.Module whose __init__ takes no `rngs`"),
+  ],
+)
+def test_a_bad_nnx_model_is_one_line_naming_config_model(model, message):
+  with pytest.raises(ValueError, match=message) as info:
+    build.build(_config(model=model))
+  assert "\n" not in str(info.value) and "config.model" in str(info.value)

@@ -15,9 +15,11 @@ from typing import Any
 from lrjax.compare import phases
 from lrjax.compare import study as study_lib
 from lrjax.compare.plan import Cell
-from lrjax.executors.base import Done, Held, Outcome
+from lrjax.executors.base import Done, Failed, Held, Outcome
 from lrjax.files.atomic import read_json
-from lrjax.files.claim import ClaimedError
+from lrjax.files.claim import Claim, ClaimedError
+from lrjax.function import run as function
+from lrjax.function.job import FunctionFailed
 from lrjax.runtime import setup
 from lrjax.train import build, hooks
 from lrjax.train.trainer import Member, Trainer
@@ -54,6 +56,8 @@ def train_cell(config: Any, workdir: str, cell: Cell, *, quiet: bool = False) ->
       return []
   cfgs = cell.configs(config, study, workdir)
   out = {d: _summary(d) for d in dirs if _done(d)}
+  if study.train_fn is not None:
+    return [out.get(d) or _call(config, study, workdir, cell, i) for i, d in enumerate(dirs)]
   todo = [i for i, d in enumerate(dirs) if d not in out]
   fork = not cell.trunk and bool(study.budgets) and study.fork(cell.names[0]) is not None
   if fork and todo and not os.path.isdir(os.path.join(dirs[0], "checkpoints")):
@@ -84,6 +88,18 @@ def train_cell(config: Any, workdir: str, cell: Cell, *, quiet: bool = False) ->
   return [out[d] for d in dirs]
 
 
+def _call(config: Any, study: study_lib.Study, workdir: str, cell: Cell, i: int) -> dict:
+  """Run i of `cell` through the study's training function, its folder claimed meanwhile."""
+  name, folder = cell.names[i], cell.dirs(workdir)[i]
+  point = cell.point(i, study, workdir)
+  cfg = study_lib.run_config(config, study, name, cell.seed, cell.budget, point)
+  overrides = {**study.arms[name], **dict(point.overrides if point else ())}
+  scale = point.lr_scale if point else 1.0
+  os.makedirs(folder, exist_ok=True)
+  with Claim(folder):
+    return function.run(config, cfg, name, overrides, scale, folder)
+
+
 def work(config: Any, workdir: str, cell: Cell, *, quiet: bool = True) -> Outcome:
   """A worker's whole job (see the module docstring)."""
   setup(config.get("runtime"))
@@ -91,6 +107,8 @@ def work(config: Any, workdir: str, cell: Cell, *, quiet: bool = True) -> Outcom
     return Done(train_cell(config, workdir, cell, quiet=quiet))
   except ClaimedError as e:
     return Held(str(e).split(";")[0])
+  except FunctionFailed as e:  # the user's function failed on this cell alone
+    return Failed(e.what)
 
 
 def describe(summaries: list[dict]) -> str:

@@ -27,6 +27,7 @@ from lrjax.compare import phases
 from lrjax.compare import study as study_lib
 from lrjax.compare.tuning import CHOSEN
 from lrjax.files.atomic import jsonable
+from lrjax.function import run as function
 from lrjax.train import build, settings, strategy
 from lrjax.train.resolve import resolve_schedule
 
@@ -57,19 +58,20 @@ class Cell:
       for i, n in enumerate(self.names)
     ]
 
+  def point(self, i: int, study: study_lib.Study, workdir: str) -> Any:
+    """Run i's tuning point (a phase-2 run's is its arm's choice, read from `workdir`), or None."""
+    if self._point(i) == CHOSEN:
+      return phases.chosen(workdir, study, self.names[i], self.budget)
+    return study.tune.all_points()[self._point(i)] if self._point(i) else None
+
   def configs(self, config: Any, study: study_lib.Study, workdir: str) -> list[Any]:
-    """The runs' configs; a phase-2 run's point is its arm's choice, read from `workdir`."""
+    """The runs' configs, each at its tuning point."""
     if self.trunk:
       return [study_lib.trunk_config(config, study, self.names[0], self.seed)]
-    out = []
-    for i, n in enumerate(self.names):
-      point = None
-      if self._point(i) == CHOSEN:
-        point = phases.chosen(workdir, study, n, self.budget)
-      elif self._point(i):
-        point = study.tune.all_points()[self._point(i)]
-      out.append(study_lib.run_config(config, study, n, self.seed, self.budget, point))
-    return out
+    return [
+      study_lib.run_config(config, study, n, self.seed, self.budget, self.point(i, study, workdir))
+      for i, n in enumerate(self.names)
+    ]
 
   def label(self) -> str:
     names = [f"{n} {p}" if p else n for n, p in zip(self.names, self.points or [""] * 99)]
@@ -108,8 +110,7 @@ def plan(config: Any, workdir: str, say: Callable[[str], None] = print) -> list[
   }
   for (_, s, b), cfg in configs.items():
     if s == study.seeds[0] and b == budgets[0]:
-      settings.check_config(cfg)
-      resolve_schedule(cfg.schedule, 1000, 1000 * cfg.num_epochs)
+      _check(cfg, study)
   cells: list[Cell] = []
 
   def add(seed, names, budget, cfgs, **kw) -> Cell:
@@ -121,6 +122,8 @@ def plan(config: Any, workdir: str, say: Callable[[str], None] = print) -> list[
     return cell
 
   def together(group_configs: list[Any]) -> bool:
+    if study.train_fn is not None:  # the user's function trains one run per call
+      return False
     return len(group_configs) > 1 and strategy.use_population(
       population_mode(config), group_configs, os.path.join(workdir, "execution.json"), say
     )
@@ -147,6 +150,16 @@ def plan(config: Any, workdir: str, say: Callable[[str], None] = print) -> list[
   return cells
 
 
+def _check(cfg: Any, study: study_lib.Study) -> None:
+  """ValueError for a bad run config, before anything trains (the engine's fields where the
+  engine trains; the function's schedule in steps where the user's function does)."""
+  if study.train_fn is None:
+    settings.check_config(cfg)
+  else:
+    function.function_of(study.train_fn)  # importable here, or a clear error now
+  resolve_schedule(cfg.schedule, 1000, 1000 * cfg.num_epochs)
+
+
 def _tuned(config: Any, study: study_lib.Study, configs: dict, together, add) -> None:
   """Phase 1 (each arm's grid for the tuning seeds, and the extensions past its edges), then
   phase 2 (the arms at their chosen points for the other seeds), budget by budget."""
@@ -155,9 +168,7 @@ def _tuned(config: Any, study: study_lib.Study, configs: dict, together, add) ->
   seed0, budget0 = tune.seeds[0], study.budget_list()[0]
   for name in names:  # every point's config is valid, before anything trains
     for point in tune.all_points().values():
-      cfg = study_lib.run_config(config, study, name, seed0, budget0, point)
-      settings.check_config(cfg)
-      resolve_schedule(cfg.schedule, 1000, 1000 * cfg.num_epochs)
+      _check(study_lib.run_config(config, study, name, seed0, budget0, point), study)
   # One decision for the study: an arm's grid as one population, where that is faster.
   vmapped = not tune.grid and together(
     [study_lib.run_config(config, study, names[0], seed0, budget0, p) for p in grid]

@@ -84,6 +84,9 @@ def _caption(results: Mapping[str, Any], num_seeds: int) -> str:
   model, dataset = _config_field(config, "model"), _config_field(config, "dataset")
   epochs = _config_field(config, "num_epochs")
   parts = [str(model) if model else "", f"on {dataset}" if dataset else ""]
+  train_fn = (config.get("study") or {}).get("train_fn") if isinstance(config, Mapping) else None
+  if train_fn:  # the user's function trains: lrjax's model and dataset fields mean nothing
+    parts = [f"the training function {train_fn}"]
   setting = " ".join(p for p in parts if p)
   if epochs:
     setting = f"{setting}, {epochs} epochs" if setting else f"{epochs} epochs"
@@ -268,6 +271,10 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   ]
   if missing:
     lines += ["", f"Missing runs ({len(missing)}): {_md(', '.join(missing))}."]
+  failed = results.get("failed") or []
+  if failed:
+    lines += ["", f"Failed runs ({len(failed)}; run the study again to retry them):", ""]
+    lines += [f"- {_md(reason)}" for reason in failed]
   return "\n".join(lines) + "\n"
 
 

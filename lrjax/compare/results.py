@@ -3,6 +3,7 @@ figures by one writer, whoever asks (the study when its cells are done, `lrjax r
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any
 
@@ -10,6 +11,7 @@ from lrjax import stats
 from lrjax.compare import phases, report, tuned_results
 from lrjax.compare import study as study_lib
 from lrjax.files.atomic import read_json, write_json
+from lrjax.function import run as function
 from lrjax.plot import study as figures
 from lrjax.plot.budgets import plot_budgets
 from lrjax.plot.tuning import plot_response
@@ -53,8 +55,15 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
     "runs": runs,
     "trunks": _trunk_epochs(workdir, study),
     "missing": missing,
+    "failed": failures(workdir),
     "environment": records.environment(),
   }
+
+
+def failures(workdir: str) -> list[str]:
+  """The one-line reasons of the runs whose training function failed (`failed.json`), sorted."""
+  pattern = os.path.join(workdir, "runs", "**", function.FAILED)
+  return sorted(read_json(path)["reason"] for path in glob.glob(pattern, recursive=True))
 
 
 def _run_result(out: str, name: str, seed: int, budget: int | None, forked: bool) -> dict:

@@ -12,6 +12,9 @@
   every budget (its `num_epochs`), and durations written as `{"fraction": f}` scale with it.
 * Tuning. `config.study.tune` trains each arm at each point of a grid first and the study at
   each arm's point chosen on validation data (`lrjax.compare.tuning`).
+* A training function. `config.study.train_fn = "package.module:function"` trains every run with
+  the user's own function instead of lrjax's engine (`lrjax.function`), with schedules
+  in epochs resolved by `config.study.steps_per_epoch`.
 * Forks. An arm `{"wsd_fork": {"peak_value": p, "warmup_epochs": w, "cooldown": f,
   "decay_shape": "1-sqrt"}}` is warmup-stable-decay with a cooldown of the last fraction f of each
   budget. With budgets, its warmup and stable phase train once per seed (the *trunk*, as long as
@@ -53,6 +56,7 @@ class Study:
   budgets: tuple[int, ...]  # epochs; () for a study at `config.num_epochs` alone
   labels: dict[str, str] = dataclasses.field(default_factory=dict)  # every arm's
   tune: tuning.Tune | None = None
+  train_fn: str | None = None  # "package.module:function", or None for lrjax's engine
 
   def fork(self, name: str) -> dict[str, Any] | None:
     """The `wsd_fork` spec of arm `name`, or None."""
@@ -98,11 +102,18 @@ def parse(config: Any) -> Study:
     raise ValueError(f"config.study.labels must map arm names to text, got {labels!r}")
   labels = {n: labels.get(n, n.replace("_", " ")) for n in order}
   tune = tuning.parse(study, seeds)
+  train_fn = _train_fn(study)
   out = Study(
-    tuple(order), seeds, {n: arms[n] for n in order}, tuple(sorted(budgets)), labels, tune
+    tuple(order), seeds, {n: arms[n] for n in order}, tuple(sorted(budgets)), labels, tune, train_fn
   )
   for name in order:
     spec = out.fork(name)
+    if spec is not None and train_fn is not None:
+      raise ValueError(
+        f"config.study.arms.{name}: a forked arm (wsd_fork) needs lrjax's engine to hand its "
+        "trunk's checkpoint to each budget; with config.study.train_fn, use a plain "
+        "warmup_stable_decay schedule"
+      )
     if spec is not None:
       _check_fork(name, spec)
       if tune is not None and budgets:
@@ -113,6 +124,7 @@ def parse(config: Any) -> Study:
         )
   if (
     tune is not None
+    and train_fn is None
     and not config.get("validation_fraction", 0.0)
     and not config.get("validation_split", "")
   ):
@@ -121,6 +133,21 @@ def parse(config: Any) -> Study:
       "or config.validation_split"
     )
   return out
+
+
+def _train_fn(study: Any) -> str | None:
+  path = study.get("train_fn", None)
+  if path is None:
+    return None
+  if not isinstance(path, str) or path.count(":") != 1 or path.startswith(":"):
+    raise ValueError(f"config.study.train_fn must be 'package.module:function', got {path!r}")
+  steps = study.get("steps_per_epoch", None)
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    raise ValueError(
+      "config.study.steps_per_epoch must be an integer >= 1 with config.study.train_fn (the "
+      f"function's updates per epoch, to resolve schedules in epochs), got {steps!r}"
+    )
+  return path
 
 
 def _check_fork(name: str, spec: Any) -> None:

@@ -5,6 +5,16 @@ A user's model is a Flax linen module class, or a function returning a module, c
 `model.apply(variables, images, train=...)` on float images normalised per channel; a
 `batch_stats` collection, if it has one, is updated in training and used in evaluation, and a
 `dropout` rng is passed in training. Every failure is one `ValueError` naming `config.model`.
+
+A user's model may also be a Flax NNX module class (`nnx.Module`): it is built with
+`num_classes=` (and `dtype=`, `convolution=`, `image_shape=` where its `__init__` takes them)
+and `rngs=`, and
+called as `model(images, train=...)` (pass `use_running_average=not train` to its BatchNorm
+layers and `deterministic=not train` to its Dropout layers). lrjax runs it through
+`flax.nnx.bridge.ToLinen`, so its parameters and BatchNorm statistics are the `params` and
+`batch_stats` collections of a linen model: it trains, evaluates, checkpoints, resumes and
+shards over devices on the same code path as a linen model. Its `rngs` hold a `params` stream
+when it is built at initialisation and a `dropout` stream (fresh at every step) in training.
 """
 
 from __future__ import annotations
@@ -85,13 +95,19 @@ def create_model(
   return _MODELS[name](num_classes=num_classes, dtype=dtype, stem=stem, convolution=convolution)
 
 
+def init_rngs(key: jax.Array) -> dict[str, jax.Array]:
+  """The rngs of a model's `init`: `params`, and a `dropout` stream an NNX model's Dropout layers
+  take when built (unused by linen models at `train=False`, so their parameters do not change)."""
+  return {"params": key, "dropout": key}
+
+
 def init_variables(model: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
   """`{"params": ..., "batch_stats": ...}` for images of shape `input_shape` (H, W, C).
 
   Wrap in `jax.eval_shape` to get shapes (and `count_params`) without computing anything.
   """
   x = jnp.zeros((1, *input_shape), jnp.float32)
-  return dict(model.init({"params": key}, x, train=False))
+  return dict(model.init(init_rngs(key), x, train=False))
 
 
 def count_params(params: Any) -> int:
@@ -108,19 +124,29 @@ def _accepts(fn: Any, name: str) -> bool:
 
 
 def build_user_model(
-  path: str, num_classes: int, dtype: Any, convolution: Callable = lax.conv_general_dilated
+  path: str,
+  num_classes: int,
+  dtype: Any,
+  convolution: Callable = lax.conv_general_dilated,
+  image_shape: tuple[int, ...] | None = None,
 ) -> nn.Module:
-  """Builds the user's model `path` with `num_classes=` (and `dtype=` and `convolution=` where
-  it takes them: a model that passes `convolution` to its `nn.Conv(conv_general_dilated=...)`
-  runs on the runtime's convolution path, as the built-in ones do)."""
+  """Builds the user's model `path` with `num_classes=` (and `dtype=`, `convolution=` and
+  `image_shape=` (H, W, C) where it takes them: a model that passes `convolution` to its
+  `nn.Conv(conv_general_dilated=...)` runs on the runtime's convolution path, as the built-in
+  ones do; an NNX model learns its input channels from `image_shape`)."""
   factory = import_object(path, "model")
   if not callable(factory):
     raise ValueError(f"config.model={path!r} is not a module class or a function")
+  signature = factory.__init__ if _is_nnx(factory) else factory
   kwargs: dict[str, Any] = {"num_classes": num_classes}
-  if _accepts(factory, "dtype"):
+  if _accepts(signature, "dtype"):
     kwargs["dtype"] = dtype
-  if _accepts(factory, "convolution"):
+  if _accepts(signature, "convolution"):
     kwargs["convolution"] = convolution
+  if image_shape is not None and _accepts(signature, "image_shape"):
+    kwargs["image_shape"] = tuple(image_shape)
+  if _is_nnx(factory):
+    return _nnx_model(factory, kwargs, path)
   try:
     model = factory(**kwargs)
   except Exception as e:
@@ -134,11 +160,32 @@ def build_user_model(
   return model
 
 
+def _is_nnx(factory: Any) -> bool:
+  if not inspect.isclass(factory):
+    return False
+  from flax import nnx
+
+  return issubclass(factory, nnx.Module)
+
+
+def _nnx_model(cls: type, kwargs: dict[str, Any], path: str) -> nn.Module:
+  """The NNX module class `cls` as a linen module (see the module docstring)."""
+  from flax.core import FrozenDict
+  from flax.nnx import bridge
+
+  if not _accepts(cls.__init__, "rngs"):
+    raise ValueError(
+      f"config.model={path!r} is an nnx.Module whose __init__ takes no `rngs`: lrjax builds it "
+      f"with {sorted(kwargs)} and rngs=nnx.Rngs(...)"
+    )
+  return bridge.ToLinen(cls, kwargs=FrozenDict(kwargs))
+
+
 def check_model_output(model: nn.Module, path: str, image_shape: tuple, num_classes: int) -> None:
   """Traces the user's model once (shapes only) and checks it returns [batch, num_classes]."""
   x = jnp.zeros((2, *image_shape), jnp.float32)
   try:
-    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+    variables = jax.eval_shape(lambda: model.init(init_rngs(jax.random.PRNGKey(0)), x, train=False))
     out = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
   except Exception as e:
     raise ValueError(

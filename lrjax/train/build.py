@@ -79,7 +79,9 @@ def build_model(config: Any, dataset: data_lib.Dataset, convolution: Any = None)
     return registry.create_model(
       config.model, dataset.num_classes, dtype=dtype, stem=config.stem, **conv
     )
-  model = registry.build_user_model(config.model, dataset.num_classes, dtype, **conv)
+  model = registry.build_user_model(
+    config.model, dataset.num_classes, dtype, image_shape=dataset.image_shape, **conv
+  )
   registry.check_model_output(model, config.model, dataset.image_shape, dataset.num_classes)
   return model
 

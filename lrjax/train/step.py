@@ -21,6 +21,7 @@ import optax
 from flax import struct
 
 from lrjax.data import preprocess
+from lrjax.models import registry
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.compose import choose
 
@@ -51,7 +52,7 @@ def _jitted_init(model: nn.Module, tx: optax.GradientTransformation) -> Callable
   initial parameters, which must not alias the donated ones)."""
 
   def init(key, x):
-    variables = model.init(key, x, train=False)
+    variables = model.init(registry.init_rngs(key), x, train=False)
     return variables, tx.init(variables["params"])
 
   return jax.jit(init)

@@ -1,0 +1,181 @@
+"""A study of the user's own training function (`config.study.train_fn`): the same cells, resume,
+shards, tuning and report as the engine's studies; a failing run fails alone, in one line."""
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import time
+
+import function_study_config
+import pytest
+from test_scaling import finish, start_lrjax
+
+from lrjax.compare.results import report_workdir
+from lrjax.compare.runner import compare
+from lrjax.executors.base import CellsFailed
+from lrjax.runtime.preemption import Preempted
+
+FN = "function_fns:train"
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG = os.path.join(HERE, "function_study_config.py")
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the [ray] extra")
+
+
+def function_config(**study):
+  config = function_study_config.get_config()
+  with config.unlocked():
+    config.study.update(study)
+  return config
+
+
+def finals(results):
+  return {
+    (r["schedule"], r["seed"], r["budget"]): (r["final_test_accuracy"], r["final_test_loss"])
+    for r in results["runs"]
+  }
+
+
+def test_a_function_study_records_every_run_and_reports_it(tmp_path):
+  results = compare(function_config(), str(tmp_path), quiet=True)
+  assert len(results["runs"]) == 4 and not results["missing"] and not results["failed"]
+  run = os.path.join(tmp_path, "runs", "cosine", "seed_1")
+  summary = json.load(open(os.path.join(run, "summary.json")))
+  curves = json.load(open(os.path.join(run, "curves.json")))  # the function's own record
+  assert summary["final_test_accuracy"] == curves[-1]["test_accuracy"]
+  assert summary["final_validation_accuracy"] == curves[-1]["validation_accuracy"]
+  assert summary["steps"] == 12 and summary["runtime"]["threads"] >= 1
+  cosine = next(r for r in results["runs"] if r["schedule"] == "cosine")
+  assert cosine["curves"]["epoch"] == [1, 2, 3]
+  assert cosine["curves"]["lr"][-1] < cosine["curves"]["lr"][0]  # the schedule at each epoch end
+  report = open(os.path.join(tmp_path, "results.md")).read()
+  assert "Paired comparison" in report and f"the training function {FN}, 3 epochs" in report
+  # Arms are paired: same seed, same start; the schedules differ, so do the results.
+  assert finals(results)["cosine", 0, None] != finals(results)["constant", 0, None]
+
+
+def test_finished_runs_are_not_called_again_and_shards_equal_one_process(tmp_path):
+  one = compare(function_config(), str(tmp_path / "one"), quiet=True)
+  summary = tmp_path / "one" / "runs" / "constant" / "seed_0" / "summary.json"
+  stamp = os.stat(summary).st_mtime_ns
+  again = compare(function_config(), str(tmp_path / "one"), quiet=True)
+  assert os.stat(summary).st_mtime_ns == stamp and finals(again) == finals(one)
+  for i in range(2):
+    assert compare(function_config(), str(tmp_path / "two"), shard=(i, 2), quiet=True) is None
+  assert finals(report_workdir(str(tmp_path / "two"))) == finals(one)
+
+
+@pytest.mark.parametrize(
+  "fail, reason",
+  [
+    ("raise", "raised ZeroDivisionError: the user's code divided by zero"),
+    ("nan", "returned test_loss=nan, not a finite number"),
+    ("missing", "returned no 'test_accuracy'"),
+    ("type", "returned list, not a mapping of metrics"),
+  ],
+)
+def test_a_failing_run_fails_alone_in_one_line(tmp_path, fail, reason):
+  arms = {"broken": {"schedule": {"name": "constant", "value": 1.0}, "user": {"fail": fail}}}
+  config = function_config(arms=arms)
+  with pytest.raises(CellsFailed, match="2 cells failed"):
+    compare(config, str(tmp_path), quiet=True)
+  results = json.load(open(tmp_path / "results.json"))
+  assert {r["schedule"] for r in results["runs"]} == {"constant", "cosine"}
+  line = f"broken seed 0: {FN} {reason}"
+  assert results["failed"][0].startswith(line) and len(results["failed"]) == 2
+  assert "\n" not in results["failed"][0] and line in open(tmp_path / "results.md").read()
+
+
+def test_preemption_reaches_the_function_and_the_resume_ends_as_uninterrupted(tmp_path):
+  whole = compare(function_config(seeds=(0,)), str(tmp_path / "whole"), quiet=True)
+  config = function_config(seeds=(0,))
+  config.user.signal_at = 6  # SIGTERM in the second epoch of the first run
+  with pytest.raises(Preempted, match="at step 8"):  # it stops at that epoch's end
+    compare(config, str(tmp_path / "cut"), quiet=True)
+  first = tmp_path / "cut" / "runs" / "constant" / "seed_0"
+  assert not (first / "summary.json").exists() and (first / "state.npz").exists()
+  config.user.signal_at = -1
+  assert finals(compare(config, str(tmp_path / "cut"), quiet=True)) == finals(whole)
+
+
+def test_tuning_a_function_reads_its_validation_metrics_only(tmp_path):
+  tune = {"lr_scale": (0.01, 0.1, 1.0), "seeds": (0,)}
+  config = function_config(seeds=(0, 1), tune=tune)
+  plain = compare(config, str(tmp_path / "plain"), quiet=True)["tuning"]["arms"]
+  config.user.scramble_test = True
+  scrambled = compare(config, str(tmp_path / "scrambled"), quiet=True)
+  assert {n: a["chosen"] for n, a in scrambled["tuning"]["arms"].items()} == {
+    n: a["chosen"] for n, a in plain.items()
+  }
+  for arm in plain.values():
+    best = max(arm["grid"], key=lambda p: (p["values"]["0"], -p["lr_scale"]))
+    assert arm["chosen"] == best["point"]
+  assert {p["lr_scale"] for p in plain["cosine"]["grid"]} == {0.01, 0.1, 1.0}
+  assert scrambled["tuning"]["compute"]["phase_2_runs"] == 2
+
+
+RAY = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
+
+
+@pytest.mark.slow
+@needs_ray
+def test_ray_with_a_worker_killed_mid_run_equals_one_process(tmp_path):
+  one = compare(function_config(), str(tmp_path / "one"), quiet=True)
+  args = ["compare", "--config", CONFIG, "--config.user.sleep=0.05", "--workdir", str(tmp_path)]
+  driver = start_lrjax(*args, *RAY, env_extra={"PYTHONPATH": HERE})
+  killed, deadline = None, time.time() + 300
+  while driver.poll() is None and killed is None and time.time() < deadline:
+    for path in tmp_path.glob("runs/*/seed_*/claim.json"):
+      try:
+        pid = json.loads(path.read_text())["pid"]
+        if not (path.parent / "summary.json").exists() and (path.parent / "state.npz").exists():
+          os.kill(pid, signal.SIGKILL)
+          killed = pid
+          break
+      except (OSError, ValueError, KeyError):  # being written or released, or gone
+        continue
+    time.sleep(0.02)
+  out = finish(driver)[0]
+  assert killed is not None and "FAILED" not in out, out
+  assert len(re.findall(r"^\[\d/4\] \w+ seed \d: test accuracy", out, re.M)) == 4, out
+  assert finals(json.load(open(tmp_path / "results.json"))) == finals(one)
+
+
+def test_from_python_a_function_study_equals_its_config(tmp_path):
+  from function_fns import train
+
+  from lrjax.compare.api import function_study
+
+  config = function_config()
+  results = function_study(
+    train,
+    str(tmp_path / "api"),
+    schedules=config.study.schedules.to_dict(),
+    seeds=(0, 1),
+    num_epochs=3,
+    steps_per_epoch=4,
+    user=config.user.to_dict(),
+    quiet=True,
+  )
+  assert finals(results) == finals(compare(config, str(tmp_path / "config"), quiet=True))
+  assert (tmp_path / "api" / "results.md").exists()
+  with pytest.raises(ValueError, match="top level of a module"):
+    function_study(lambda job: {}, str(tmp_path / "x"), schedules=config.study.schedules)
+  with pytest.raises(ValueError, match="schedules or arms"):
+    function_study(train, str(tmp_path / "x"))
+
+
+@pytest.mark.parametrize(
+  "study, match",
+  [
+    ({"train_fn": "no_colon"}, "config.study.train_fn must be 'package.module:function'"),
+    ({"steps_per_epoch": 0}, "config.study.steps_per_epoch must be an integer >= 1"),
+    ({"train_fn": "function_fns:nothing"}, "has no attribute 'nothing'"),
+    ({"train_fn": "no_such_module_x:f"}, "cannot import module 'no_such_module_x'"),
+  ],
+)
+def test_a_bad_function_study_is_refused_before_anything_runs(tmp_path, study, match):
+  with pytest.raises(ValueError, match=match):
+    compare(function_config(**study), str(tmp_path), quiet=True)
+  assert not (tmp_path / "runs").exists()
