@@ -11,6 +11,9 @@ Blocks sit between `<!-- BEGIN name -->` and `<!-- END name -->`:
   (--study-beyond, --study-budgets);
 - `study-tuned-results`, `study-tuned-budgets-results`: the same for `:tuned` and
   `:tuned_budgets` (--study-tuned, --study-tuned-budgets);
+- `own-next-token-results`, `own-fashion-mnist-results`: the same for the studies of the examples
+  `examples/next_token.py` and `examples/fashion_mnist_nnx.py` (--own-next-token,
+  --own-fashion-mnist);
 - `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench), and
   with it `conv-variants`, `onednn` and `onednn-accuracy`: the .md files that
   benchmarks/conv_variants.py, onednn_layers.py and onednn_accuracy.py last wrote.
@@ -64,6 +67,8 @@ def main() -> None:
   p.add_argument("--study-budgets", help="workdir of the same study's :budgets variant")
   p.add_argument("--study-tuned", help="workdir of the same study's :tuned variant")
   p.add_argument("--study-tuned-budgets", help="workdir of its :tuned_budgets variant")
+  p.add_argument("--own-next-token", help="workdir of `python examples/next_token.py`")
+  p.add_argument("--own-fashion-mnist", help="workdir of `python examples/fashion_mnist_nnx.py`")
   p.add_argument("--bench", action="store_true", help="take benchmarks/results.md")
   args = p.parse_args()
   path = os.path.join(ROOT, "README.md")
@@ -90,6 +95,8 @@ def main() -> None:
     (args.study_budgets, "study-budgets-results", "study_fashion_mnist_budgets"),
     (args.study_tuned, "study-tuned-results", "study_fashion_mnist_tuned"),
     (args.study_tuned_budgets, "study-tuned-budgets-results", "study_fashion_mnist_tuned_budgets"),
+    (args.own_next_token, "own-next-token-results", "own_next_token"),
+    (args.own_fashion_mnist, "own-fashion-mnist-results", "own_fashion_mnist_nnx"),
   ):
     if workdir:
       text = _study_block(text, workdir, block, os.path.join(ROOT, "docs", docs))
