@@ -297,3 +297,21 @@ def test_slurm_without_sbatch_says_so(tmp_path, capsys, monkeypatch):
   err = capsys.readouterr().err.strip()
   assert err.startswith("lrjax: --executor slurm submits with sbatch, which is not on PATH")
   assert not (tmp_path / "slurm").exists()
+
+
+def test_the_time_left_counts_only_the_cells_this_process_trained(monkeypatch):
+  from lrjax.executors import base
+
+  class Cell:
+    def label(self):
+      return "a seed 0"
+
+  lines, now = [], [100.0]
+  monkeypatch.setattr(base.time, "perf_counter", lambda: now[0])
+  progress = base.Progress(4, lines.append)
+  progress.finished(Cell(), "finished earlier, skipped", elsewhere=True)
+  progress.finished(Cell(), "finished earlier, skipped", elsewhere=True)
+  assert lines[-1].endswith("(0s so far)")  # no pace yet: no estimate
+  now[0] += 60
+  progress.finished(Cell(), "test accuracy 0.9")
+  assert "about 1m00s left" in lines[-1]  # one cell left at 60 s per trained cell

@@ -21,6 +21,9 @@ FN = "function_fns:train"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "function_study_config.py")
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the [ray] extra")
+needs_submitit = pytest.mark.skipif(
+  importlib.util.find_spec("submitit") is None, reason="the [slurm] extra"
+)
 
 
 def function_config(**study):
@@ -87,6 +90,28 @@ def test_a_failing_run_fails_alone_in_one_line(tmp_path, fail, reason):
   assert "\n" not in results["failed"][0] and line in open(tmp_path / "results.md").read()
 
 
+def test_budgets_train_each_arm_at_each_length_and_recommend_on_validation(tmp_path):
+  from lrjax.compare import budgets
+
+  config = function_config(budgets=(1, 3))
+  config.user.scramble_test = True  # test metrics that could only mislead a choice
+  results = compare(config, str(tmp_path), quiet=True)
+  assert sorted({(r["budget"], r["epochs_trained"]) for r in results["runs"]}) == [(1, 1), (3, 3)]
+  steps = json.load(open(tmp_path / "runs" / "cosine" / "budget_1" / "seed_0" / "config.json"))
+  assert steps["total_steps"] == 4  # the cosine decays over its own budget: 1 epoch of 4 steps
+  for budget in (1, 3):
+    chosen = budgets.recommendation(results, budget)["best"]
+    by_validation = {
+      n: sum(
+        r["final_validation_accuracy"]
+        for r in results["runs"]
+        if r["schedule"] == n and r["budget"] == budget
+      )
+      for n in ("constant", "cosine")
+    }
+    assert by_validation[chosen] == max(by_validation.values())
+
+
 def test_preemption_reaches_the_function_and_the_resume_ends_as_uninterrupted(tmp_path):
   whole = compare(function_config(seeds=(0,)), str(tmp_path / "whole"), quiet=True)
   config = function_config(seeds=(0,))
@@ -116,6 +141,17 @@ def test_tuning_a_function_reads_its_validation_metrics_only(tmp_path):
 
 
 RAY = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_slurm_array_through_submitit_s_local_executor_equals_one_process(tmp_path):
+  one = compare(function_config(), str(tmp_path / "one"), quiet=True)
+  args = ["compare", "--config", CONFIG, "--workdir", str(tmp_path / "slurm")]
+  slurm = ["--executor", "slurm", "--slurm.cluster=local", "--slurm.array_parallelism=2"]
+  out = finish(start_lrjax(*args, *slurm, env_extra={"PYTHONPATH": HERE}))[0]
+  assert "FAILED" not in out, out
+  assert finals(json.load(open(tmp_path / "slurm" / "results.json"))) == finals(one)
 
 
 @pytest.mark.slow

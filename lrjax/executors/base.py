@@ -68,12 +68,15 @@ class Executor(abc.ABC):
 
 
 class Progress:
-  """Cells done of total, the time so far and, from the pace so far, the time left."""
+  """Cells done of total, the time so far and, from the pace so far, the time left: the pace of
+  the cells this process waited for, not counting those finished before it started or by others
+  (a resumed study's first estimate would otherwise be near zero)."""
 
   def __init__(self, total: int, say: Callable[[str], None]):
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
       raise ValueError(f"total must be an integer >= 0, got {total!r}")
     self.total, self.done, self.say, self.t0 = total, 0, say, time.perf_counter()
+    self.skipped = 0  # finished elsewhere: no time of ours
 
   def elapsed(self) -> float:
     return time.perf_counter() - self.t0
@@ -81,12 +84,13 @@ class Progress:
   def started(self, cell: Any) -> None:
     self.say(f"[{self.done + 1}/{self.total}] {cell.label()}: training ({self._where()})")
 
-  def finished(self, cell: Any, text: str) -> None:
+  def finished(self, cell: Any, text: str, *, elsewhere: bool = False) -> None:
     self.done += 1
+    self.skipped += elsewhere
     self.say(f"[{self.done}/{self.total}] {cell.label()}: {text} ({self._where()})")
 
   def _where(self) -> str:
-    return so_far(self.elapsed(), self.done, self.total)
+    return so_far(self.elapsed(), self.done - self.skipped, self.total - self.skipped)
 
 
 def run_cells(
@@ -114,7 +118,7 @@ def run_cells(
   todo = []
   for cell in cells:
     if finished(cell):
-      progress.finished(cell, "finished earlier, skipped")
+      progress.finished(cell, "finished earlier, skipped", elsewhere=True)
     else:
       todo.append(cell)
   running: dict[Any, Any] = {}  # handle -> cell
@@ -133,7 +137,7 @@ def run_cells(
       elif len(ready) < room and not_before.get(cell.id, 0) <= now:
         if finished(cell):  # since the start: another process (a shard, a worker) finished it
           todo.remove(cell)
-          progress.finished(cell, "finished by another process")
+          progress.finished(cell, "finished by another process", elsewhere=True)
         elif all(finished(d) for d in cell.after):
           ready.append(cell)
     for cell in ready:
