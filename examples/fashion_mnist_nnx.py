@@ -123,8 +123,10 @@ def main(argv=None) -> dict:
   p.add_argument("--limit", type=int, default=0, help="examples of each split (0: all)")
   ns = p.parse_args(argv)
   train_size = len(splits(ns.limit)["train"][1])
+  # By its module's name, not `__main__`'s: the report names it, and executors' workers import
+  # it (put examples/ on their PYTHONPATH).
   return function_study(
-    train,
+    "fashion_mnist_nnx:train",
     ns.workdir,
     schedules=arms(ns.epochs),
     order=list(arms(ns.epochs)),

@@ -135,8 +135,10 @@ def main(argv=None) -> dict:
   p.add_argument("--steps_per_epoch", type=int, default=100)
   p.add_argument("--eval_size", type=int, default=4096)
   ns = p.parse_args(argv)
+  # By its module's name, not `__main__`'s: the report names it, and executors' workers import
+  # it (put examples/ on their PYTHONPATH).
   return function_study(
-    train,
+    "next_token:train",
     ns.workdir,
     schedules=ARMS,
     order=["cosine", "wsd_1sqrt", "constant"],

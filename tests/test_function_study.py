@@ -215,3 +215,25 @@ def test_a_bad_function_study_is_refused_before_anything_runs(tmp_path, study, m
   with pytest.raises(ValueError, match=match):
     compare(function_config(**study), str(tmp_path), quiet=True)
   assert not (tmp_path / "runs").exists()
+
+
+def test_a_finished_run_of_another_config_is_refused_not_reported(tmp_path):
+  compare(function_config(), str(tmp_path), quiet=True)
+  changed = function_config()
+  changed.study.schedules.cosine.init_value = 0.5
+  with pytest.raises(ValueError, match=r"runs/cosine/seed_0 .* another config.schedule.init_value"):
+    compare(changed, str(tmp_path), quiet=True)
+  more = function_config(seeds=(0, 1, 2))  # more seeds: the finished runs are still the same
+  more.progress = False  # how runs are carried out may change
+  assert len(compare(more, str(tmp_path), quiet=True)["runs"]) == 6
+
+
+def test_a_new_grid_that_moves_a_choice_refuses_the_old_phase_2_runs(tmp_path):
+  config = function_config(tune={"lr_scale": (0.01, 0.1, 1.0), "seeds": (0,)})
+  before = compare(config, str(tmp_path), quiet=True)["tuning"]["arms"]
+  # Only a grid whose new point wins moves the choice: the lowest scale alone.
+  config.study.tune = {"lr_scale": (0.001,), "seeds": (0,)}
+  if all(a["chosen"] == "lr_0.001" for a in before.values()):
+    pytest.skip("the old choice was already the new one")
+  with pytest.raises(ValueError, match=r"seed_1 .* another config.schedule"):
+    compare(config, str(tmp_path), quiet=True)

@@ -163,7 +163,7 @@ def test_ci_checks_a_core_install(path):
   text = open(os.path.join(ROOT, path)).read()
   if path == ".ci/run":
     assert "pip install -q . -c .ci/constraints.txt" in text
-    assert '-e ".[test]" -c .ci/constraints.txt' in text
+    assert '-e ".[test,docs]" -c .ci/constraints.txt' in text
     assert "scripts/check_core_install.py" in text
   else:
     assert "inject_hyperparams" in text and "jax.vmap" in text and "jax.jit" in text

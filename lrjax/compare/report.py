@@ -96,8 +96,9 @@ def _caption(results: Mapping[str, Any], num_seeds: int) -> str:
   spread = (
     f"mean ± sample std over {num_seeds} seeds" if num_seeds >= 2 else "a single seed, no spread"
   )
+  title = "The arms compared" if train_fn else "Table 1.1 (reproduced)"
   return (
-    f"*Table 1.1 (reproduced): {setting}. Test accuracy and loss, {spread}; final epoch."
+    f"*{title}: {setting}. Test accuracy and loss, {spread}; final epoch."
     " (n=k) marks a cell with fewer runs.*"
   )
 

@@ -6,6 +6,7 @@ only, so every schedule in a comparison sees the same data order and a resumed r
 its position. The images stay uint8 until the jitted step (`lrjax.data.preprocess`).
 
 Sources, none of which needs TensorFlow:
+
 * IDX files (MNIST, Fashion-MNIST), gzipped or raw. Fashion-MNIST defaults to the folder of
   Debian's `dataset-fashion-mnist` package, whose re-compressed files tfds' checksums reject.
 * The CIFAR binary archives (`cifar-10-batches-bin`, `cifar-100-binary`), extracted.

@@ -111,7 +111,7 @@ def init_variables(model: nn.Module, key: jax.Array, input_shape: Sequence[int])
 
 
 def count_params(params: Any) -> int:
-  """Number of scalars in a pytree of arrays or `jax.ShapeDtypeStruct`s."""
+  """Number of scalars in a pytree whose leaves are arrays or `jax.ShapeDtypeStruct`."""
   return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
 
 

@@ -1,0 +1,136 @@
+"""The schedules page's figures: every registered schedule drawn by the build, and none left out.
+
+`.. lrjax-schedule:: NAME` documents the factory `lrjax.NAME` (its docstring holds the formula)
+followed by the figure of its registered example, which the build draws with
+`lrjax.plot_schedules` into `docs/_generated/schedules/`. A registered schedule that no page shows
+is a warning, so a new schedule fails the `-W` build until the schedules page documents it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+import lrjax
+
+logger = logging.getLogger(__name__)
+
+# The registered examples have a 100-step horizon; 20 steps more show what happens after it.
+NUM_STEPS = 120
+FIGURES = "_generated/schedules"
+
+
+def example_call(name: str, example: dict[str, Any]) -> str:
+  """`name(arg=value, ...)` for a registered example, nested schedules written as calls."""
+
+  def show(value: Any) -> str:
+    if isinstance(value, lrjax.Schedule):
+      config = value.to_config()
+      args = ", ".join(f"{k}={show(v)}" for k, v in config.items() if k != "name")
+      return f"{config['name']}({args})"
+    if isinstance(value, (list, tuple)):
+      return "[" + ", ".join(show(v) for v in value) + "]"
+    return repr(value)
+
+  return f"{name}(" + ", ".join(f"{k}={show(v)}" for k, v in example.items()) + ")"
+
+
+def fingerprint() -> str:
+  """What the figures depend on: the schedules' and the plotting code, and the libraries drawing."""
+  import jax
+  import matplotlib
+
+  import lrjax.plot
+  import lrjax.schedules
+
+  digest = hashlib.sha256(f"{NUM_STEPS} {jax.__version__} {matplotlib.__version__}".encode())
+  for package in (lrjax.schedules, lrjax.plot):
+    folder = os.path.dirname(package.__file__)
+    for name in sorted(os.listdir(folder)):
+      if name.endswith(".py"):
+        with open(os.path.join(folder, name), "rb") as f:
+          digest.update(name.encode() + f.read())
+  return digest.hexdigest()
+
+
+def draw_figures(app: Sphinx) -> None:
+  folder = os.path.join(app.srcdir, FIGURES)
+  stamp = os.path.join(folder, "fingerprint.txt")
+  names = sorted(lrjax.registry())
+  key = fingerprint()
+  # Evaluating every example eagerly and drawing it takes most of a build: redraw only when the
+  # code the figures come from has changed.
+  if os.path.exists(stamp) and all(os.path.exists(os.path.join(folder, f"{n}.png")) for n in names):
+    with open(stamp) as f:
+      if f.read() == key:
+        return
+  for name in names:
+    entry = lrjax.registry()[name]
+    schedule = entry.factory(**entry.example)
+    lrjax.plot_schedules(
+      {name: schedule}, NUM_STEPS, os.path.join(folder, f"{name}.png"), panels=True
+    )
+  with open(stamp, "w") as f:
+    f.write(key)
+
+
+class ScheduleDirective(SphinxDirective):
+  required_arguments = 1
+
+  def run(self) -> list[nodes.Node]:
+    name = self.arguments[0]
+    entry = lrjax.registry().get(name)
+    if entry is None:
+      raise self.error(f"{name!r} is not a registered schedule; known: {sorted(lrjax.registry())}")
+    self.env.lrjax_schedules = getattr(self.env, "lrjax_schedules", {})
+    self.env.lrjax_schedules.setdefault(self.env.docname, set()).add(name)
+    # An absolute image path is taken from the source folder, whichever page includes it.
+    lines = [
+      f".. autofunction:: lrjax.{name}",
+      "",
+      f".. figure:: /{FIGURES}/{name}.png",
+      f"   :alt: the learning rate of {name} over {NUM_STEPS} steps",
+      "",
+      f"   ``{example_call(name, entry.example)}`` over steps 0 to {NUM_STEPS - 1}.",
+    ]
+    container = nodes.container()
+    self.state.nested_parse(
+      StringList(lines, source=self.env.docname), self.content_offset, container
+    )
+    return container.children
+
+
+def purge(app: Sphinx, env: Any, docname: str) -> None:
+  getattr(env, "lrjax_schedules", {}).pop(docname, None)
+
+
+def merge(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
+  env.lrjax_schedules = getattr(env, "lrjax_schedules", {})
+  for docname, names in getattr(other, "lrjax_schedules", {}).items():
+    if docname in docnames:
+      env.lrjax_schedules[docname] = names
+
+
+def check_every_schedule_shown(app: Sphinx, env: Any) -> None:
+  shown = set().union(*getattr(env, "lrjax_schedules", {}).values())
+  missing = sorted(set(lrjax.registry()) - shown)
+  if missing:
+    logger.warning(
+      "registered schedules missing from the docs (add `.. lrjax-schedule::`): %s", missing
+    )
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+  app.connect("builder-inited", draw_figures)
+  app.add_directive("lrjax-schedule", ScheduleDirective)
+  app.connect("env-purge-doc", purge)
+  app.connect("env-merge-info", merge)
+  app.connect("env-check-consistency", check_every_schedule_shown)
+  return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
