@@ -160,9 +160,19 @@ def test_ray_with_a_worker_killed_mid_run_equals_one_process(tmp_path):
   one = compare(function_config(), str(tmp_path / "one"), quiet=True)
   args = ["compare", "--config", CONFIG, "--config.user.sleep=0.05", "--workdir", str(tmp_path)]
   driver = start_lrjax(*args, *RAY, env_extra={"PYTHONPATH": HERE})
-  killed, deadline = None, time.time() + 300
-  while driver.poll() is None and killed is None and time.time() < deadline:
-    for path in tmp_path.glob("runs/*/seed_*/claim.json"):
+  killed, seen, deadline = None, {}, time.time() + 300
+
+  def versions():  # each summary.json as (inode, mtime): a file written again gets another one
+    for path in tmp_path.glob("runs/*/seed_*/summary.json"):
+      try:
+        st = os.stat(path)
+      except FileNotFoundError:
+        continue
+      seen.setdefault(str(path), set()).add((st.st_ino, st.st_mtime_ns))
+
+  while driver.poll() is None and time.time() < deadline:
+    versions()
+    for path in [] if killed else tmp_path.glob("runs/*/seed_*/claim.json"):
       try:
         pid = json.loads(path.read_text())["pid"]
         if not (path.parent / "summary.json").exists() and (path.parent / "state.npz").exists():
@@ -173,7 +183,9 @@ def test_ray_with_a_worker_killed_mid_run_equals_one_process(tmp_path):
         continue
     time.sleep(0.02)
   out = finish(driver)[0]
+  versions()
   assert killed is not None and "FAILED" not in out, out
+  assert len(seen) == 4 and all(len(v) == 1 for v in seen.values())  # each run finished once
   assert len(re.findall(r"^\[\d/4\] \w+ seed \d: test accuracy", out, re.M)) == 4, out
   assert finals(json.load(open(tmp_path / "results.json"))) == finals(one)
 
