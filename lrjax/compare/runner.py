@@ -25,6 +25,7 @@ from lrjax.compare import cell as cell_lib
 from lrjax.compare import plan as plan_lib
 from lrjax.compare import results as results_lib
 from lrjax.compare import stale
+from lrjax.compare import study as study_lib
 from lrjax.executors.base import CellsFailed, Executor, run_cells
 from lrjax.executors.process import InProcess
 from lrjax.files.atomic import read_json, write_json
@@ -85,7 +86,6 @@ def compare(
     config = resolve_runtime(config, workdir, say)
     write_json(os.path.join(workdir, "study.json"), config.to_dict())
     cells = plan_lib.plan(config, workdir, say)
-    stale.check(config, workdir, cells)
     if shard is not None:
       cells = cells[shard[0] :: shard[1]]
     in_process = isinstance(executor, InProcess)
@@ -94,7 +94,7 @@ def compare(
       cells,
       executor,
       work,
-      finished=functools.partial(stale.finished, config, workdir),
+      finished=functools.partial(stale.finished, config, study_lib.parse(config), workdir),
       describe=cell_lib.describe,
       say=say,
       wait=wait,

@@ -2,10 +2,11 @@
 
 A run's folder is named by its arm, seed and budget, not by its config, so a study whose config
 changed since its runs trained (an arm's schedule, the tuning grid, and with it an arm's chosen
-point) would otherwise report runs of the old config as the new one's. `check` compares each
-finished run's recorded config with the one its cell would train and refuses a difference in
-one line naming the run and the field. Fields of how a run is carried out, not what it computes,
-may differ.
+point) would otherwise report runs of the old config as the new one's. `finished` (what the
+study's loop asks of every cell before it trains anything, and again as cells become ready)
+compares each finished run's recorded config with the one its cell would train and refuses a
+difference in one line naming the run and the field. Fields of how a run is carried out, not
+what it computes, may differ.
 """
 
 from __future__ import annotations
@@ -79,15 +80,8 @@ def check_cell(config: Any, study: study_lib.Study, workdir: str, cell: Any) -> 
   return True
 
 
-def check(config: Any, workdir: str, cells: list) -> None:
-  """`check_cell` for every cell, before anything trains."""
-  study = study_lib.parse(config)
-  for cell in cells:
-    check_cell(config, study, workdir, cell)
-
-
-def finished(config: Any, workdir: str, cell: Any) -> bool:
+def finished(config: Any, study: study_lib.Study, workdir: str, cell: Any) -> bool:
   """`lrjax.compare.plan.finished`, and its runs are the ones the study asks for. A phase-2
   cell's choice is known only once its arm's phase 1 has finished: until then it counts as not
   finished (it waits for phase 1 anyway), and is checked then."""
-  return plan.finished(workdir, cell) and check_cell(config, study_lib.parse(config), workdir, cell)
+  return plan.finished(workdir, cell) and check_cell(config, study, workdir, cell)
