@@ -43,9 +43,7 @@ def train(job):
   start, curves = 0, []
   if os.path.exists(path):
     state = np.load(path)
-    w, start = state["w"], int(state["epoch"])
-    with open(os.path.join(job.folder, "curves.json")) as f:
-      curves = json.load(f)
+    w, start, curves = state["w"], int(state["epoch"]), json.loads(str(state["curves"]))
   step = start * job.steps_per_epoch
   for epoch in range(start, job.num_epochs):
     order = np.random.default_rng([job.seed, epoch]).permutation(len(x))
@@ -71,9 +69,10 @@ def train(job):
         "test_accuracy": test_acc,
       }
     )
-    np.savez(path, w=w, epoch=epoch + 1)
-    with open(os.path.join(job.folder, "curves.json"), "w") as f:
-      json.dump(curves, f)
+    # One file, written whole or not at all: a kill mid-write leaves the last epoch's state.
+    tmp = os.path.join(job.folder, "state.tmp.npz")
+    np.savez(tmp, w=w, epoch=epoch + 1, curves=json.dumps(curves))
+    os.replace(tmp, path)
     if job.preempted():
       job.stop(step)
   if user.get("scramble_test"):  # test metrics unrelated to training: selection must not care

@@ -9,6 +9,7 @@ import signal
 import time
 
 import function_study_config
+import numpy as np
 import pytest
 from test_scaling import finish, start_lrjax
 
@@ -45,7 +46,8 @@ def test_a_function_study_records_every_run_and_reports_it(tmp_path):
   assert len(results["runs"]) == 4 and not results["missing"] and not results["failed"]
   run = os.path.join(tmp_path, "runs", "cosine", "seed_1")
   summary = json.load(open(os.path.join(run, "summary.json")))
-  curves = json.load(open(os.path.join(run, "curves.json")))  # the function's own record
+  saved = np.load(os.path.join(run, "state.npz"))  # the function's own record
+  curves = json.loads(str(saved["curves"]))
   assert summary["final_test_accuracy"] == curves[-1]["test_accuracy"]
   assert summary["final_validation_accuracy"] == curves[-1]["validation_accuracy"]
   assert summary["steps"] == 12 and summary["runtime"]["threads"] >= 1
