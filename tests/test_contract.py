@@ -129,6 +129,27 @@ def test_no_recompile_for_new_values_of_the_same_kind(name):
   assert f._cache_size() == 1
 
 
+def test_kinds_of_the_same_layout_never_share_a_compiled_program():
+  # jax 0.10's register_dataclass let the structures of two classes of one layout compare
+  # equal: a jitted function handed a Repeat could reuse the program traced for a PerEpoch.
+  lin = lrjax.linear_decay(1.0, 10)
+  kinds = [lrjax.per_epoch(lin, 5), lrjax.repeat(lin, 5), lrjax.shift(lin, 5)]
+  structures = [jax.tree.structure(s) for s in kinds]
+  for i, a in enumerate(structures):
+    for b in structures[i + 1 :]:
+      assert a != b
+  f = jax.jit(lambda sched, t: sched(t))
+  steps = np.array([0, 4, 5, 9, 10, 12], np.int32)
+  for s in kinds:
+    np.testing.assert_allclose(f(s, steps), s(steps), rtol=1e-6)
+  assert f._cache_size() == len(kinds)
+  names = sorted(REGISTRY)
+  all_structures = {}
+  for name in names:
+    all_structures.setdefault(jax.tree.structure(example(name)), set()).add(type(example(name)))
+  assert all(len(types) == 1 for types in all_structures.values()), all_structures
+
+
 def _numeric_kwargs(name):
   out = {}
   for key, value in REGISTRY[name].example.items():

@@ -48,19 +48,41 @@ def static_field() -> Any:
   return dataclasses.field(metadata=dict(static=True))
 
 
+def register_pytree(cls: type) -> type:
+  """Registers a frozen dataclass as a pytree: `static_field()`s are metadata, the rest children.
+
+  Not `jax.tree_util.register_dataclass`: in jax 0.10 the tree structures of two such classes
+  with the same layout compare equal (only their hashes differ), so a jitted function given a
+  `Repeat` could run the program compiled for a `PerEpoch` of the same shape whenever the cache
+  met both. A node registered here keeps its class in its structure.
+  """
+  fields = dataclasses.fields(cls)
+  static = tuple(f.name for f in fields if f.metadata.get("static", False))
+  children = tuple(f.name for f in fields if not f.metadata.get("static", False))
+  keys = tuple(jax.tree_util.GetAttrKey(name) for name in children)
+
+  def flatten(x):
+    return [getattr(x, n) for n in children], tuple(getattr(x, n) for n in static)
+
+  def flatten_with_keys(x):
+    return [(k, getattr(x, n)) for k, n in zip(keys, children)], tuple(
+      getattr(x, n) for n in static
+    )
+
+  def unflatten(meta, leaves):
+    return cls(**dict(zip(children, leaves)), **dict(zip(static, meta)))
+
+  jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+  cls._static_fields, cls._child_fields = static, children
+  return cls
+
+
 def schedule_class(cls: type) -> type:
   """Turns a `Schedule` subclass into a frozen dataclass registered as a pytree.
 
   Fields declared with `static_field()` are pytree metadata; the others are children.
   """
-  c = dataclasses.dataclass(frozen=True, eq=False, repr=False)(cls)
-  fields = dataclasses.fields(c)
-  c._static_fields = tuple(f.name for f in fields if f.metadata.get("static", False))
-  c._child_fields = tuple(f.name for f in fields if not f.metadata.get("static", False))
-  jax.tree_util.register_dataclass(
-    c, data_fields=list(c._child_fields), meta_fields=list(c._static_fields)
-  )
-  return c
+  return register_pytree(dataclasses.dataclass(frozen=True, eq=False, repr=False)(cls))
 
 
 class Schedule:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import config_value, static_field
+from lrjax.schedules.base import config_value, register_pytree, static_field
 from lrjax.schedules.steps import INT32_MAX
 
 _NUMERIC = ("init_value", "factor", "patience", "cooldown", "min_value", "threshold")
@@ -33,7 +33,7 @@ class PlateauState(NamedTuple):
   count: jax.Array  # int32 evaluations seen (saturates at 2**31 - 1)
 
 
-@jax.tree_util.register_dataclass
+@register_pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class ReduceOnPlateau:
   """Built by `reduce_on_plateau`; see there for the rule."""
