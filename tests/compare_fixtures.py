@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import itertools
+import re
 
 import numpy as np
 
@@ -134,3 +136,9 @@ def interrupt_at_epochs(monkeypatch, stop):
 
   monkeypatch.setattr(hooks, "standard", standard)
   return epochs
+
+
+def headings_never_skip_a_level(markdown: str) -> bool:
+  """Each heading is at most one level below the one before (the documentation pages need it)."""
+  levels = [len(m) for m in re.findall(r"^(#+) ", markdown, flags=re.M)]
+  return bool(levels) and levels[0] == 1 and all(b <= a + 1 for a, b in itertools.pairwise(levels))

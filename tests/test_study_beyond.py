@@ -8,7 +8,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
-from compare_fixtures import interrupt_at_epochs
+from compare_fixtures import headings_never_skip_a_level, interrupt_at_epochs
 from test_train import smoke_config
 
 from lrjax.compare import budgets, runner
@@ -95,6 +95,7 @@ def test_every_arm_at_every_budget_with_its_table_and_figure(budget_results):
   line = next(x for x in md.splitlines() if x.startswith("- 2 epochs: "))
   assert re.fullmatch(r"- 2 epochs: \S+ \(test accuracy 0\.\d{3}\); worse: .*; undecided: .*", line)
   assert "# At 2 epochs" in md and "p (Holm)" in md
+  assert headings_never_skip_a_level(md)
   assert (workdir / "figures" / "accuracy_vs_budget.png").stat().st_size > 10_000
   rows = (workdir / "results.csv").read_text().splitlines()
   assert rows[0].startswith("budget,schedule,") and len(rows) == 1 + 12

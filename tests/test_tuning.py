@@ -7,7 +7,7 @@ import os
 import ml_collections
 import numpy as np
 import pytest
-from compare_fixtures import interrupt_at_epochs
+from compare_fixtures import headings_never_skip_a_level, interrupt_at_epochs
 from test_train import smoke_config
 
 from lrjax.compare import phases, runner, tuning
@@ -253,4 +253,5 @@ def test_budgets_tune_per_budget_and_recommend_on_validation(tmp_path):
   md = (tmp_path / "results.md").read_text()
   assert "Chosen on final validation accuracy (test data chooses nothing)" in md
   assert md.count("## Tuning") == 2  # one per budget
+  assert headings_never_skip_a_level(md)
   assert all(math.isfinite(r["final_validation_accuracy"]) for r in results["runs"])

@@ -325,13 +325,13 @@ def write_reports(results: Mapping[str, Any], workdir: str | os.PathLike) -> dic
   }
   markdown, table = results_markdown(results), results_csv(results)
   if results.get("budgets"):
-    # One report per budget (headings one level down), under the budget summary.
+    # One report per budget after the budget summary, each under its own title.
     markdown = "\n".join(budgets.budget_lines(results)) + "\n"
     table = ""
     for b in results["budgets"]:
       sub = stats.at_budget(results, b)
-      # Its title becomes "At b epochs"; its sections move one level down.
-      body = results_markdown(sub).split("\n", 1)[1].replace("\n#", "\n##")
+      # Its title becomes "At b epochs"; its sections stay one level below it.
+      body = results_markdown(sub).split("\n", 1)[1]
       markdown += f"\n# At {budgets.epochs(b)}\n{body}"
       rows = results_csv(sub).splitlines()
       table += ("budget," + rows[0] + "\n") if not table else ""
