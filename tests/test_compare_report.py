@@ -8,6 +8,7 @@ import pytest
 from compare_fixtures import make_results, with_metric
 
 from lrjax.compare import report
+from lrjax.configs.chapter_schedules import LABELS
 
 ACC_CELL = re.compile(r"^\d\.\d{3} ± \d\.\d{3}$")
 LOSS_CELL = re.compile(r"^\d\.\d{4} ± \d\.\d{4}$")
@@ -133,3 +134,30 @@ def test_report_shows_raw_and_holm_p_and_reads_the_verdict_from_holm():
   # raw p 0.035 (significant alone), Holm 3 x 0.035 = 0.105: undecided with these seeds, and
   # the spread of the differences (0.01) would need 8 seeds to tell a 1-point difference.
   assert "| +0.030 | [+0.005, +0.055] | 0.035 | 0.105 | undecided with 3 seeds | 3 | 8 |" in md
+
+
+def test_recommendation_is_chosen_on_validation_never_on_test():
+  base = make_results(3, 4, 4)
+  names = base["schedules"]
+  # The last arm is best on test data; the first on validation data, clearly on every seed.
+  val = {names[0]: [0.90, 0.91, 0.90, 0.91], names[1]: [0.80, 0.81, 0.80, 0.80]}
+  val[names[2]] = [0.85, 0.86, 0.851, 0.86]
+  results = with_metric(base, "final_validation_accuracy", val)
+  md = report.results_markdown(results)
+  line = next(x for x in md.splitlines() if x.startswith("Chosen on final validation accuracy"))
+  first, last = (LABELS[names[0]], LABELS[names[2]])
+  assert f": {first} (test accuracy " in line
+  assert re.search(rf"worse: {LABELS[names[1]]}, {last}; undecided: none\.$", line), line
+  # Scrambling the test metrics changes no word of the recommendation.
+  scrambled = with_metric(results, "final_test_accuracy", {n: [0.5] * 4 for n in names})
+  again = next(
+    x
+    for x in report.results_markdown(scrambled).splitlines()
+    if x.startswith("Chosen on final validation accuracy")
+  )
+  assert again.split(" (test accuracy")[0] == line.split(" (test accuracy")[0]
+
+
+def test_without_validation_data_nothing_is_recommended():
+  md = report.results_markdown(make_results(3, 2, 4))
+  assert "no finished runs with validation data: nothing recommended" in md

@@ -34,9 +34,10 @@ def _cell(summary: Mapping[str, Any], decimals: int) -> str:
 SELECT_ON = "final_validation_accuracy"
 
 
-def recommendation(results: Mapping[str, Any], budget: int, alpha: float = 0.05) -> dict:
-  """`{"best", "not_worse": [arms undecided against it], "rows", "test"}` at `budget`: chosen
-  on validation accuracy (see the module docstring); `test` the best's mean test accuracy."""
+def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float = 0.05) -> dict:
+  """`{"best", "not_worse": [arms undecided against it], "rows", "test"}` at `budget` (None: a
+  study without budgets): chosen on validation accuracy (see the module docstring); `test` the
+  best's mean test accuracy."""
   sub = stats.at_budget(results, budget)
   summary = stats.summarize(sub, (SELECT_ON, "final_test_accuracy"))
   means = {n: s[SELECT_ON]["mean"] for n, s in summary.items()}
@@ -56,6 +57,25 @@ def recommendation(results: Mapping[str, Any], budget: int, alpha: float = 0.05)
     "rows": rows,
     "test": summary[best]["final_test_accuracy"]["mean"],
   }
+
+
+def recommendation_text(results: Mapping[str, Any], budget: int | None) -> str:
+  """The recommendation at `budget` in words (None: a study without budgets): the arm chosen on
+  validation accuracy with its test accuracy, the arms worse than it, and those undecided."""
+  rec = recommendation(results, budget)
+  if rec["best"] is None:
+    return "no finished runs with validation data: nothing recommended"
+  undecided = []
+  for r in rec["rows"]:
+    if r["schedule"] in rec["not_worse"]:
+      need = stats.seeds_for(r["std_difference"], 0.01)
+      tell = f", {need} would tell 1 pt" if isinstance(need, int) else ""
+      undecided.append(f"{stats.label(results, r['schedule'])} ({r['n']} seeds{tell})")
+  worse = [stats.label(results, r["schedule"]) for r in rec["rows"] if r["verdict"] == "worse"]
+  return (
+    f"{stats.label(results, rec['best'])} (test accuracy {rec['test']:.3f}); "
+    f"worse: {', '.join(worse) or 'none'}; undecided: {', '.join(undecided) or 'none'}"
+  )
 
 
 def compute_epochs(results: Mapping[str, Any], name: str) -> float:
@@ -99,19 +119,5 @@ def budget_lines(results: Mapping[str, Any]) -> list[str]:
   )
   lines.append("")
   for b in budgets:
-    rec = recommendation(results, b)
-    if rec["best"] is None:
-      lines.append(f"- {epochs(b)}: no finished runs with validation data: nothing recommended")
-      continue
-    undecided = []
-    for r in rec["rows"]:
-      if r["schedule"] in rec["not_worse"]:
-        need = stats.seeds_for(r["std_difference"], 0.01)
-        tell = f", {need} would tell 1 pt" if isinstance(need, int) else ""
-        undecided.append(f"{stats.label(results, r['schedule'])} ({r['n']} seeds{tell})")
-    worse = [stats.label(results, r["schedule"]) for r in rec["rows"] if r["verdict"] == "worse"]
-    lines.append(
-      f"- {epochs(b)}: {stats.label(results, rec['best'])} (test accuracy {rec['test']:.3f}); "
-      f"worse: {', '.join(worse) or 'none'}; undecided: {', '.join(undecided) or 'none'}"
-    )
+    lines.append(f"- {epochs(b)}: {recommendation_text(results, b)}")
   return lines

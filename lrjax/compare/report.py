@@ -145,6 +145,17 @@ def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
   return lines
 
 
+def _recommendation_lines(results: Mapping[str, Any]) -> list[str]:
+  return [
+    "## Recommendation",
+    "",
+    "Chosen on final validation accuracy (test data chooses nothing); the others against it on "
+    "the same metric, paired by seed (t-test, Holm-adjusted, 5%): "
+    + budgets.recommendation_text(results, None)
+    + ".",
+  ]
+
+
 def verdict_text(row: Mapping[str, Any]) -> str:
   """A paired row's verdict in words: better, worse, or undecided with the seeds it had."""
   if row["verdict"].startswith("no significant difference"):
@@ -205,9 +216,11 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   """The study's report in Markdown.
 
   The chapter's Table 1.1 (rows Accuracy and Loss, one column per schedule, cells mean ± sample
-  std over seeds of the final-epoch test metric), its caption, the paired comparison of every
-  schedule with the baseline (raw and Holm-adjusted p-values), a snapshot-ensemble table when
-  any run has one, the wall time per schedule and the runs still missing.
+  std over seeds of the final-epoch test metric), its caption, the arm recommended on validation
+  accuracy (`budgets.recommendation_text`; a study across budgets has one per budget), the
+  paired comparison of every schedule with the baseline (raw and Holm-adjusted p-values), a
+  snapshot-ensemble table when any run has one, the wall time per schedule and the runs still
+  missing.
 
   Args:
     results: a study's results (`lrjax.stats` describes missing data).
@@ -238,6 +251,8 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   tuned = tuning_lines(results)
   if tuned:
     lines += tuned + [""]
+  if not results.get("budgets"):
+    lines += _recommendation_lines(results) + [""]
   diverged = [
     f"{stats.label(results, r['schedule'])} seed {r['seed']} at step {r['diverged']['step']} "
     f"(lr {r['diverged']['lr']:.4g})"
