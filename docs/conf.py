@@ -2,8 +2,10 @@
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-The build reads nothing from the network: no intersphinx, a theme that ships its assets, and the
-schedule figures drawn locally by `_ext/schedule_gallery.py`.
+The build reads nothing from the network and the site loads nothing from it: no intersphinx, a
+theme that ships its assets, MathJax copied into the site, and the schedule figures drawn locally
+by `_ext/schedule_gallery.py`. `_ext/public_api.py` fails the build when a public name has no
+docstring or no entry on the API pages.
 """
 
 import os
@@ -23,9 +25,12 @@ extensions = [
   "sphinx.ext.autodoc",
   "sphinx.ext.autosummary",
   "sphinx.ext.napoleon",
-  # The docstrings' formulas are typeset in the reader's browser, by MathJax from its CDN.
+  # The docstrings' formulas are typeset in the reader's browser by MathJax, whose files
+  # sphinx-mathjax-offline copies into the site (`_static/mathjax/`): no page loads a CDN.
   "sphinx.ext.mathjax",
+  "sphinx-mathjax-offline",
   "schedule_gallery",
+  "public_api",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}

@@ -48,6 +48,7 @@ __all__ = [
   "ReduceOnPlateau",
   "Schedule",
   "add",
+  "choose",
   "clip",
   "constant",
   "cosine_annealing",

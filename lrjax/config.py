@@ -39,7 +39,13 @@ BUILTIN = "lrjax.configs"
 
 
 def builtin_names() -> list[str]:
-  """The names of the built-in configs, sorted."""
+  """The names of the built-in configs, sorted: those `load` takes without a path.
+
+  Example:
+    >>> from lrjax import config as lrjax_config
+    >>> "smoke" in lrjax_config.builtin_names(), "default" in lrjax_config.builtin_names()
+    (True, True)
+  """
   package = importlib.import_module(BUILTIN)
   # A module without get_config() (arm and schedule definitions) is not a config.
   names = [m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
@@ -89,10 +95,16 @@ def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> Any:
     overrides: (dotted field, text) pairs, as `--config.FIELD=TEXT` gives them; see `override`.
 
   Returns:
-    The config, locked: no field can be added by mistake.
+    The config, locked, so that no field can be added by mistake.
 
   Raises:
     ConfigError: naming the config, the variant, the field or the value at fault.
+
+  Example:
+    >>> from lrjax import config as lrjax_config
+    >>> config = lrjax_config.load("smoke", [("num_epochs", "3")])
+    >>> config.num_epochs, config.model, config.dataset
+    (3, 'tiny', 'synthetic')
   """
   if not isinstance(spec, str) or not spec:
     raise ConfigError(f"spec must be a non-empty string, got {spec!r}")
@@ -133,7 +145,23 @@ EXTRA_FIELDS = ("study", "user")
 
 
 def check_fields(config: Any, spec: str = "the config") -> None:
-  """Raises ConfigError for a field that lrjax does not know (see the module docstring)."""
+  """Raises ConfigError for a field that lrjax does not know (see the module docstring).
+
+  Args:
+    config: a config (an `ml_collections.ConfigDict` or a mapping with `keys`).
+    spec: how to name the config in the message.
+
+  Raises:
+    ConfigError: for the first unknown field, with the closest known name if there is one.
+
+  Example:
+    >>> import ml_collections
+    >>> from lrjax import config as lrjax_config
+    >>> typo = ml_collections.ConfigDict({"weight_decy": 0.1})
+    >>> lrjax_config.check_fields(typo)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    lrjax.config.ConfigError: config 'the config' sets config.weight_decy, ...
+  """
   default = importlib.import_module(f"{BUILTIN}.default").get_config()
   known = {"": [*default.keys(), *EXTRA_FIELDS]}
   for key in default.keys():
@@ -197,8 +225,21 @@ def override(config: Any, field: str, text: str) -> None:
   a Python literal (`(0,1,2)` or `0,1,2`); a dict (such as `schedule`): a Python or JSON dict,
   which replaces it whole; None: a Python literal, else the text.
 
+  Args:
+    config: the config to change in place (it may be locked: the field exists).
+    field: a dotted field name, such as "num_epochs" or "runtime.threads".
+    text: the value as the command line gives it.
+
   Raises:
     ConfigError: if `field` is not a field of `config` or `text` does not fit its type.
+
+  Example:
+    >>> from lrjax import config as lrjax_config
+    >>> config = lrjax_config.load("smoke")
+    >>> lrjax_config.override(config, "schedule", '{"name": "constant", "value": 0.05}')
+    >>> lrjax_config.override(config, "runtime.threads", "2")
+    >>> config.schedule.to_dict(), config.runtime.threads
+    ({'name': 'constant', 'value': 0.05}, 2)
   """
   if not isinstance(field, str) or not field:
     raise ConfigError(f"field must be a dotted config field name, got {field!r}")
@@ -221,7 +262,20 @@ def override(config: Any, field: str, text: str) -> None:
 
 
 def fields(config: Any, prefix: str = "") -> list[tuple[str, Any]]:
-  """(dotted name, value) of every field of `config` in its order, nested dicts flattened."""
+  """(dotted name, value) of every field of `config` in its order, nested dicts flattened.
+
+  A schedule config (a dict with a "name") stays whole, as it is overridden whole.
+
+  Args:
+    config: a config.
+    prefix: put before every name (the path of `config` inside a larger one).
+
+  Example:
+    >>> from lrjax import config as lrjax_config
+    >>> config = lrjax_config.load("smoke")
+    >>> [(name, value) for name, value in lrjax_config.fields(config) if "thread" in name]
+    [('runtime.threads', 0)]
+  """
   out = []
   for key in config.keys():
     value = config[key]

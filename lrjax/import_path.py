@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -46,3 +47,40 @@ def import_object(path: str, field: str) -> Any:
       )
     obj = getattr(obj, part)
   return obj
+
+
+def import_path_of(train_fn: Callable | str) -> str:
+  """The "package.module:function" name of `train_fn`, by which every worker imports it again.
+
+  Args:
+    train_fn: a function defined at the top level of a module, or its name (returned as is).
+
+  Returns:
+    The module's name and the function's qualified name, joined by a colon.
+
+  Raises:
+    ValueError: for a `train_fn` that cannot be imported again by that name (a lambda, a
+      nested function, a function whose module binds another object to its name).
+
+  Example:
+    >>> from lrjax.import_path import import_path_of
+    >>> from lrjax.stats import holm
+    >>> import_path_of(holm)
+    'lrjax.stats:holm'
+  """
+  if isinstance(train_fn, str):
+    return train_fn
+  module, name = getattr(train_fn, "__module__", None), getattr(train_fn, "__qualname__", "")
+  path = f"{module}:{name}"
+  if not callable(train_fn) or not module or "<" in name:
+    raise ValueError(
+      "train_fn must be a function defined at the top level of a module (or its "
+      f"'package.module:function' name), got {train_fn!r}"
+    )
+  try:
+    found = import_object(path, "train_fn")
+  except ValueError:
+    found = None
+  if found is not train_fn:
+    raise ValueError(f"train_fn {train_fn!r} cannot be imported again as {path!r}")
+  return path

@@ -25,9 +25,25 @@ from lrjax.plot.range_test import plot_range_test
 from lrjax.train import build
 from lrjax.train.trainer import Hook, LoopState, Member, Stop, Trainer
 
+__all__ = ["find_lr", "smooth_losses", "suggest"]
+
 
 def smooth_losses(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
-  """Bias-corrected exponential moving average, as the range test is usually plotted."""
+  """Bias-corrected exponential moving average, as the range test is usually plotted.
+
+  Args:
+    losses: the loss at each step.
+    beta: the average's decay, in [0, 1).
+
+  Returns:
+    A float64 array of the length of `losses`; at step i, the average of the losses up to i,
+    weighted by `beta ** age` and divided by `1 - beta ** (i + 1)`.
+
+  Example:
+    >>> from lrjax.range_test import smooth_losses
+    >>> smooth_losses(np.array([2.0, 1.0]), beta=0.5).round(4).tolist()
+    [2.0, 1.3333]
+  """
   out, avg = np.empty(len(losses), np.float64), 0.0
   for i, x in enumerate(losses):
     avg = beta * avg + (1 - beta) * x
@@ -36,7 +52,26 @@ def smooth_losses(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
 
 
 def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
-  """The suggested initial learning rate from a range test's (lr, loss) curve."""
+  """The suggested initial learning rate from a range test's (lr, loss) curve.
+
+  The learning rate of the steepest descent of the smoothed loss (against log10 of the rate)
+  before its minimum, capped at a tenth of the rate of the minimum.
+
+  Args:
+    lrs: the learning rates, increasing.
+    losses: the loss at each of them, finite.
+
+  Returns:
+    `{"suggested_lr", "steepest_lr", "min_loss_lr", "min_smoothed_loss"}`.
+
+  Example:
+    >>> from lrjax.range_test import suggest
+    >>> lrs = np.geomspace(1e-4, 10, 11)
+    >>> losses = [2.3, 2.3, 2.3, 2.2, 1.9, 1.4, 1.0, 0.9, 1.2, 3.0, 9.0]
+    >>> found = suggest(lrs, losses)
+    >>> round(found["suggested_lr"], 4), found["min_loss_lr"]
+    (0.0316, 1.0)
+  """
   smooth = smooth_losses(np.asarray(losses, np.float64))
   best = int(np.nanargmin(smooth))
   log_lr = np.log10(lrs)
@@ -87,7 +122,27 @@ def find_lr(
   diverge_factor: float = 4.0,
   quiet: bool = False,
 ) -> dict[str, Any]:
-  """Runs the range test on `config`'s model and data; writes lr_finder.json and .png."""
+  """Runs the range test on `config`'s model and data; writes lr_finder.json and .png.
+
+  The config's schedule is replaced by the exponential growth; its model, data, optimizer and
+  runtime are used as training would use them (see the module docstring).
+
+  Args:
+    config: a training config (`lrjax.config.load`).
+    workdir: the folder of `lr_finder.json` and `lr_finder.png` (created).
+    min_lr: the first learning rate, positive.
+    max_lr: the last learning rate, above `min_lr` and finite.
+    num_steps: steps of the test at most, an integer >= 5.
+    diverge_factor: stop once the smoothed loss exceeds this factor (> 1) times its minimum.
+    quiet: no progress lines.
+
+  Returns:
+    `{"lrs", "losses", "smoothed_losses", "steps_run", "figure"}` and the keys of `suggest`;
+    steps whose loss was not finite are left out of the curves.
+
+  Raises:
+    ValueError: for arguments out of range.
+  """
   if not (0 < min_lr < max_lr < math.inf):
     raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr!r}, max_lr={max_lr!r}")
   if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 5:

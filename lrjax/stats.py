@@ -9,6 +9,18 @@ p-value).
 
 Missing data: a (schedule, seed) run that is absent, or whose metric is absent, None or not finite,
 counts as missing; every statistic reports the `n` it was computed from.
+
+Every function given `results` raises ValueError when it has no list of runs.
+
+Example:
+  >>> from lrjax import stats
+  >>> accs = {"constant": [0.80, 0.82, 0.81], "cosine": [0.84, 0.85, None]}  # a seed missing
+  >>> runs = [{"schedule": s, "seed": i, "final_test_accuracy": a}
+  ...         for s in accs for i, a in enumerate(accs[s])]
+  >>> summary = stats.summarize({"schedules": list(accs), "runs": runs}, ["final_test_accuracy"])
+  >>> cell = summary["cosine"]["final_test_accuracy"]
+  >>> round(cell["mean"], 3), cell["n"], cell["seeds"]
+  (0.845, 2, [0, 1])
 """
 
 from __future__ import annotations
@@ -36,7 +48,11 @@ def _check_results(results: Any) -> None:
 
 
 def schedule_names(results: Mapping[str, Any]) -> list[str]:
-  """The schedules in column order: `results["schedules"]`, then any others the runs name."""
+  """The schedules in column order: `results["schedules"]`, then any others the runs name.
+
+  Args:
+    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
+  """
   _check_results(results)
   names = list(results.get("schedules") or [])
   for run in results["runs"]:
@@ -46,12 +62,21 @@ def schedule_names(results: Mapping[str, Any]) -> list[str]:
 
 
 def label(results: Mapping[str, Any], schedule: str) -> str:
-  """The display name of `schedule` (its key when `results["labels"]` has none)."""
+  """The display name of `schedule` (its key when `results["labels"]` has none).
+
+  Args:
+    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
+    schedule: a schedule's key.
+  """
   return str((results.get("labels") or {}).get(schedule, schedule))
 
 
 def seeds_of(results: Mapping[str, Any]) -> list[Any]:
-  """The study's seeds: `results["seeds"]`, else those the runs name, sorted."""
+  """The study's seeds: `results["seeds"]`, else those the runs name, sorted.
+
+  Args:
+    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
+  """
   _check_results(results)
   if results.get("seeds"):
     return list(results["seeds"])
@@ -59,7 +84,11 @@ def seeds_of(results: Mapping[str, Any]) -> list[Any]:
 
 
 def run_table(results: Mapping[str, Any]) -> dict[tuple[str, Any], Mapping[str, Any]]:
-  """The runs keyed by (schedule, seed); when a cell was run twice the later run counts."""
+  """The runs keyed by (schedule, seed); when a cell was run twice the later run counts.
+
+  Args:
+    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
+  """
   _check_results(results)
   return {(run.get("schedule"), run.get("seed")): run for run in results["runs"]}
 
@@ -67,7 +96,10 @@ def run_table(results: Mapping[str, Any]) -> dict[tuple[str, Any], Mapping[str, 
 def metric_value(run: Mapping[str, Any] | None, metric: str) -> float | None:
   """`run[metric]` as a float, or None when missing or not finite.
 
-  A dotted metric reads into a nested record: "snapshot_ensemble.ensemble_accuracy".
+  Args:
+    run: a run's record, or None.
+    metric: its key; a dotted one reads into a nested record
+      ("snapshot_ensemble.ensemble_accuracy").
   """
   value: Any = run
   for key in metric.split("."):
@@ -81,7 +113,15 @@ def metric_value(run: Mapping[str, Any] | None, metric: str) -> float | None:
 
 
 def at_budget(results: Mapping[str, Any], budget: int) -> dict[str, Any]:
-  """The results of one budget alone, as a study without budgets would have them."""
+  """The results of one budget alone, as a study without budgets would have them.
+
+  Args:
+    results: a study's results with budgets (each run has its `budget`).
+    budget: the budget to keep, in epochs.
+
+  Returns:
+    A copy of `results` with that budget's runs (and tuning choices), and no budgets.
+  """
   _check_results(results)
   runs = [r for r in results["runs"] if r.get("budget") == budget]
   out = {**results, "runs": runs, "budgets": []}
@@ -92,7 +132,11 @@ def at_budget(results: Mapping[str, Any], budget: int) -> dict[str, Any]:
 
 
 def higher_is_better_for(metric: str) -> bool:
-  """False for losses and times (lower is better), True otherwise (accuracies)."""
+  """False for losses and times (lower is better), True otherwise (accuracies).
+
+  Args:
+    metric: a metric's name (the last part of a dotted name counts).
+  """
   name = metric.rsplit(".", 1)[-1]
   return not ("loss" in name or name in ("seconds", "time", "wall_time"))
 
@@ -112,9 +156,9 @@ def summarize(
     metrics: metric names of a run, dotted for nested records.
 
   Returns:
-    `summary[schedule][metric] = {"mean", "std", "n", "values", "seeds"}`: `std` is the sample
-    standard deviation (ddof=1), nan when n < 2; `mean` is nan when n = 0. `values` and `seeds`
-    are in the study's seed order. Every schedule appears, even one with no runs.
+    `summary[schedule][metric] = {"mean", "std", "n", "values", "seeds"}`, where `std` is the
+    sample standard deviation (ddof=1), nan when n < 2; `mean` is nan when n = 0. `values` and
+    `seeds` are in the study's seed order. Every schedule appears, even one with no runs.
 
   Raises:
     ValueError: if `results` has no list of runs.
@@ -211,6 +255,12 @@ def seeds_for(std_difference: float, delta: float, alpha: float = 0.05, power: f
   the observed standard deviation :math:`s_d` of the per-seed differences; at least 2. NaN where
   the spread is unknown (fewer than 2 seeds).
 
+  Args:
+    std_difference: :math:`s_d`, or nan when unknown.
+    delta: the difference to detect, positive, in the metric's units.
+    alpha: the test level.
+    power: the probability of detecting a true difference of `delta`.
+
   Raises:
     ValueError: for a `delta` that is not positive, or an `alpha` or `power` outside (0, 1).
   """
@@ -253,6 +303,11 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
   Raises:
     ValueError: if a p-value is outside [0, 1] (and not nan).
+
+  Example:
+    >>> from lrjax.stats import holm
+    >>> [round(p, 2) for p in holm([0.01, 0.04, 0.03])]
+    [0.03, 0.06, 0.06]
   """
   p = np.asarray(p_values, dtype=np.float64).reshape(-1)
   if np.any((p < 0) | (p > 1)):
@@ -291,7 +346,7 @@ def paired_comparison(
       them as they are.
 
   Returns:
-    One row per other schedule, in column order: `{"schedule", "label", "baseline", "metric",
+    One row per other schedule, in column order, each `{"schedule", "label", "baseline", "metric",
     "seeds", "differences", "p_adjusted"}` plus the keys of `paired_stats`. Differences are
     schedule - baseline; `p_value` is the raw p-value, `p_adjusted` the Holm-adjusted one (the
     raw one with `adjust=None`), and the verdict is read from `p_adjusted`.

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lrjax.data import datasets as data
-from lrjax.data import preprocess
+from lrjax.data import preprocess, readers
 
 # ------------------------------------------------------------------ helpers
 
@@ -51,10 +51,10 @@ def cifar_records(images, labels):
 def test_idx_round_trip(tmp_path, compress):
   array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
   write_idx(tmp_path / "a", array, compress)
-  np.testing.assert_array_equal(data.read_idx(str(tmp_path / "a")), array)
+  np.testing.assert_array_equal(readers.read_idx(str(tmp_path / "a")), array)
   wide = np.array([1, -2, 70000], ">i4")
   write_idx(tmp_path / "b", wide, compress)
-  out = data.read_idx(str(tmp_path / "b"))
+  out = readers.read_idx(str(tmp_path / "b"))
   np.testing.assert_array_equal(out, [1, -2, 70000])
   assert out.dtype.isnative
 
@@ -83,14 +83,14 @@ def test_mnist_from_idx_folder(tmp_path, compress):
 def test_corrupt_idx(tmp_path, payload, message):
   (tmp_path / "f").write_bytes(payload)
   with pytest.raises(ValueError, match=message):
-    data.read_idx(str(tmp_path / "f"))
+    readers.read_idx(str(tmp_path / "f"))
 
 
 def test_corrupt_gzip(tmp_path):
   blob = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02ab")
   (tmp_path / "f.gz").write_bytes(blob[: len(blob) // 2])
   with pytest.raises(ValueError, match="corrupt gzip"):
-    data.read_idx(str(tmp_path / "f.gz"))
+    readers.read_idx(str(tmp_path / "f.gz"))
 
 
 def test_idx_labels_must_match_images(tmp_path):
@@ -147,7 +147,7 @@ def test_cifar100_binary_uses_fine_labels(tmp_path):
 def test_cifar_binary_bad_size(tmp_path):
   (tmp_path / "data_batch_1.bin").write_bytes(b"\x00" * 3074)
   with pytest.raises(ValueError, match="3073-byte record"):
-    data.read_cifar_binary([str(tmp_path / "data_batch_1.bin")])
+    readers.read_cifar_binary([str(tmp_path / "data_batch_1.bin")])
 
 
 # ------------------------------------------------------------------ tfds and missing data

@@ -11,28 +11,7 @@ from typing import Any
 
 from lrjax.compare.runner import compare
 from lrjax.executors.base import Executor
-from lrjax.import_path import import_object
-
-
-def import_path_of(train_fn: Callable | str) -> str:
-  """ "package.module:function" naming `train_fn` (a function defined at a module's top level);
-  ValueError for one that cannot be imported again by that name (a lambda, a nested function)."""
-  if isinstance(train_fn, str):
-    return train_fn
-  module, name = getattr(train_fn, "__module__", None), getattr(train_fn, "__qualname__", "")
-  path = f"{module}:{name}"
-  if not callable(train_fn) or not module or "<" in name:
-    raise ValueError(
-      "train_fn must be a function defined at the top level of a module (or its "
-      f"'package.module:function' name), got {train_fn!r}"
-    )
-  try:
-    found = import_object(path, "train_fn")
-  except ValueError:
-    found = None
-  if found is not train_fn:
-    raise ValueError(f"train_fn {train_fn!r} cannot be imported again as {path!r}")
-  return path
+from lrjax.import_path import import_path_of
 
 
 def function_study(

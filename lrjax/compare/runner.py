@@ -32,6 +32,9 @@ from lrjax.files.atomic import read_json, write_json
 from lrjax.runtime import Spec, setup
 from lrjax.train.progress import duration
 
+# What users call; `say_stderr` and `resolve_runtime` serve it and the command line.
+__all__ = ["compare"]
+
 
 def say_stderr(text: str) -> None:
   print(text, file=sys.stderr, flush=True)

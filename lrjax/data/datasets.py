@@ -10,21 +10,23 @@ Sources, none of which needs TensorFlow:
 * IDX files (MNIST, Fashion-MNIST), gzipped or raw. Fashion-MNIST defaults to the folder of
   Debian's `dataset-fashion-mnist` package, whose re-compressed files tfds' checksums reject.
 * The CIFAR binary archives (`cifar-10-batches-bin`, `cifar-100-binary`), extracted.
-* `tfds.data_source` on data already prepared in a tfds data_dir (tfds is imported only here).
+* `tfds.data_source` on data already prepared in a tfds data_dir.
 * "synthetic": deterministic random images with class-dependent colours, for tests and benchmarks.
+
+`lrjax.data.from_files` reads the first two, `lrjax.data.from_tfds` (which alone imports tfds) the
+third.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any
 
 import numpy as np
 
-from lrjax.data import user
-from lrjax.data.readers import read_cifar_binary, read_idx
+from lrjax.data import from_files, from_tfds, user
+from lrjax.data.errors import DatasetNotFoundError as DatasetNotFoundError
 from lrjax.import_path import is_import_path
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -52,14 +54,6 @@ _HOW_TO_GET = {
   "cifar10": "Download " + _CIFAR_URL.format("cifar-10") + "<folder holding cifar-10-batches-bin>.",
   "cifar100": "Download " + _CIFAR_URL.format("cifar-100") + "<folder holding cifar-100-binary>.",
 }
-_TFDS_HINT = (
-  " Or prepare it once with tensorflow_datasets where TensorFlow and the network are available "
-  "(file_format='array_record') and pass that tfds data_dir as data_dir."
-)
-
-
-class DatasetNotFoundError(ValueError):
-  """A dataset is not available locally; the message says how to get it."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -70,6 +64,30 @@ class Dataset:
   `mean` and `std` are float32 of shape [C], in pixel units (0..255), for `normalize`. A channel
   with std below one grey level gets std 1 so that a constant channel does not divide by zero.
   The validation split is never trained on; `hold_out` carves one from the training split.
+  Labels are stored as int32.
+
+  Attributes:
+    train_images: uint8 [N, H, W, C].
+    train_labels: integers in [0, num_classes), shape [N].
+    test_images: uint8 [M, H, W, C], of the training images' H, W and C.
+    test_labels: integers in [0, num_classes), shape [M].
+    num_classes: the number of classes.
+    name: the dataset's name, as `load_dataset` was given it.
+    validation_images: uint8 [V, H, W, C], or None for no validation split.
+    validation_labels: integers of shape [V], given together with `validation_images`.
+    mean: the train images' per-channel mean, float32 [C] (computed, not given).
+    std: their per-channel standard deviation, at least 1, float32 [C] (computed, not given).
+
+  Raises:
+    ValueError: for images that are not uint8 [N, H, W, C], labels of another length or outside
+      [0, num_classes), splits of different image shapes, or a validation split given by half.
+
+  Example:
+    >>> from lrjax.data.datasets import Dataset
+    >>> images = np.full((4, 2, 2, 1), 100, np.uint8)
+    >>> data = Dataset(images, np.array([0, 1, 0, 1]), images[:2], np.array([1, 0]), 2, "mine")
+    >>> data.image_shape, data.has_validation, data.mean, data.std
+    ((2, 2, 1), False, array([100.], dtype=float32), array([1.], dtype=float32))
   """
 
   train_images: np.ndarray  # uint8 [N, H, W, C]
@@ -121,6 +139,7 @@ class Dataset:
 
   @property
   def has_validation(self) -> bool:
+    """Whether the dataset has a validation split with at least one example."""
     return self.validation_labels is not None and len(self.validation_labels) > 0
 
 
@@ -139,6 +158,13 @@ def _channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, n
 
 
 def dataset_names() -> tuple[str, ...]:
+  """The datasets `load_dataset` knows by name (it also reads any tfds image dataset).
+
+  Example:
+    >>> from lrjax.data.datasets import dataset_names
+    >>> dataset_names()
+    ('mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'synthetic')
+  """
   return (*_SPECS, "synthetic")
 
 
@@ -166,10 +192,19 @@ def load_dataset(
     splits: the (train, test) split names, for a tfds dataset, and optionally a third: its
       validation split (any tfds split text, e.g. "validation" or "train[90%:]").
 
+  Returns:
+    The `Dataset`, every split in host memory.
+
   Raises:
     DatasetNotFoundError: (a ValueError) the data is not available; the message says how to
       get it.
     ValueError: an unknown name or source, or a corrupt file.
+
+  Example:
+    >>> from lrjax.data.datasets import load_dataset
+    >>> data = load_dataset("synthetic:8x8x3:40:20:4")
+    >>> data.train_images.shape, data.test_images.shape, data.num_classes
+    ((40, 8, 8, 3), (20, 8, 8, 3), 4)
   """
   if name == "synthetic" or name.startswith("synthetic:"):
     return synthetic_dataset(*_parse_synthetic(name))
@@ -179,147 +214,18 @@ def load_dataset(
       return Dataset(**arrays, name=name)
     except ValueError as e:
       raise ValueError(f"config.dataset={name!r}: {e}") from None
+  num_classes, shape = _SPECS.get(name, (None, None))
+  how = _HOW_TO_GET.get(name, "")
   if name not in _SPECS:
-    return _load_tfds(name, data_dir, download, splits)
+    return Dataset(**from_tfds.load(name, data_dir, download, splits, num_classes, how))
   if source not in SOURCES:
     raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
   folder = data_dir or (FASHION_MNIST_DIR if name == "fashion_mnist" else None)
-  if source == "files" or (source == "auto" and _has_files(name, folder)):
+  if source == "files" or (source == "auto" and from_files.has_files(name, folder)):
     if folder is None:
-      raise DatasetNotFoundError(f"{name}: source='files' needs data_dir. {_HOW_TO_GET[name]}")
-    return _load_files(name, folder)
-  return _load_tfds(name, data_dir, download, splits)
-
-
-def _has_files(name: str, folder: str | None) -> bool:
-  if folder is None or not os.path.isdir(folder):
-    return False
-  if name in ("mnist", "fashion_mnist"):
-    return _find_idx(folder, "train", "images") is not None
-  return _cifar_folder(name, folder) is not None
-
-
-def _load_files(name: str, folder: str) -> Dataset:
-  num_classes, shape = _SPECS[name]
-  if name in ("mnist", "fashion_mnist"):
-    arrays = {}
-    for split in ("train", "t10k"):
-      for kind in ("images", "labels"):
-        path = _find_idx(folder, split, kind)
-        if path is None:
-          raise DatasetNotFoundError(
-            f"{name}: no {split}-{kind} IDX file in {folder!r}. {_HOW_TO_GET[name]}"
-          )
-        arrays[split, kind] = read_idx(path)
-    splits = [
-      _check_idx_split(arrays[s, "images"], arrays[s, "labels"], shape) for s in ("train", "t10k")
-    ]
-  else:
-    found = _cifar_folder(name, folder)
-    if found is None:
-      raise DatasetNotFoundError(
-        f"{name}: no CIFAR binary files in {folder!r}. {_HOW_TO_GET[name]}"
-      )
-    label_bytes = 2 if name == "cifar100" else 1
-    splits = [
-      read_cifar_binary([os.path.join(found, f) for f in files], label_bytes)
-      for files in _CIFAR_FILES[name]
-    ]
-  (train_x, train_y), (test_x, test_y) = splits
-  return Dataset(train_x, train_y, test_x, test_y, num_classes, name)
-
-
-# ------------------------------------------------------------------ IDX (MNIST, Fashion-MNIST)
-
-
-def _find_idx(folder: str, split: str, kind: str) -> str | None:
-  rank = 3 if kind == "images" else 1
-  # Upstream names, and the "train-images.idx3-ubyte" spelling of some mirrors.
-  for base in (f"{split}-{kind}-idx{rank}-ubyte", f"{split}-{kind}.idx{rank}-ubyte"):
-    for suffix in (".gz", ""):
-      path = os.path.join(folder, base + suffix)
-      if os.path.isfile(path):
-        return path
-  return None
-
-
-def _check_idx_split(images: np.ndarray, labels: np.ndarray, shape) -> tuple[np.ndarray, ...]:
-  if images.dtype != np.uint8 or images.shape[1:] != shape[:2]:
-    raise ValueError(
-      f"IDX images must be uint8 [N, {shape[0]}, {shape[1]}], got {images.dtype} {images.shape}"
-    )
-  if labels.ndim != 1 or len(labels) != len(images):
-    raise ValueError(f"IDX labels must be [{len(images)}] to match the images, got {labels.shape}")
-  return images[..., None], labels.astype(np.int32)
-
-
-# ------------------------------------------------------------------ CIFAR binary
-
-_CIFAR_DIRS = {"cifar10": "cifar-10-batches-bin", "cifar100": "cifar-100-binary"}
-_CIFAR_FILES = {
-  "cifar10": ([f"data_batch_{i}.bin" for i in range(1, 6)], ["test_batch.bin"]),
-  "cifar100": (["train.bin"], ["test.bin"]),
-}
-
-
-def _cifar_folder(name: str, folder: str) -> str | None:
-  for candidate in (folder, os.path.join(folder, _CIFAR_DIRS[name])):
-    files = [f for split in _CIFAR_FILES[name] for f in split]
-    if all(os.path.isfile(os.path.join(candidate, f)) for f in files):
-      return candidate
-  return None
-
-
-# ------------------------------------------------------------------ tfds
-
-
-def _load_tfds(name: str, data_dir: str | None, download: bool, splits: tuple[str, ...]) -> Dataset:
-  where = f"data_dir={data_dir!r}" if data_dir else "the default tfds data_dir"
-  how = _HOW_TO_GET.get(name, "")
-  try:
-    import tensorflow_datasets as tfds  # optional: training machines may not have it
-  except ImportError:
-    known = f" {how}" if how else " Install lrjax[tfds] to read it through tensorflow_datasets."
-    raise DatasetNotFoundError(
-      f"config.dataset={name!r}: no local files found in {where} and tensorflow_datasets is not "
-      f"installed.{known}"
-    ) from None
-  arrays, num_classes = [], _SPECS.get(name, (None,))[0]
-  for split in splits:
-    try:
-      src = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
-    except Exception as e:  # tfds raises many types here; the user needs the way out, not them
-      reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-      raise DatasetNotFoundError(
-        f"config.dataset={name!r}: split {split!r} not found in {where} by tensorflow_datasets "
-        f"({reason}).{' ' + how if how else ''}{_TFDS_HINT}"
-      ) from None
-    if num_classes is None:
-      num_classes = _tfds_num_classes(src, name)
-    n = len(src)
-    first = np.asarray(src[0]["image"]) if n else np.zeros((0, 0, 0), np.uint8)
-    images = np.empty((n, *first.shape), np.uint8)
-    labels = np.empty((n,), np.int32)
-    for i in range(n):  # the tfds mock does not implement batched __getitems__
-      example = src[i]
-      images[i] = example["image"]
-      labels[i] = example["label"]
-    arrays += [images, labels]
-  validation = {}
-  if len(arrays) == 6:
-    validation = {"validation_images": arrays[4], "validation_labels": arrays[5]}
-  return Dataset(*arrays[:4], num_classes=num_classes, name=name, **validation)
-
-
-def _tfds_num_classes(src: Any, name: str) -> int:
-  try:
-    features = src.dataset_info.features
-    return int(features["label"].num_classes)
-  except Exception:  # not an image classification dataset: say what it must have
-    raise ValueError(
-      f"config.dataset={name!r}: a tensorflow-datasets dataset needs `image` and `label` "
-      "(ClassLabel) features"
-    ) from None
+      raise DatasetNotFoundError(f"{name}: source='files' needs data_dir. {how}")
+    return Dataset(**from_files.load(name, folder, num_classes, shape, how))
+  return Dataset(**from_tfds.load(name, data_dir, download, splits, num_classes, how))
 
 
 # ------------------------------------------------------------------ synthetic
@@ -348,6 +254,26 @@ def synthetic_dataset(
   Pixel = uniform noise in [0, 127] + the class's offset in [0, 127] per channel (offsets evenly
   spaced, shuffled per channel), so a global average pool separates the classes and random
   crops and flips keep them learnable. Labels are balanced.
+
+  Args:
+    shape: (H, W, C) of an image, positive sizes.
+    num_train: training examples, a positive integer.
+    num_test: test examples, a positive integer.
+    num_classes: an integer in [2, 128].
+    seed: the seed of the images, labels and offsets (the same seed, the same arrays).
+
+  Returns:
+    A `Dataset`, named after its arguments so that `load_dataset` reads the name back
+    ("synthetic:HxWxC:TRAIN:TEST:CLASSES").
+
+  Raises:
+    ValueError: for a size or a number of classes out of range.
+
+  Example:
+    >>> from lrjax.data.datasets import synthetic_dataset
+    >>> data = synthetic_dataset((4, 4, 1), num_train=6, num_test=2, num_classes=3)
+    >>> data.name, data.train_images.dtype, np.bincount(data.train_labels).tolist()
+    ('synthetic:4x4x1:6:2:3', dtype('uint8'), [2, 2, 2])
   """
   for arg, value in (("num_train", num_train), ("num_test", num_test)):
     if not isinstance(value, int) or value < 1:
@@ -377,7 +303,25 @@ def synthetic_dataset(
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  """The order of the `n` training examples in `epoch`, a function of (seed, epoch) only."""
+  """The order of the `n` training examples in `epoch`, a function of (seed, epoch) only.
+
+  Args:
+    seed: the run's seed, an integer >= 0.
+    epoch: the 0-based epoch, an integer >= 0.
+    n: the number of training examples, an integer >= 0.
+
+  Returns:
+    A permutation of `range(n)`, the same for the same (seed, epoch), whatever the run.
+
+  Raises:
+    ValueError: if an argument is not a non-negative integer.
+
+  Example:
+    >>> from lrjax.data.datasets import epoch_permutation
+    >>> order = epoch_permutation(seed=0, epoch=3, n=5)
+    >>> sorted(order.tolist()), bool((order == epoch_permutation(0, 3, 5)).all())
+    ([0, 1, 2, 3, 4], True)
+  """
   for arg, value in (("seed", seed), ("epoch", epoch), ("n", n)):
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
       raise ValueError(f"{arg} must be a non-negative integer, got {value!r}")

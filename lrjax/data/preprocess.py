@@ -13,7 +13,22 @@ import jax.numpy as jnp
 
 
 def normalize(images: jax.Array, mean: Any, std: Any) -> jax.Array:
-  """(images - mean) / std per channel, in float32; `mean`, `std` of shape [C] in pixel units."""
+  """`(images - mean) / std` per channel, in float32.
+
+  Args:
+    images: [..., C] images in pixel units (uint8 or float).
+    mean: the per-channel mean, shape [C] (or a scalar), in pixel units.
+    std: the per-channel standard deviation, shape [C] (or a scalar), in pixel units.
+
+  Returns:
+    float32 images of the same shape.
+
+  Example:
+    >>> from lrjax.data.preprocess import normalize
+    >>> images = np.array([[[[0, 100], [200, 110]]]], np.uint8)  # [1, 1, 2, 2]
+    >>> normalize(images, mean=[100, 100], std=[50, 10]).tolist()
+    [[[[-2.0, 0.0], [2.0, 1.0]]]]
+  """
   c = images.shape[-1]
   shape = (1,) * (images.ndim - 1) + (c,)
   mean = jnp.reshape(jnp.asarray(mean, jnp.float32), shape)
@@ -31,6 +46,20 @@ def augment(
   `mode="reflect"` mirrors the border instead. Shape and dtype are kept. Pure jnp and vectorised
   over the batch, so it runs inside a jitted step on a sharded batch; the result depends on the
   key and the batch size. `pad`, `flip` and `mode` are Python values (static under jit).
+
+  Args:
+    key: the random key of this batch.
+    images: [N, H, W, C] images.
+    pad: the largest shift in pixels, an integer >= 0 (0: no translation).
+    flip: flip each image horizontally with probability 1/2.
+    mode: "zero" or "reflect", how the padding is filled.
+
+  Returns:
+    The augmented images, of the shape and dtype of `images`.
+
+  Raises:
+    ValueError: for an unknown `mode`, a negative `pad`, or a `pad` as large as the image with
+      `mode="reflect"`.
   """
   if mode not in ("zero", "reflect"):
     raise ValueError(f"mode must be 'zero' or 'reflect', got {mode!r}")

@@ -13,6 +13,12 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 def read_idx(path: str) -> np.ndarray:
   """Reads an IDX file (gzipped or raw): a big-endian header, then the array, row-major.
 
+  Args:
+    path: the file, gzipped (recognised by its first bytes, whatever its name) or raw.
+
+  Returns:
+    The array, of the shape and type its header gives, in native byte order.
+
   Raises:
     ValueError: the file is truncated, too long, or its magic number is not an IDX one.
   """
@@ -45,6 +51,13 @@ def read_cifar_binary(paths: list[str], label_bytes: int = 1) -> tuple[np.ndarra
   A record is `label_bytes` label bytes, then 3072 image bytes, channel-major (1024 R, G, B).
   CIFAR-10 has one label byte; CIFAR-100 two (coarse, fine), of which the last, fine (100-class)
   label is returned, as tfds' "cifar100" does.
+
+  Args:
+    paths: the binary files of one split, read in this order.
+    label_bytes: 1 (CIFAR-10) or 2 (CIFAR-100).
+
+  Returns:
+    (images, labels) of every record of the files, in order.
 
   Raises:
     ValueError: a file is empty or its size is not a whole number of records.

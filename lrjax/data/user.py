@@ -22,7 +22,19 @@ VALIDATION = ("validation_images", "validation_labels")
 
 
 def load_arrays(path: str) -> dict[str, Any]:
-  """Calls the user's loader and checks what it returned (the shapes and dtypes it must have)."""
+  """Calls the user's loader and checks what it returned (see the module docstring).
+
+  Args:
+    path: the loader, "package.module:function" (`config.dataset`).
+
+  Returns:
+    The arrays as NumPy arrays (the validation split's when the loader returned one) and
+    `num_classes` as an int: the keyword arguments of a `Dataset`, without its `name`.
+
+  Raises:
+    ValueError: naming `config.dataset`, for every failure (import, call, missing keys, arrays of
+      the wrong shape or type, a number of classes below 2).
+  """
   loader = import_object(path, "dataset")
   if not callable(loader):
     raise ValueError(f"config.dataset={path!r} is not a function")

@@ -43,8 +43,17 @@ from lrjax.schedules.base import Schedule
 
 
 class FunctionFailed(RuntimeError):
-  """The training function failed on one run: `what` (naming the function) in one line; the
-  message names the run too."""
+  """The training function failed on one run; the message names the run and the function.
+
+  Args:
+    what: the failure in one line, naming the function (kept as `self.what`).
+    run: the run, such as "cosine seed 0" (kept as `self.run`; "" for none).
+
+  Example:
+    >>> from lrjax.function import FunctionFailed
+    >>> str(FunctionFailed("mine:train raised ZeroDivisionError", run="broken seed 0"))
+    'broken seed 0: mine:train raised ZeroDivisionError'
+  """
 
   def __init__(self, what: str, run: str = ""):
     super().__init__(f"{run}: {what}" if run else what)
@@ -67,6 +76,25 @@ class TrainJob:
     schedule: the learning rate at each step (an lrjax `Schedule`; plug it into optax).
     lr_scale: the tuning point's factor of the schedule (1.0 outside tuning); already applied.
     folder: the run's own folder (write checkpoints here to be resumed).
+
+  Example:
+    A study builds the jobs; one built by hand tries a training function without a study
+    (`_signal` is the run's preemption flag):
+
+    >>> import jax
+    >>> import numpy as np
+    >>> import lrjax
+    >>> from lrjax.function import TrainJob
+    >>> from lrjax.runtime.preemption import StopSignal
+    >>> def train(job):
+    ...   lrs = jax.jit(job.schedule)(np.arange(job.total_steps))  # the rate of every update
+    ...   return {"test_accuracy": 0.5, "test_loss": 1.0, "mean_lr": float(lrs.mean())}
+    >>> job = TrainJob(
+    ...   arm="linear", overrides={}, config=None, seed=0, budget=None, num_epochs=2,
+    ...   steps_per_epoch=2, total_steps=4, schedule=lrjax.linear_decay(0.1, 4), lr_scale=1.0,
+    ...   folder=".", _signal=StopSignal())
+    >>> round(train(job)["mean_lr"], 4), job.preempted()
+    (0.0625, False)
   """
 
   arm: str
@@ -87,5 +115,12 @@ class TrainJob:
     return self._signal.signum is not None
 
   def stop(self, step: int) -> None:
-    """Raises `Preempted` at `step` (after you saved your state): the study resumes you later."""
+    """Raises `Preempted` at `step` (after you saved your state): the study resumes you later.
+
+    Args:
+      step: the step the saved state has reached, for the message and the record.
+
+    Raises:
+      Preempted: always; the study's command exits with status 75.
+    """
     raise Preempted(int(step), self._signal.signum or 15)

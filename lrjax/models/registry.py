@@ -59,7 +59,13 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {
 
 
 def model_names() -> tuple[str, ...]:
-  """The names `create_model` accepts."""
+  """The names `create_model` accepts, in the registry's order.
+
+  Example:
+    >>> from lrjax.models.registry import model_names
+    >>> "resnet20" in model_names(), "tiny" in model_names()
+    (True, True)
+  """
   return tuple(_MODELS)
 
 
@@ -82,8 +88,20 @@ def create_model(
     convolution: the `conv_general_dilated` its convolution layers compute with (the runtime's
       choice, `lrjax.runtime.Runtime.convolution`); XLA's by default.
 
+  Returns:
+    The linen module, applied as `model.apply(variables, images, train=...)` to float NHWC
+    images; its output is float32 logits [batch, num_classes].
+
   Raises:
     ValueError: for an unknown name or stem, or a `num_classes` that is not a positive integer.
+
+  Example:
+    >>> import jax
+    >>> from lrjax.models.registry import count_params, create_model, init_variables
+    >>> model = create_model("resnet20", num_classes=10)
+    >>> shapes = jax.eval_shape(lambda: init_variables(model, jax.random.key(0), (32, 32, 3)))
+    >>> count_params(shapes["params"])  # He et al.'s 0.27M
+    269722
   """
   if name not in _MODELS:
     raise ValueError(f"name must be one of {', '.join(_MODELS)}; got {name!r}")
@@ -97,21 +115,48 @@ def create_model(
 
 def init_rngs(key: jax.Array) -> dict[str, jax.Array]:
   """The rngs of a model's `init`: `params`, and a `dropout` stream an NNX model's Dropout layers
-  take when built (unused by linen models at `train=False`, so their parameters do not change)."""
+  take when built (unused by linen models at `train=False`, so their parameters do not change).
+
+  Args:
+    key: the initialisation's random key.
+
+  Returns:
+    A dict holding `key` under "params" and under "dropout".
+  """
   return {"params": key, "dropout": key}
 
 
 def init_variables(model: nn.Module, key: jax.Array, input_shape: Sequence[int]) -> dict:
-  """`{"params": ..., "batch_stats": ...}` for images of shape `input_shape` (H, W, C).
+  """Initialises `model`'s variables for images of shape `input_shape` (H, W, C).
 
   Wrap in `jax.eval_shape` to get shapes (and `count_params`) without computing anything.
+
+  Args:
+    model: a linen module taking `(images, train=...)`, such as `create_model` returns.
+    key: the random key of the initialisation (`init_rngs` makes its rngs).
+    input_shape: (H, W, C) of one image.
+
+  Returns:
+    The variables, a dict of "params" (and "batch_stats" for a model with BatchNorm layers).
   """
   x = jnp.zeros((1, *input_shape), jnp.float32)
   return dict(model.init(init_rngs(key), x, train=False))
 
 
 def count_params(params: Any) -> int:
-  """Number of scalars in a pytree whose leaves are arrays or `jax.ShapeDtypeStruct`."""
+  """Number of scalars in a pytree whose leaves are arrays or `jax.ShapeDtypeStruct`.
+
+  Args:
+    params: a pytree of arrays or shapes (`params` of `init_variables`, under `jax.eval_shape`).
+
+  Returns:
+    The sum of the leaves' sizes.
+
+  Example:
+    >>> from lrjax.models.registry import count_params
+    >>> count_params({"dense": {"kernel": np.zeros((3, 4)), "bias": np.zeros(4)}})
+    16
+  """
   return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
 
 
@@ -130,10 +175,28 @@ def build_user_model(
   convolution: Callable = lax.conv_general_dilated,
   image_shape: tuple[int, ...] | None = None,
 ) -> nn.Module:
-  """Builds the user's model `path` with `num_classes=` (and `dtype=`, `convolution=` and
-  `image_shape=` (H, W, C) where it takes them: a model that passes `convolution` to its
-  `nn.Conv(conv_general_dilated=...)` runs on the runtime's convolution path, as the built-in
-  ones do; an NNX model learns its input channels from `image_shape`)."""
+  """Builds the user's model `path` (see the module docstring for what it may be).
+
+  It is called with `num_classes=`, and with `dtype=`, `convolution=` and `image_shape=` where it
+  takes them: a model that passes `convolution` to its `nn.Conv(conv_general_dilated=...)` runs
+  on the runtime's convolution path, as the built-in ones do; an NNX model learns its input
+  channels from `image_shape`.
+
+  Args:
+    path: "package.module:Attr" (`config.model`): a linen module class, a function returning a
+      linen module, or an NNX module class.
+    num_classes: the number of outputs.
+    dtype: the compute dtype, for a model that takes `dtype`.
+    convolution: the `conv_general_dilated` of the runtime, for a model that takes it.
+    image_shape: (H, W, C) of an image, for a model that takes it, or None.
+
+  Returns:
+    A linen module (an NNX model wrapped by `flax.nnx.bridge.ToLinen`).
+
+  Raises:
+    ValueError: naming `config.model`, if `path` does not import, is not callable, cannot be
+      built with these arguments, or does not give a module.
+  """
   factory = import_object(path, "model")
   if not callable(factory):
     raise ValueError(f"config.model={path!r} is not a module class or a function")
@@ -182,7 +245,18 @@ def _nnx_model(cls: type, kwargs: dict[str, Any], path: str) -> nn.Module:
 
 
 def check_model_output(model: nn.Module, path: str, image_shape: tuple, num_classes: int) -> None:
-  """Traces the user's model once (shapes only) and checks it returns [batch, num_classes]."""
+  """Traces the user's model once (shapes only) and checks it returns [batch, num_classes].
+
+  Args:
+    model: the built model (`build_user_model`).
+    path: its "package.module:Attr", for the message.
+    image_shape: (H, W, C) of an image.
+    num_classes: the number of outputs it must give.
+
+  Raises:
+    ValueError: naming `config.model`, if the model fails on a batch of 2 images at
+      `train=False` or returns another shape.
+  """
   x = jnp.zeros((2, *image_shape), jnp.float32)
   try:
     variables = jax.eval_shape(lambda: model.init(init_rngs(jax.random.PRNGKey(0)), x, train=False))

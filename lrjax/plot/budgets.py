@@ -12,7 +12,18 @@ from lrjax.plot.figure import new_figure, save
 
 def plot_budgets(results: Mapping[str, Any], path: str | os.PathLike) -> str:
   """Mean final test accuracy per arm against the budget (epochs, log scale), with the seeds'
-  min..max as error bars; returns the path of the PNG."""
+  min..max as error bars; returns the path of the PNG.
+
+  Args:
+    results: a study's results with budgets.
+    path: the PNG file to write (its folder is created).
+
+  Returns:
+    The path written.
+
+  Raises:
+    ValueError: if `results` has no budgets.
+  """
   budgets = list(results["budgets"])
   if not budgets:
     raise ValueError("results must have budgets, got none")

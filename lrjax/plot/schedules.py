@@ -36,7 +36,23 @@ def _named(
 
 
 def schedule_values(schedule: Schedule, num_steps: int) -> np.ndarray:
-  """The schedule at steps 0 .. num_steps - 1 as a NumPy float32 array (one vectorised call)."""
+  """The schedule at steps 0 .. num_steps - 1 as a NumPy float32 array (one vectorised call).
+
+  Args:
+    schedule: an lrjax schedule.
+    num_steps: the number of steps, a positive integer.
+
+  Returns:
+    float32 array of shape [num_steps].
+
+  Raises:
+    ValueError: if `num_steps` is not a positive integer.
+
+  Example:
+    >>> from lrjax.plot import schedule_values
+    >>> schedule_values(lrjax.linear_decay(1.0, 4), 6)
+    array([1.  , 0.75, 0.5 , 0.25, 0.  , 0.  ], dtype=float32)
+  """
   if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
     raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
   return np.asarray(schedule(np.arange(int(num_steps))))

@@ -165,7 +165,13 @@ def plot_lr_curves(
 def plot_run_curves(results: Mapping[str, Any], schedule: str, path: str | os.PathLike) -> str:
   """The chapter's "Performance of X": training and validation loss (left) and accuracy (right).
 
-  With several seeds each curve is the mean over seeds with a shaded min..max band.
+  With several seeds each curve is the mean over seeds with a shaded min..max band. The
+  "validation" curves are the runs' `test_loss` and `test_accuracy` (the chapter's name for them).
+
+  Args:
+    results: a study's results, whose runs hold their `curves`.
+    schedule: the schedule (arm) to draw.
+    path: the PNG file to write (its folder is created).
 
   Returns:
     The path written.
@@ -206,7 +212,13 @@ def plot_accuracy_overlay(
 
   Curves are the mean over seeds with a min..max band; with `bars`, a second panel shows the final
   accuracy, mean ± sample std over seeds (no error bar for a single seed). A panel with nothing to
-  draw is left out.
+  draw is left out. The accuracy drawn is the runs' `test_accuracy` and `final_test_accuracy`,
+  labelled "validation" as the chapter does.
+
+  Args:
+    results: a study's results.
+    path: the PNG file to write (its folder is created).
+    bars: add the panel of final accuracies.
 
   Returns:
     The path written.
@@ -268,6 +280,13 @@ def write_figures(results: Mapping[str, Any], workdir: str | os.PathLike) -> lis
   `lr_schedules.png` (one panel per schedule), `lr_all.png` (all on one axis),
   `curves_<schedule>.png` per schedule and `accuracy_overlay.png`. A figure with nothing to draw
   (a schedule with no runs, a study with no curves yet) is left out.
+
+  Args:
+    results: a study's results.
+    workdir: the study's folder.
+
+  Returns:
+    The paths of the figures written.
   """
   folder = os.path.join(os.fspath(workdir), "figures")
   paths = []

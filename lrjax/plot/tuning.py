@@ -16,6 +16,13 @@ def plot_response(results: Mapping[str, Any], path: str | os.PathLike) -> str:
   scale), a line per tuning seed (a budget's own colour in a study with budgets), the chosen
   point circled and diverged points marked x at the panel's foot; returns the PNG's path.
 
+  Args:
+    results: a tuned study's results, with their `tuning` entry.
+    path: the PNG file to write (its folder is created).
+
+  Returns:
+    The path written.
+
   Raises:
     ValueError: `results` has no `tuning` entry with arms.
   """

@@ -157,7 +157,22 @@ class Schedule:
     return ()
 
   def replace(self, **changes: Any) -> Schedule:
-    """A copy with some fields changed, validated again through the registered factory."""
+    """A copy with some fields changed, validated again through the registered factory.
+
+    Args:
+      **changes: new values of some of the schedule's fields (its factory's arguments).
+
+    Returns:
+      A new schedule of the same kind.
+
+    Raises:
+      ValueError: if the schedule's kind is not registered, or the factory refuses a value.
+      TypeError: for a name that is not one of the factory's arguments.
+
+    Example:
+      >>> lrjax.linear_decay(0.1, 100).replace(total_steps=50)
+      LinearDecay(init_value=0.1, total_steps=50, end_value=0.0)
+    """
     factory = type(self).factory
     if factory is None:
       raise ValueError(f"{type(self).__name__} is not registered and cannot be rebuilt")
@@ -178,6 +193,7 @@ class Schedule:
     return out
 
   def fields(self) -> dict[str, Any]:
+    """The schedule's fields by name, as stored: leaves are arrays, children are schedules."""
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
   def __eq__(self, other: object) -> bool:

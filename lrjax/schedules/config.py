@@ -63,19 +63,64 @@ def registry() -> dict[str, Entry]:
 
   Complete once `lrjax.schedules` is imported, which importing this module already does: the
   package imports every schedule module, and each registers its factories on import.
+
+  Returns:
+    A new dict from name to entry, whose `factory` builds the schedule (`lrjax.NAME`), `cls` is
+    the schedule's class and `example` the keyword arguments of a typical instance.
+
+  Example:
+    >>> entry = lrjax.registry()["cosine_decay"]
+    >>> entry.factory is lrjax.cosine_decay, entry.example
+    (True, {'init_value': 0.1, 'decay_steps': 100})
   """
   return dict(_REGISTRY)
 
 
 def to_config(schedule: Schedule) -> dict[str, Any]:
-  """`schedule.to_config()`, with a ValueError for anything that is not a schedule."""
+  """`schedule.to_config()`, with a ValueError for anything that is not a schedule.
+
+  Args:
+    schedule: an lrjax schedule.
+
+  Returns:
+    A JSON-ready dict, the factory's name under "name" and its arguments under theirs
+    (`{"name": <factory name>, <argument>: <value>, ...}`), child schedules nested.
+
+  Raises:
+    ValueError: if `schedule` is not an lrjax schedule, or one of its values is traced or
+      batched (it has no config value).
+
+  Example:
+    >>> lrjax.to_config(lrjax.scale(lrjax.constant(0.1), 0.5))
+    {'name': 'scale', 'schedule': {'name': 'constant', 'value': 0.1}, 'factor': 0.5}
+  """
   if not isinstance(schedule, Schedule):
     raise ValueError(f"schedule must be an lrjax schedule, got {schedule!r}")
   return schedule.to_config()
 
 
 def from_config(config: Mapping[str, Any]) -> Schedule:
-  """Builds a schedule from `to_config`'s dict (or a hand-written one with the same keys)."""
+  """Builds a schedule from `to_config`'s dict (or a hand-written one with the same keys).
+
+  The registered factory is called again, so the values are validated as when the schedule was
+  first built; nested dicts with a "name" become schedules too.
+
+  Args:
+    config: `{"name": <registered name>, <argument>: <value>, ...}`; a schedule is returned as is.
+
+  Returns:
+    The schedule.
+
+  Raises:
+    ValueError: for a config that is not a dict, lacks "name", names no registered schedule, has
+      an unknown key or misses a required one, or a value the factory refuses.
+
+  Example:
+    >>> config = {"name": "step_decay", "init_value": 0.1, "drop_factor": 0.5, "drop_every": 30}
+    >>> schedule = lrjax.from_config(config)
+    >>> schedule, round(float(schedule(60)), 4), lrjax.to_config(schedule) == config
+    (StepDecay(init_value=0.1, drop_factor=0.5, drop_every=30), 0.025, True)
+  """
   if isinstance(config, Schedule):
     return config
   if not isinstance(config, Mapping):

@@ -24,7 +24,15 @@ _STATIC = ("mode", "threshold_mode")
 
 
 class PlateauState(NamedTuple):
-  """The rule's state; `lr` is the learning rate to use until the next evaluation."""
+  """The rule's state (a pytree); `lr` is the learning rate to use until the next evaluation.
+
+  Attributes:
+    lr: float32, the learning rate.
+    best: float32, the best metric so far (+inf in mode "min", -inf in "max" at first).
+    num_bad: int32, consecutive counted evaluations without improvement.
+    cooldown_left: int32, evaluations still ignored after the last reduction.
+    count: int32, evaluations seen (saturates at 2**31 - 1).
+  """
 
   lr: jax.Array  # float32
   best: jax.Array  # float32 best metric so far (+inf in mode "min", -inf in "max" at first)
@@ -36,7 +44,18 @@ class PlateauState(NamedTuple):
 @register_pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class ReduceOnPlateau:
-  """Built by `reduce_on_plateau`; see there for the rule."""
+  """The reduce-on-plateau rule, a pytree: build it with `reduce_on_plateau`, which states it.
+
+  Attributes:
+    init_value: the learning rate before any reduction.
+    factor: the factor of a reduction, in (0, 1).
+    patience: evaluations without improvement before a reduction.
+    cooldown: evaluations ignored after each reduction.
+    min_value: the lowest learning rate a reduction gives.
+    threshold: how much better than the best a metric must be to improve.
+    mode: "min" or "max" (static).
+    threshold_mode: "rel" or "abs" (static).
+  """
 
   init_value: Any
   factor: Any
@@ -48,6 +67,7 @@ class ReduceOnPlateau:
   threshold_mode: str = static_field()
 
   def init(self) -> PlateauState:
+    """The state before any evaluation: `init_value`, and the worst possible best metric."""
     worst = jnp.inf if self.mode == "min" else -jnp.inf
     zero = jnp.zeros((), jnp.int32)
     return PlateauState(
@@ -59,7 +79,15 @@ class ReduceOnPlateau:
     )
 
   def improved(self, metric: jax.Array, best: jax.Array) -> jax.Array:
-    """Whether `metric` beats `best` by the threshold (False for a NaN metric)."""
+    """Whether `metric` beats `best` by the threshold (False for a NaN metric).
+
+    Args:
+      metric: the metric of an evaluation.
+      best: the best metric so far.
+
+    Returns:
+      A boolean array, of the shape `metric` and `best` broadcast to.
+    """
     thr = self.threshold
     if self.mode == "min":
       ref = best * (1.0 - thr) if self.threshold_mode == "rel" else best - thr
@@ -68,7 +96,27 @@ class ReduceOnPlateau:
     return metric > ref
 
   def update(self, state: PlateauState, metric: Any) -> tuple[PlateauState, jax.Array]:
-    """Feeds one evaluation of the metric; returns the new state and learning rate."""
+    """Feeds one evaluation of the metric; returns the new state and learning rate.
+
+    Pure and jittable: call it inside `jax.jit` or `lax.scan`.
+
+    Args:
+      state: the state after the previous evaluation (`init()` at first).
+      metric: this evaluation's metric (a scalar, or a batch under vmap).
+
+    Returns:
+      (the new state, the learning rate until the next evaluation).
+
+    Example:
+      >>> import jax
+      >>> rule = lrjax.reduce_on_plateau(0.1, factor=0.5, patience=2)
+      >>> update, state, lrs = jax.jit(rule.update), rule.init(), []
+      >>> for loss in [1.0, 0.9, 0.95, 0.93, 0.91]:
+      ...   state, lr = update(state, loss)
+      ...   lrs.append(round(float(lr), 4))
+      >>> lrs
+      [0.1, 0.1, 0.1, 0.05, 0.05]
+    """
     m = jnp.asarray(metric, jnp.float32)
     better = self.improved(m, state.best)
     best = jnp.where(better, m, state.best)
@@ -209,7 +257,24 @@ def reduce_on_plateau(
 
 
 def plateau_from_config(config: Mapping[str, Any]) -> ReduceOnPlateau:
-  """Builds a rule from `ReduceOnPlateau.to_config()`'s dict, validating it again."""
+  """Builds a rule from `ReduceOnPlateau.to_config()`'s dict, validating it again.
+
+  Args:
+    config: `{"name": "reduce_on_plateau", "init_value": ..., ...}` ("name" may be left out);
+      keys left out take `reduce_on_plateau`'s defaults.
+
+  Returns:
+    The rule, equal to the one the config came from.
+
+  Raises:
+    ValueError: for a config that is not a dict, has another name or an unknown key, lacks
+      "init_value", or holds a value `reduce_on_plateau` refuses.
+
+  Example:
+    >>> rule = lrjax.reduce_on_plateau(0.1, factor=0.5, patience=2)
+    >>> lrjax.plateau_from_config(rule.to_config()) == rule
+    True
+  """
   if not isinstance(config, Mapping):
     raise ValueError(f"a reduce_on_plateau config must be a dict, got {config!r}")
   kwargs = dict(config)
@@ -232,8 +297,23 @@ def set_learning_rate(opt_state: Any, lr: Any, name: str = "learning_rate") -> A
   overwrite the value at the next update. The value keeps the stored dtype, so the state's
   structure and types do not change inside `lax.scan` or a jitted step.
 
+  Args:
+    opt_state: the optimizer state, holding one or several `inject_hyperparams` states.
+    lr: the new value (a number or an array, cast to the stored value's dtype and shape).
+    name: the hyperparameter to set.
+
+  Returns:
+    A new state with the value set wherever the hyperparameter is injected.
+
   Raises:
     ValueError: if no injected hyperparameter called `name` is found.
+
+  Example:
+    >>> import optax
+    >>> optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    >>> state = lrjax.set_learning_rate(optimizer.init({"w": jnp.zeros(3)}), 0.05)
+    >>> state.hyperparams["learning_rate"]
+    Array(0.05, dtype=float32)
   """
   found = []
 

@@ -40,6 +40,17 @@ def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dic
   started with) and returns the summary, with the final `state`, the `run` and the number of
   new `compilations` of its train step.
 
+  Args:
+    config: a training config (`lrjax.config.load`, or `lrjax.configs.default.get_config()`).
+    workdir: the run's folder: `config.json`, `metrics.jsonl`, `summary.json`, checkpoints.
+    quiet: no runtime and progress lines on stderr.
+
+  Returns:
+    The run's summary as `summary.json` holds it (`final_test_accuracy`, `final_test_loss`, ...,
+    `seconds`, the schedule's config and the runtime), with `state` (the final train state),
+    `run` (the built run) and `compilations` (new compilations of the train step in this call;
+    None where JAX cannot count them).
+
   Raises:
     NonFiniteLossError: the loss became NaN or infinite (its summary says where).
     Preempted: SIGTERM/SIGINT arrived; a checkpoint at the current step is saved.

@@ -34,7 +34,10 @@ from lrjax.train import build
 class NonFiniteLossError(RuntimeError):
   """The training loss became NaN or infinite; the last good checkpoint is kept.
 
-  `step` and `lr` are the update whose loss was not finite and its learning rate.
+  Args:
+    message: what happened, where, and what to do.
+    step: the update whose loss was not finite (kept as `self.step`; -1 if unknown).
+    lr: that update's learning rate (kept as `self.lr`; nan if unknown).
   """
 
   def __init__(self, message: str, step: int = -1, lr: float = math.nan):
@@ -44,6 +47,13 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Member:
+  """One run of a `Trainer`: what to train and where its files go.
+
+  Attributes:
+    run: the built run (`lrjax.train.build.build(config)`): model, data, schedule, steps.
+    workdir: the run's folder (its config, metrics, summary and, for one member, checkpoints).
+  """
+
   run: build.Run
   workdir: str
 
@@ -128,6 +138,10 @@ class Trainer:
     hooks: called in order at each boundary (`lrjax.train.hooks.standard`).
     evaluate: evaluate each live member on the test set at each epoch's end.
     max_steps: stop after this many updates (the range test), else after `num_epochs`.
+
+  Raises:
+    ValueError: for no members, several members without `vmapped`, or members that differ in
+      model, data, batch size or seed.
   """
 
   def __init__(
@@ -160,22 +174,49 @@ class Trainer:
 
   @property
   def k(self) -> int:
+    """The number of members K."""
     return len(self.members)
 
   def init_state(self) -> Any:
+    """The members' initial train state: one for K = 1, stacked K times when vmapped."""
     state = self.run.init_state()  # the members share their seed: initialise once
     return jax.tree.map(lambda x: jnp.stack([x] * self.k), state) if self.vmapped else state
 
   def member_state(self, state: Any, i: int) -> Any:
+    """Member `i`'s part of a train state (the state itself unless vmapped).
+
+    Args:
+      state: the trainer's train state (`init_state` or a later one).
+      i: the member's index, in [0, K).
+    """
     return jax.tree.map(lambda x: x[i], state) if self.vmapped else state
 
   def train_step(self, state: Any, batch: dict) -> tuple[Any, dict]:
-    """One update of every member on `batch`: the jitted step, vmapped for a population."""
+    """One update of every member on `batch`: the jitted step, vmapped for a population.
+
+    Args:
+      state: the train state before the update.
+      batch: the batch of this step (`run.train_batch`), the same for every member.
+
+    Returns:
+      (the new state, the step's metrics `{"loss", "accuracy", "lr"}` on the device, with a
+      leading axis of K when vmapped).
+    """
     if self.vmapped:
       return self.run.steps.train_members(state, batch, self.schedules, self.indices)
     return self.run.steps.train(state, batch, self.run.schedule)
 
   def fit(self) -> LoopState:
+    """Trains to the end (or until a hook stops the loop), calling the hooks at each boundary.
+
+    Returns:
+      The final `LoopState`, with the train state, the step, each member's epoch records and, at
+      the end of a run, its summaries.
+
+    Raises:
+      Exception: the error a hook's stop carries (a `NonFiniteLossError`, `Preempted`, ...),
+        once every hook has closed.
+    """
     loop = None
     try:
       loop = LoopState(self.init_state(), 0, Sums.zero(self.k), [[] for _ in self.members])
