@@ -97,7 +97,7 @@ def test_the_front_page_table_is_the_tuned_study_s():
 @pytest.mark.parametrize("name", sorted(update_docs.STUDY_BLOCKS))
 def test_study_results_say_when_and_with_what_they_ran(name):
   body = update_docs.block(update_docs.STUDY_BLOCKS[name][0])
-  written = r"\*Report written \d{4}-\d\d-\d\d \d\d:\d\d UTC on \w+, with jax "
+  written = r"\*Report written \d{4}-\d\d-\d\d \d\d:\d\d UTC on \w+, with (lrjax \S+, )?jax "
   assert re.match(written, body), body[:200]
 
 

@@ -9,6 +9,7 @@ import jax
 import pytest
 from test_train import smoke_config
 
+import lrjax
 from lrjax.files.atomic import write_json
 from lrjax.train import checkpoint, train_and_evaluate
 from lrjax.train.progress import Progress, duration, so_far
@@ -81,7 +82,8 @@ def test_summary_and_results_record_versions_device_and_runtime(tmp_path):
   assert {"convolutions", "threads", "xla_cpu_tuning", "platform"} <= set(summary["runtime"])
   env = summary["environment"]
   assert env == out["environment"]
-  assert set(env["versions"]) == {"jax", "jaxlib", "flax", "optax", "orbax-checkpoint"}
+  assert set(env["versions"]) == {"lrjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint"}
+  assert env["versions"]["lrjax"] == lrjax.__version__
   assert env["versions"]["jax"] == jax.__version__
   assert env["device_kind"] == jax.devices()[0].device_kind and env["platform"] == "cpu"
 
@@ -105,7 +107,22 @@ def test_progress_shows_the_time_left():
     },
     label="linear",
   )
-  assert "linear: epoch 1/2" in stream.getvalue()
+  assert "linear: epoch 1/2" in stream.getvalue() and "val loss" not in stream.getvalue()
+  p.epoch_done(
+    {
+      "epoch": 1,
+      "lr": 0.1,
+      "train_loss": 1,
+      "train_accuracy": 0.5,
+      "validation_loss": 0.9,
+      "validation_accuracy": 0.625,
+      "test_loss": 1,
+      "test_accuracy": 0.5,
+      "seconds": 1,
+      "images_per_second": 320,
+    }
+  )
+  assert "val loss 0.9000 acc 0.6250  test loss 1.0000 acc 0.5000" in stream.getvalue()
   assert [duration(s) for s in (5, 65, 3725, float("nan"))] == ["5s", "1m05s", "1h02m", "?"]
   assert so_far(10, 0, 4) == "10s so far" and so_far(10, 4, 4) == "10s so far"
   assert so_far(10, 1, 3) == "10s so far, about 20s left"

@@ -85,9 +85,15 @@ class Progress:
       return
     end = "\n" if self.tty else ""
     who = f"{label}: " if label else ""
+    # Validation first: it is what chooses (best epoch, tuning); the test figures are reported.
+    val = (
+      f"val loss {record['validation_loss']:.4f} acc {record['validation_accuracy']:.4f}  "
+      if "validation_accuracy" in record
+      else ""
+    )
     self.stream.write(
       f"{end}{who}epoch {record['epoch'] + 1}/{self.num_epochs}: lr {record['lr']:.4g}  "
-      f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  "
+      f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  {val}"
       f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f}  "
       f"{record['seconds']:.1f}s  {record['images_per_second']:,.0f} img/s  "
       f"{duration(self.time_left())} left\n"

@@ -42,7 +42,7 @@ def digest(params: Any) -> str:
   return h.hexdigest()
 
 
-_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
+_PACKAGES = ("lrjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
 
 
 def environment() -> dict[str, Any]:
