@@ -9,10 +9,10 @@
 
 The small ConvNet (0.1M parameters), 3 epochs over 12,800 training images per epoch and the full
 10,000-image test set, seven schedules; the same initialisation and data order for every
-schedule of a seed. "quick" (the default) trains 2 seeds: 14 runs of about a minute each on two
-CPU cores. "medium" trains 5 seeds (35 runs), enough for the paired t-test to tell schedules
+schedule of a seed. "quick" (the default) trains 2 seeds: 14 runs of about half a minute each on
+two CPU cores. "medium" trains 5 seeds (35 runs), enough for the paired t-test to tell schedules
 apart (4 degrees of freedom instead of 1). "beyond" adds WSD with a 1-sqrt cooldown,
-Schedule-Free SGD, Prodigy and DoG to the seven (22 runs, about 20 minutes). "budgets" trains
+Schedule-Free SGD, Prodigy and DoG to the seven (22 runs, about 12 minutes). "budgets" trains
 constant, linear and cosine decay and forked WSD at budgets of 1, 2, 4 and 8 epochs (2 seeds,
 about 25 minutes). "tuned" trains the chapter's seven, WSD 1-sqrt, Schedule-Free SGD and Prodigy
 each at 0.5x-8x its learning rate on one tuning seed (50 runs, and 16x or 0.25x where an arm's
