@@ -96,6 +96,8 @@ def test_every_arm_at_every_budget_with_its_table_and_figure(budget_results):
   assert re.fullmatch(r"- 2 epochs: \S+ \(test accuracy 0\.\d{3}\); worse: .*; undecided: .*", line)
   assert "# At 2 epochs" in md and "p (Holm)" in md
   assert headings_never_skip_a_level(md)
+  # Each budget's table says how long its runs trained.
+  assert ", 2 epochs, seeds 0, 1." in md and ", 4 epochs, seeds 0, 1." in md
   assert (workdir / "figures" / "accuracy_vs_budget.png").stat().st_size > 10_000
   rows = (workdir / "results.csv").read_text().splitlines()
   assert rows[0].startswith("budget,schedule,") and len(rows) == 1 + 12

@@ -83,13 +83,17 @@ def _caption(results: Mapping[str, Any], num_seeds: int) -> str:
   config = results.get("config") or {}
   model, dataset = _config_field(config, "model"), _config_field(config, "dataset")
   epochs = _config_field(config, "num_epochs")
+  run_budgets = {r.get("budget") for r in results.get("runs", [])}
+  if len(run_budgets) == 1 and None not in run_budgets:  # one budget's runs: that long
+    epochs = run_budgets.pop()
   parts = [str(model) if model else "", f"on {dataset}" if dataset else ""]
   train_fn = (config.get("study") or {}).get("train_fn") if isinstance(config, Mapping) else None
   if train_fn:  # the user's function trains: lrjax's model and dataset fields mean nothing
     parts = [f"the training function {train_fn}"]
   setting = " ".join(p for p in parts if p)
   if epochs:
-    setting = f"{setting}, {epochs} epochs" if setting else f"{epochs} epochs"
+    length = budgets.epochs(epochs)
+    setting = f"{setting}, {length}" if setting else length
   seeds = stats.seeds_of(results)
   seed_text = f"seeds {', '.join(map(str, seeds))}" if seeds else "no seeds"
   setting = f"{setting}, {seed_text}" if setting else seed_text
