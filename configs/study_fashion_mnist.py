@@ -16,8 +16,9 @@ Schedule-Free SGD, Prodigy and DoG to the seven (22 runs, about 12 minutes). "bu
 constant, linear and cosine decay and forked WSD at budgets of 1, 2, 4 and 8 epochs (2 seeds,
 34 cells, about 20 minutes). "tuned" trains the chapter's seven, WSD 1-sqrt, Schedule-Free SGD
 and Prodigy each at 0.5x-8x its learning rate on one tuning seed (50 runs, and 16x or 0.25x
-where an arm's best lies on that edge), chooses each arm's factor on the validation split (10% of the training
-images, held out), and compares the arms at their chosen factors over 5 seeds (40 more runs).
+where an arm's best lies on that edge), chooses each arm's factor on the validation split (10%
+of the training images, held out), and compares the arms at their chosen factors over 5 seeds
+(40 more runs).
 "tuned_budgets" does the same for constant, linear, cosine and WSD at budgets of 1, 2 and 4
 epochs.
 """
