@@ -86,11 +86,8 @@ class Progress:
     end = "\n" if self.tty else ""
     who = f"{label}: " if label else ""
     # Validation first: it is what chooses (best epoch, tuning); the test figures are reported.
-    val = (
-      f"val loss {record['validation_loss']:.4f} acc {record['validation_accuracy']:.4f}  "
-      if "validation_accuracy" in record
-      else ""
-    )
+    v = record.get("validation_accuracy")
+    val = f"val loss {record['validation_loss']:.4f} acc {v:.4f}  " if v is not None else ""
     self.stream.write(
       f"{end}{who}epoch {record['epoch'] + 1}/{self.num_epochs}: lr {record['lr']:.4g}  "
       f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  {val}"
