@@ -1,6 +1,8 @@
 """Wall time of the smoke study however it is spread; prints the README's scaling table.
 
     python scripts/measure_scaling.py [--config study_smoke] [--skip ray,slurm]
+    python scripts/measure_scaling.py --config study_fashion_mnist --skip shard,plain,ray,slurm \
+      --more ''
 
 Each way runs in a fresh workdir as real `python -m lrjax` processes (what a user types), one
 way after another. "Training" is the sum of the runs' own `seconds` (summary.json: the training
@@ -53,6 +55,9 @@ def _ways(config: str, workdir: str, more: tuple[str, ...] = ()) -> dict:
       _wait(_start("report", "--workdir", workdir)),
     ),
     "2 plain processes on one workdir": lambda: _wait(_start(*study), _start(*study)),
+    "`--executor local`, 2 workers": lambda: _wait(
+      _start(*study, "--executor", "local", "--local.workers=2")
+    ),
     "`--executor ray`, 1 worker": lambda: _wait(_start(*ray, "--ray.num_cpus=1")),
     "`--executor ray`, 2 workers": lambda: _wait(_start(*ray, "--ray.num_cpus=2")),
     "`--executor slurm --slurm.cluster=local`, 2 at a time": lambda: _wait(
@@ -78,9 +83,13 @@ def _measure(config: str, name: str, workdir: str, more: tuple[str, ...] = ()) -
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--config", default="study_smoke")
-  p.add_argument("--skip", default="", help="comma-separated: ray, slurm")
   p.add_argument(
-    "--more", default="--config.study.seeds=(0,1,2,3)", help="the override that adds cells"
+    "--skip", default="", help="comma-separated parts of the ways' names: shard, plain, ray, ..."
+  )
+  p.add_argument(
+    "--more",
+    default="--config.study.seeds=(0,1,2,3)",
+    help="the override that adds cells ('': measure no added cells)",
   )
   args = p.parse_args()
   skip = {s for s in args.skip.split(",") if s}
@@ -98,7 +107,8 @@ def main() -> None:
           wall / rows[0][1] if rows else 1.0,
         )
       )
-    for i, name in enumerate(n for n in names if n == "1 process" or n.endswith("ray`, 1 worker")):
+    added_ways = [n for n in names if n == "1 process" or n.endswith("ray`, 1 worker")]
+    for i, name in enumerate(added_ways if args.more else []):
       small = next(r for r in rows if r[0] == name)
       wall, training, more = _measure(args.config, name, os.path.join(tmp, f"m{i}"), (args.more,))
       added = ((wall - training) - (small[1] - small[2])) / max(more - cells, 1)

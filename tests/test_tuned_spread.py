@@ -1,8 +1,10 @@
-"""A tuned study spread over shards or Ray workers: the same chosen points and the same final
-parameters as one process (phase-2 cells wait for their arm's phase-1 cells in the one loop)."""
+"""A tuned study spread over shards, local worker processes or Ray workers: the same chosen points
+and the same final parameters as one process (phase-2 cells wait for their arm's phase-1 cells
+in the one loop)."""
 
 import importlib.util
 import json
+import os
 
 import pytest
 from test_scaling import finish, start_lrjax
@@ -46,4 +48,12 @@ def test_two_shards_choose_and_train_as_one_process(tmp_path, one_process):
 def test_ray_workers_choose_and_train_as_one_process(tmp_path, one_process):
   ray = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
   finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *ray))
+  assert _outcome(tmp_path) == one_process
+
+
+@pytest.mark.slow
+def test_local_workers_choose_and_train_as_one_process(tmp_path, one_process):
+  threads = len(os.sched_getaffinity(0))  # what one process's study resolved (every CPU)
+  local = ["--executor", "local", "--local.workers=2", f"--config.runtime.threads={threads}"]
+  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *local))
   assert _outcome(tmp_path) == one_process

@@ -9,9 +9,12 @@ Under a Slurm job array `--shard` defaults to the array's task (`SLURM_ARRAY_TAS
 one workdir share its cells: each claims a cell before training it, and each waits at the end for
 the cells the others hold, so every one of them ends with the full report.
 
+`--executor local` (worker processes on this machine, each on its own CPUs, `--local.workers=N`),
 `--executor ray` (one Ray task per cell, `--ray.FIELD=VALUE`) and `--executor slurm` (one Slurm
 job array through submitit, `--slurm.FIELD=VALUE`) keep this process as the driver: it hands the
 cells out, waits, and writes the report (see `lrjax.executors`).
+
+  lrjax compare --config study_fashion_mnist:tuned --workdir runs/tuned --executor local
 
   lrjax compare --config study_smoke --workdir runs/smoke --executor ray --ray.cpus_per_cell=1
   lrjax compare --config study_cifar10 --workdir /shared/c10 --executor slurm \
@@ -73,7 +76,8 @@ def compare(args: list[str]) -> int:
   p.add_argument(
     "--executor",
     default="process",
-    help="where the cells train: process (here, the default), ray (one Ray task per cell; "
+    help="where the cells train: process (here, the default), local (worker processes here, "
+    "each on its own CPUs; --local.workers, default one per CPU), ray (one Ray task per cell; "
     "--ray.address, --ray.cpus_per_cell, --ray.gpus_per_cell, --ray.max_retries, "
     "--ray.num_cpus) or slurm (submitit job arrays; --slurm.FIELD=VALUE of "
     "submitit.SlurmExecutor, --slurm.cluster=local to run them as local processes)",
@@ -87,7 +91,7 @@ def compare(args: list[str]) -> int:
   from lrjax.executors import options as executor_options
 
   try:
-    args, options = executor_options.split(args, ("ray", "slurm"))
+    args, options = executor_options.split(args, ("local", "ray", "slurm"))
   except ValueError as e:
     raise usage_error(f"compare: {e}") from e
   ns, config = parse_config_command(p, args)
@@ -123,7 +127,7 @@ def compare(args: list[str]) -> int:
   return 0
 
 
-EXECUTORS = ("process", "ray", "slurm")
+EXECUTORS = ("process", "local", "ray", "slurm")
 
 
 def _executor_factory(kind: str, flags: dict[str, str], workdir: str):
@@ -132,6 +136,15 @@ def _executor_factory(kind: str, flags: dict[str, str], workdir: str):
     from lrjax.executors.process import InProcess
 
     return InProcess
+  if kind == "local":
+    from lrjax.compare.runner import say_stderr
+    from lrjax.executors import local
+
+    try:
+      opts = local.LocalOptions.from_flags(flags)
+    except (ValueError, TypeError) as e:
+      raise usage_error(f"compare: {e}") from e
+    return lambda: local.LocalExecutor(opts, say_stderr)
   extra, module = EXECUTOR_EXTRAS[kind]
   if importlib.util.find_spec(module) is None:
     raise failure(extra_hint(f"compare --executor {kind}", extra))

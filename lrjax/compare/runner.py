@@ -4,16 +4,17 @@ Fairness: a run's initial parameters, data order and augmentation noise derive f
 alone, so for each seed every arm starts from the same weights and sees the same batches in the
 same order. `compare` resolves the study's runtime once (`lrjax.runtime.setup`; a resumed study
 adopts the one it started with), writes `study.json`, plans the cells (`lrjax.compare.plan`) and
-hands them to an executor (this process by default, or Ray, or Slurm) through the one loop of
-`lrjax.executors.base.run_cells`, then writes the report (`lrjax.compare.results`). Each run
-lives in `runs/<arm>/[budget_<b>/]seed_<s>/`; one with a `summary.json` is finished and is not
-run again, and an interrupted one resumes from its checkpoint, so an interrupted study picks up
-where it stopped.
+hands them to an executor (this process by default, or worker processes here, Ray, or Slurm)
+through the one loop of `lrjax.executors.base.run_cells`, then writes the report
+(`lrjax.compare.results`). Each run lives in `runs/<arm>/[budget_<b>/]seed_<s>/`; one with a
+`summary.json` is finished and is not run again, and an interrupted one resumes from its
+checkpoint, so an interrupted study picks up where it stopped.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import os
 import sys
@@ -40,18 +41,30 @@ def say_stderr(text: str) -> None:
   print(text, file=sys.stderr, flush=True)
 
 
-def resolve_runtime(config: Any, workdir: str, say: Callable[[str], None]) -> Any:
+def resolve_runtime(
+  config: Any, workdir: str, say: Callable[[str], None], *, threads: int = 0
+) -> Any:
   """`config` with its runtime resolved here (adopting the one `workdir`'s study started with,
-  for the fields left at "auto" or 0), as every cell of the study will run it."""
+  for the fields left at "auto" or 0), as every cell of the study will run it. `threads`: the
+  executor's thread count per cell where neither the config nor the study sets one."""
   path = os.path.join(workdir, "study.json")
   recorded = read_json(path).get("runtime") if os.path.exists(path) else None
-  spec = Spec.of(config.get("runtime")).adopt(recorded, f"the study in {workdir}")
-  runtime = setup(spec)
+  runtime = setup(study_spec(config.get("runtime"), recorded, threads, workdir))
   say(runtime.status())
   config = copy.deepcopy(config)
   with config.unlocked():
     config.runtime = runtime.spec().to_dict()
   return config
+
+
+def study_spec(asked: Any, recorded: dict | None, threads: int, workdir: str) -> Spec:
+  """The runtime spec of a study: `asked` (`config.runtime`) with the fields it leaves at "auto"
+  or 0 taken from `recorded` (the runtime the study in `workdir` started with), and then, for a
+  study that has none, the thread count `threads` (the executor's per cell) where given."""
+  spec = Spec.of(asked).adopt(recorded, f"the study in {workdir}")
+  if spec.threads == 0 and threads:
+    spec = dataclasses.replace(spec, threads=threads)
+  return spec
 
 
 def compare(
@@ -86,7 +99,8 @@ def compare(
   executor = executor or InProcess()
   try:
     os.makedirs(workdir, exist_ok=True)
-    config = resolve_runtime(config, workdir, say)
+    config = resolve_runtime(config, workdir, say, threads=executor.cell_threads())
+    executor.use_runtime(setup(config.runtime))
     write_json(os.path.join(workdir, "study.json"), config.to_dict())
     cells = plan_lib.plan(config, workdir, say)
     if shard is not None:

@@ -6,8 +6,8 @@ so that another process can run it). The loop submits a cell once every cell it 
 finished, as far as the executor has room; waits for outcomes; puts back a cell that another
 process holds (`Held`) to try again after `poll` seconds, so several processes or shards on one
 workdir share the work; and prints one progress line per cell. Executors differ only in where
-`work` runs: here (`process.InProcess`), in a Ray task (`ray.RayExecutor`) or a Slurm job
-(`slurm.SlurmExecutor`).
+`work` runs: here (`process.InProcess`), in worker processes on this machine
+(`local.LocalExecutor`), in a Ray task (`ray.RayExecutor`) or a Slurm job (`slurm.SlurmExecutor`).
 """
 
 from __future__ import annotations
@@ -63,8 +63,16 @@ class Executor(abc.ABC):
     """The handles that have finished, with their outcomes; waits up to `timeout` seconds for
     the first one (an error in a worker is a `Failed` outcome, not an exception)."""
 
+  def cell_threads(self) -> int:
+    """The threads each cell runs with where `config.runtime.threads` is 0 and the study has
+    recorded none; 0: every CPU here (the runtime's own default)."""
+    return 0
+
+  def use_runtime(self, runtime: Any) -> None:  # noqa: B027 (most executors need nothing more)
+    """Called once with the study's resolved `lrjax.runtime.Runtime`, before any `submit`."""
+
   def close(self) -> None:  # noqa: B027 (most executors start nothing to release)
-    """Releases what the executor started (a local cluster)."""
+    """Releases what the executor started (a local cluster, worker processes)."""
 
 
 class Progress:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+
+SAME_REQUEST_SECONDS = 1.0
 
 
 class Preempted(RuntimeError):
@@ -29,7 +32,7 @@ class StopSignal:
   """Turns SIGTERM/SIGINT into a flag that the loop reads between steps (a step cannot be cut)."""
 
   def __init__(self):
-    self.signum, self._previous = None, {}
+    self.signum, self._previous, self._at = None, {}, 0.0
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
@@ -38,9 +41,14 @@ class StopSignal:
     return self
 
   def _handle(self, signum, frame):
-    if self.signum is not None:  # a second signal: the user insists
+    if self.signum is not None:
+      # The same signal again within a second is the same request, delivered twice (Slurm
+      # signals every process of a job, and a study's driver forwards it to its workers);
+      # a later or another one is the user insisting.
+      if signum == self.signum and time.monotonic() - self._at < SAME_REQUEST_SECONDS:
+        return
       raise KeyboardInterrupt
-    self.signum = signum
+    self.signum, self._at = signum, time.monotonic()
 
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():

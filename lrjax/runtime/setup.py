@@ -71,7 +71,8 @@ class Runtime:
     else:
       conv = "XLA" + (f" (oneDNN off: {self.why_xla})" if self.why_xla else "")
     tuning = "tuned" if self.xla_cpu_tuning else "XLA's defaults"
-    return f"runtime: convolutions {conv}, {self.threads} threads, {tuning}, {self.platform}"
+    threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+    return f"runtime: convolutions {conv}, {threads}, {tuning}, {self.platform}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,144 @@
+"""`lrjax compare --executor local`: worker processes here, the same bits as one process.
+
+The slow tests start real `python -m lrjax` drivers on the smoke study and compare what they
+leave with one process's study at the same thread count (a tuned study's workers: in
+test_tuned_spread.py).
+"""
+
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+from test_executors import _cli, _same_study, _training_pid, _versions
+from test_scaling import finish, start_lrjax
+
+from lrjax.compare.runner import study_spec
+from lrjax.executors.local import LocalExecutor, LocalOptions, cpu_sets
+from lrjax.runtime import RuntimeMismatch
+from lrjax.runtime.preemption import StopSignal
+
+STUDY = ["compare", "--config", "study_smoke"]
+LOCAL = ["--executor", "local", "--local.workers=2", "--config.runtime.threads=1"]
+
+
+@pytest.mark.parametrize(
+  ("flags", "match"),
+  [
+    ({"workers": "0"}, r"--local.workers must be an integer >= 1, got 0"),
+    ({"workers": "two"}, r"--local.workers must be an integer >= 1, got 'two'"),
+    ({"workers": "1.5"}, r"--local.workers must be an integer >= 1, got 1.5"),
+    ({"cpus": "2"}, r"unknown option --local.cpus; --local.FIELD is one of \['workers'\]"),
+  ],
+)
+def test_local_options_name_the_bad_value(flags, match):
+  with pytest.raises(ValueError, match=match):
+    LocalOptions.from_flags(flags)
+
+
+def test_each_worker_gets_its_own_cpus_where_there_are_enough():
+  assert cpu_sets([3, 1], 2, 1) == [{1}, {3}]
+  assert cpu_sets(range(4), 2, 2) == [{0, 1}, {2, 3}]
+  assert cpu_sets(range(4), 3, 1) == [{0}, {1}, {2}]
+  assert cpu_sets(range(2), 2, 2) == [None, None]  # too few: they share them
+
+
+def test_a_cell_s_threads_default_to_its_share_of_the_cpus():
+  cpus = len(os.sched_getaffinity(0))
+  assert LocalExecutor(LocalOptions(workers=1)).cell_threads() == cpus
+  assert LocalExecutor(LocalOptions(workers=2)).cell_threads() == max(1, cpus // 2)
+  assert LocalExecutor(LocalOptions()).cell_threads() == 1  # one worker per CPU
+
+
+def test_the_executor_s_threads_apply_only_where_nothing_else_decides(tmp_path):
+  w = str(tmp_path)
+  assert study_spec(None, None, 1, w).threads == 1  # a new study: the executor's share
+  assert study_spec({"threads": 2}, None, 1, w).threads == 2  # the config's
+  assert study_spec(None, {"threads": 2}, 1, w).threads == 2  # the one the study started with
+  assert study_spec(None, None, 0, w).threads == 0  # the runtime's own default (every CPU)
+  with pytest.raises(RuntimeMismatch, match="started with config.runtime.threads=2"):
+    study_spec({"threads": 1}, {"threads": 2}, 1, w)
+
+
+@pytest.mark.parametrize(
+  ("args", "message"),
+  [
+    (["--executor", "local", "--local.workers=0"], "--local.workers must be an integer >= 1"),
+    (["--local.workers=2"], "--local.workers needs --executor local"),
+    (["--executor", "local", "--shard", "0/2"], "--executor local spreads it itself"),
+  ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
+  assert _cli(*STUDY, "--workdir", str(tmp_path), *args) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and message in err[0]
+
+
+def test_a_repeated_signal_within_a_second_is_the_same_request():
+  stop = StopSignal()
+  with stop:
+    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)  # Slurm's, and the driver's forwarded copy
+    assert stop.signum == signal.SIGTERM
+    stop._at -= 2.0  # a second later: the user insists
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def one_thread(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("one_thread")
+  finish(start_lrjax(*STUDY, "--workdir", str(workdir), "--config.runtime.threads=1"))
+  return workdir
+
+
+@pytest.mark.slow
+def test_two_workers_equal_one_process(tmp_path, one_thread):
+  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL))[0]
+  assert "local: 2 worker processes of 1 thread on" in out
+  assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6
+  assert json.load(open(tmp_path / "study.json"))["runtime"]["threads"] == 1
+  _same_study(tmp_path, one_thread)
+
+
+def _wait_for_training(workdir, driver, deadline):
+  while time.time() < deadline:
+    pid = _training_pid(workdir, driver.pid)
+    if pid is not None:
+      return pid
+    assert driver.poll() is None, driver.communicate()[0]
+    time.sleep(0.02)
+  raise AssertionError("no cell started training")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_cell_and_the_same_command_finishes_the_study(
+  tmp_path, one_thread
+):
+  driver = start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL)
+  os.kill(_wait_for_training(tmp_path, driver, time.time() + 300), signal.SIGKILL)
+  out = finish(driver, codes=(1,))[0]
+  assert re.search(r"FAILED: its worker process died \(exit code -9\)", out), out
+  assert "Run the same command again to retry them" in out
+  before = _versions(tmp_path)
+  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL))
+  after = _versions(tmp_path)
+  assert all(after[run] == v for run, v in before.items())  # finished runs are not redone
+  _same_study(tmp_path, one_thread)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_workers_at_a_checkpoint_and_the_study_resumes_bitwise(
+  tmp_path, one_thread
+):
+  driver = start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL)
+  _wait_for_training(tmp_path, driver, time.time() + 300)
+  time.sleep(1.0)
+  driver.send_signal(signal.SIGTERM)
+  out = finish(driver, codes=(75,))[0]
+  last = out.strip().splitlines()[-1]
+  assert "stopped by SIGTERM: the cells in training saved their checkpoints" in last, out
+  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL))
+  _same_study(tmp_path, one_thread)
