@@ -246,8 +246,8 @@ class Trainer:
         pending.append((loop.step - 1, metrics))
         done = i + 1 == spe or loop.step >= last
         if done or (i + 1) % cfg.log_every_steps == 0 or self._wanted(loop.step):
+          self._absorb(loop, pending)  # waits for the steps dispatched so far: time them all
           loop.seconds = time.perf_counter() - t0
-          self._absorb(loop, pending)
           pending = []
           for hook in self.hooks:
             hook.after_sync(self, loop)
