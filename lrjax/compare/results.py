@@ -3,6 +3,7 @@ figures by one writer, whoever asks (the study when its cells are done, `lrjax r
 
 from __future__ import annotations
 
+import datetime
 import glob
 import os
 from typing import Any
@@ -57,6 +58,7 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
     "missing": missing,
     "failed": failures(workdir),
     "environment": records.environment(),
+    "written": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
   }
 
 
