@@ -13,7 +13,6 @@ local_workers.{json,md}.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import os

@@ -50,13 +50,7 @@ class LocalOptions:
   @classmethod
   def from_flags(cls, flags: dict[str, str]) -> LocalOptions:
     """From `--local.FIELD=VALUE` texts; raises ValueError naming an unknown field or bad value."""
-    if not isinstance(flags, dict):
-      raise ValueError(f"flags must be a dict of field -> text, got {flags!r}")
-    fields = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(flags) - set(fields))
-    if unknown:
-      raise ValueError(f"unknown option --local.{unknown[0]}; --local.FIELD is one of {fields}")
-    return cls(**{k: parse.value(v) for k, v in flags.items()})
+    return parse.dataclass_from_flags(cls, "local", flags)
 
 
 def cpu_sets(cpus: Sequence[int], workers: int, threads: int) -> list[set[int] | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 
@@ -45,3 +46,19 @@ def split(args: list[str], prefixes: tuple[str, ...]) -> tuple[list[str], dict]:
     out[prefix][field] = text
     i += 1
   return rest, out
+
+
+def dataclass_from_flags(cls: type, prefix: str, flags: dict, keep_text: tuple[str, ...] = ()):
+  """`cls(**fields)` from `--PREFIX.FIELD=VALUE` texts, each typed by `value` (the fields in
+  `keep_text` stay text).
+
+  Raises:
+    ValueError: `flags` is not a dict, or names a field `cls` does not have.
+  """
+  if not isinstance(flags, dict):
+    raise ValueError(f"flags must be a dict of field -> text, got {flags!r}")
+  fields = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(flags) - set(fields))
+  if unknown:
+    raise ValueError(f"unknown option --{prefix}.{unknown[0]}; --{prefix}.FIELD is one of {fields}")
+  return cls(**{k: v if k in keep_text else value(v) for k, v in flags.items()})

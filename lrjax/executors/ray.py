@@ -53,14 +53,7 @@ class RayOptions:
   @classmethod
   def from_flags(cls, flags: dict[str, str]) -> RayOptions:
     """From `--ray.FIELD=VALUE` texts; raises ValueError naming an unknown field or bad value."""
-    if not isinstance(flags, dict):
-      raise ValueError(f"flags must be a dict of field -> text, got {flags!r}")
-    fields = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(flags) - set(fields))
-    if unknown:
-      raise ValueError(f"unknown option --ray.{unknown[0]}; --ray.FIELD is one of {fields}")
-    values = {k: v if k == "address" else parse.value(v) for k, v in flags.items()}
-    return cls(**values)
+    return parse.dataclass_from_flags(cls, "ray", flags, keep_text=("address",))
 
 
 def _number(x: Any) -> bool:
