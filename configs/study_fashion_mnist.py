@@ -4,7 +4,7 @@
     lrjax compare --config study_fashion_mnist:medium --workdir runs/medium
     lrjax compare --config study_fashion_mnist:beyond --workdir runs/beyond
     lrjax compare --config study_fashion_mnist:budgets --workdir runs/budgets
-    lrjax compare --config study_fashion_mnist:tuned --workdir runs/tuned
+    lrjax compare --config study_fashion_mnist:tuned --workdir runs/tuned --executor local
     lrjax compare --config study_fashion_mnist:tuned_budgets --workdir runs/tuned_budgets
 
 The small ConvNet (0.1M parameters), 3 epochs over 12,800 training images per epoch and the full
@@ -18,7 +18,7 @@ constant, linear and cosine decay and forked WSD at budgets of 1, 2, 4 and 8 epo
 and Prodigy each at 0.5x-8x its learning rate on one tuning seed (50 runs, and 16x or 0.25x
 where an arm's best lies on that edge), chooses each arm's factor on the validation split (10%
 of the training images, held out), and compares the arms at their chosen factors over 5 seeds
-(40 more runs).
+(40 more runs; 49 minutes on two CPU cores with `--executor local`, a worker per core).
 "tuned_budgets" does the same for constant, linear, cosine and WSD at budgets of 1, 2 and 4
 epochs.
 """

@@ -36,6 +36,7 @@ BENCHMARK_BLOCKS = {
   "onednn-accuracy": "onednn_accuracy",
   "onednn-builds": "onednn_builds",
   "tuning-grid": "tuning_grid",
+  "local-workers": "local_workers",
 }
 # Command-line option -> (block, docs/<folder> its figures are copied to, the command it reads).
 STUDY_BLOCKS = {
@@ -97,15 +98,18 @@ def replace_block(name: str, body: str) -> None:
 def provenance(workdir: str) -> str:
   """When the study's report was written, and the versions and runtime its runs recorded."""
   results = json.load(open(os.path.join(workdir, "results.json")))
-  when = datetime.datetime.fromtimestamp(
-    os.path.getmtime(os.path.join(workdir, "results.md")), datetime.UTC
-  )
+  if "written" in results:
+    when = datetime.datetime.strptime(results["written"], "%Y-%m-%dT%H:%M:%SZ")
+  else:  # a report written before results.json said when
+    when = datetime.datetime.fromtimestamp(
+      os.path.getmtime(os.path.join(workdir, "results.md")), datetime.UTC
+    )
   env = results.get("environment", {})
   versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v)
   runtime = results.get("config", {}).get("runtime") or {}
   parts = [f"convolutions {runtime['convolutions']}"] if "convolutions" in runtime else []
   if runtime.get("threads"):
-    parts.append(f"{runtime['threads']} threads")
+    parts.append(f"{runtime['threads']} thread" + ("s" if runtime["threads"] != 1 else ""))
   if "xla_cpu_tuning" in runtime:
     parts.append("XLA:CPU tuning " + ("on" if runtime["xla_cpu_tuning"] else "off"))
   device = env.get("device_kind", "?")
