@@ -70,8 +70,8 @@ class Sums:
   def zero(cls, k: int) -> Sums:
     return cls([0.0] * k, [0.0] * k)
 
-  def to_dict(self) -> dict[str, Any]:  # the checkpoint record's format
-    return {"loss_sum": self.loss, "correct_sum": self.correct, "seconds": self.seconds}
+  def to_dict(self) -> dict[str, Any]:  # copies: a checkpoint is written after later steps
+    return {"loss_sum": list(self.loss), "correct_sum": list(self.correct), "seconds": self.seconds}
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> Sums:
