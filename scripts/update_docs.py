@@ -27,6 +27,8 @@ import os
 import re
 import shutil
 
+from lrjax.runtime.threads import counted
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
 # Block -> the benchmarks/<stem>.md its script writes (copied with --bench).
@@ -109,7 +111,7 @@ def provenance(workdir: str) -> str:
   runtime = results.get("config", {}).get("runtime") or {}
   parts = [f"convolutions {runtime['convolutions']}"] if "convolutions" in runtime else []
   if runtime.get("threads"):
-    parts.append(f"{runtime['threads']} thread" + ("s" if runtime["threads"] != 1 else ""))
+    parts.append(counted(runtime["threads"]))
   if "xla_cpu_tuning" in runtime:
     parts.append("XLA:CPU tuning " + ("on" if runtime["xla_cpu_tuning"] else "off"))
   device = env.get("device_kind", "?")

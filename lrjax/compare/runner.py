@@ -30,7 +30,7 @@ from lrjax.compare import study as study_lib
 from lrjax.executors.base import CellsFailed, Executor, run_cells
 from lrjax.executors.process import InProcess
 from lrjax.files.atomic import read_json, write_json
-from lrjax.runtime import Spec, setup
+from lrjax.runtime import Runtime, Spec, setup
 from lrjax.train.progress import duration
 
 # What users call; `say_stderr` and `resolve_runtime` serve it and the command line.
@@ -43,10 +43,11 @@ def say_stderr(text: str) -> None:
 
 def resolve_runtime(
   config: Any, workdir: str, say: Callable[[str], None], *, threads: int = 0
-) -> Any:
-  """`config` with its runtime resolved here (adopting the one `workdir`'s study started with,
-  for the fields left at "auto" or 0), as every cell of the study will run it. `threads`: the
-  executor's thread count per cell where neither the config nor the study sets one."""
+) -> tuple[Any, Runtime]:
+  """(`config` with its runtime resolved here, the `Runtime`): adopting the one `workdir`'s study
+  started with for the fields left at "auto" or 0, as every cell of the study will run it.
+  `threads`: the executor's thread count per cell where neither the config nor the study sets
+  one."""
   path = os.path.join(workdir, "study.json")
   recorded = read_json(path).get("runtime") if os.path.exists(path) else None
   runtime = setup(study_spec(config.get("runtime"), recorded, threads, workdir))
@@ -54,7 +55,7 @@ def resolve_runtime(
   config = copy.deepcopy(config)
   with config.unlocked():
     config.runtime = runtime.spec().to_dict()
-  return config
+  return config, runtime
 
 
 def study_spec(asked: Any, recorded: dict | None, threads: int, workdir: str) -> Spec:
@@ -99,8 +100,8 @@ def compare(
   executor = executor or InProcess()
   try:
     os.makedirs(workdir, exist_ok=True)
-    config = resolve_runtime(config, workdir, say, threads=executor.cell_threads())
-    executor.use_runtime(setup(config.runtime))
+    config, runtime = resolve_runtime(config, workdir, say, threads=executor.cell_threads())
+    executor.use_runtime(runtime)
     write_json(os.path.join(workdir, "study.json"), config.to_dict())
     cells = plan_lib.plan(config, workdir, say)
     if shard is not None:

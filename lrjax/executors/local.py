@@ -34,6 +34,7 @@ from typing import Any
 from lrjax.executors import options as parse
 from lrjax.executors.base import Executor, Failed, one_line
 from lrjax.runtime.preemption import Preempted
+from lrjax.runtime.threads import counted
 
 STOP_GRACE_SECONDS = 120.0  # how long a signalled worker may take to save its checkpoint
 
@@ -98,8 +99,7 @@ class LocalExecutor(Executor):
       self.capacity = max(1, len(self._cpus) // runtime.threads)
     sets = cpu_sets(self._cpus, self.capacity, runtime.threads)
     where = "each on its own CPUs" if sets[0] is not None else "sharing the CPUs"
-    threads = f"{runtime.threads} thread" + ("s" if runtime.threads != 1 else "")
-    workers = f"{self.capacity} worker process" + ("es" if self.capacity != 1 else "")
+    workers, threads = counted(self.capacity, "worker process"), counted(runtime.threads)
     self._say(f"local: {workers} of {threads} on {len(self._cpus)} CPUs, {where}")
     self._workers = [self._start(cpus) for cpus in sets]
     if threading.current_thread() is threading.main_thread():

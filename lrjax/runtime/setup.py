@@ -71,8 +71,9 @@ class Runtime:
     else:
       conv = "XLA" + (f" (oneDNN off: {self.why_xla})" if self.why_xla else "")
     tuning = "tuned" if self.xla_cpu_tuning else "XLA's defaults"
-    threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
-    return f"runtime: convolutions {conv}, {threads}, {tuning}, {self.platform}"
+    return (
+      f"runtime: convolutions {conv}, {threads.counted(self.threads)}, {tuning}, {self.platform}"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

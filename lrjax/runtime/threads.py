@@ -37,3 +37,8 @@ def xla_pool_size() -> int | None:
     except OSError:  # the thread ended meanwhile
       continue
   return count
+
+
+def counted(n: int, thing: str = "thread") -> str:
+  """`n` things in words: "1 thread", "2 threads"."""
+  return f"{n} {thing}" + ("" if n == 1 else "es" if thing.endswith("s") else "s")
