@@ -2,7 +2,7 @@
 
 The slow tests start real `python -m lrjax` drivers on the smoke study and compare what they
 leave with one process's study at the same thread count (a tuned study's workers: in
-test_tuned_spread.py).
+test_tuned_spread.py); Ray's tasks too, at the thread count they default to.
 """
 
 import json
@@ -12,7 +12,7 @@ import signal
 import time
 
 import pytest
-from test_executors import _cli, _same_study, _training_pid, _versions
+from test_executors import _cli, _same_study, _training_pid, _versions, needs_ray
 from test_scaling import finish, start_lrjax
 
 from lrjax.compare.runner import study_spec
@@ -95,9 +95,12 @@ def one_thread(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_two_workers_equal_one_process(tmp_path, one_thread):
-  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL))[0]
-  assert "local: 2 worker processes of 1 thread on" in out
+@needs_ray
+def test_ray_tasks_run_at_the_threads_of_their_cpus_and_equal_one_process(tmp_path, one_thread):
+  ray = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]  # threads: Ray's
+  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *ray))[0]
+  assert "ray: cells as tasks of 1 CPU and 0 GPU on 2 CPUs" in out
+  assert "runtime: convolutions" in out and ", 1 thread," in out
   assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6
   assert json.load(open(tmp_path / "study.json"))["runtime"]["threads"] == 1
   _same_study(tmp_path, one_thread)
@@ -120,12 +123,14 @@ def test_a_killed_worker_fails_its_cell_and_the_same_command_finishes_the_study(
   driver = start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL)
   os.kill(_wait_for_training(tmp_path, driver, time.time() + 300), signal.SIGKILL)
   out = finish(driver, codes=(1,))[0]
+  assert "local: 2 worker processes of 1 thread on" in out
   assert re.search(r"FAILED: its worker process died \(exit code -9\)", out), out
   assert "Run the same command again to retry them" in out
   before = _versions(tmp_path)
   finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL))
   after = _versions(tmp_path)
   assert all(after[run] == v for run, v in before.items())  # finished runs are not redone
+  assert json.load(open(tmp_path / "study.json"))["runtime"]["threads"] == 1
   _same_study(tmp_path, one_thread)
 
 
@@ -142,3 +147,15 @@ def test_sigterm_stops_the_workers_at_a_checkpoint_and_the_study_resumes_bitwise
   assert "stopped by SIGTERM: the cells in training saved their checkpoints" in last, out
   finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL))
   _same_study(tmp_path, one_thread)
+
+
+@pytest.mark.slow
+def test_on_xla_s_convolutions_two_workers_equal_one_process(tmp_path):
+  # The runtime a user gets without oneDNN (or asks for): its bits must not depend on the
+  # executor either.
+  xla = ["--config.runtime.convolutions=xla", "--config.runtime.threads=1"]
+  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "one"), *xla))
+  local = ["--executor", "local", "--local.workers=2", *xla]
+  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "local"), *local))[0]
+  assert "runtime: convolutions XLA, 1 thread" in out, out
+  _same_study(tmp_path / "local", tmp_path / "one")

@@ -46,7 +46,9 @@ def test_two_shards_choose_and_train_as_one_process(tmp_path, one_process):
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the [ray] extra")
 def test_ray_workers_choose_and_train_as_one_process(tmp_path, one_process):
+  threads = len(os.sched_getaffinity(0))  # what one process's study resolved (every CPU)
   ray = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
+  ray.append(f"--config.runtime.threads={threads}")
   finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *ray))
   assert _outcome(tmp_path) == one_process
 

@@ -5,8 +5,11 @@ The driver starts a local cluster (`ray.init()`) or joins `--ray.address`; the s
 `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (a fraction lets several small runs share a GPU).
 A task whose worker dies (a crash, SIGKILL, a lost node) or is preempted is retried up to
 `max_retries` times and resumes from the cell's checkpoint. Each task applies the cell's runtime
-(`lrjax.runtime.setup`) itself, so its bits do not depend on the threads Ray gives it. lrjax
-must be installed on every node of the cluster.
+(`lrjax.runtime.setup`) itself, so its bits do not depend on the threads Ray gives it. Where
+`config.runtime.threads` is 0 and the study has recorded none, a cell runs at the threads of
+the CPUs it asks for (`cpus_per_cell`, at least 1), recorded as the study's runtime: tasks of
+1 CPU on a 2-CPU machine no longer run two threads each on one core's share. lrjax must be
+installed on every node of the cluster.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class RayOptions:
         "cluster has its own size"
       )
 
+  def cell_threads(self) -> int:
+    """The threads of a cell whose study sets none: those of the CPUs it asks for."""
+    return max(1, int(self.cpus_per_cell))
+
   @classmethod
   def from_flags(cls, flags: dict[str, str]) -> RayOptions:
     """From `--ray.FIELD=VALUE` texts; raises ValueError naming an unknown field or bad value."""
@@ -79,6 +86,7 @@ class RayExecutor(Executor):
     from lrjax.runtime.preemption import Preempted
 
     self._ray, self.started = ray, not ray.is_initialized()
+    self._options = options
     env = {}
     gpus = options.gpus_per_cell
     if gpus is not None and 0 < gpus < 1:
@@ -105,6 +113,9 @@ class RayExecutor(Executor):
       # A preempted run saved its checkpoint: running the cell again resumes it.
       retry_exceptions=[Preempted],
     )
+
+  def cell_threads(self) -> int:
+    return self._options.cell_threads()
 
   def submit(self, cells, work):
     return [self._task.remote(work, cell) for cell in cells]
