@@ -210,8 +210,9 @@ def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
+  """One process at 1 thread: what a 1-CPU Ray task defaults to, and what Slurm's tasks ask."""
   workdir = tmp_path_factory.mktemp("one")
-  finish(start_lrjax(*STUDY, "--workdir", str(workdir)))
+  finish(start_lrjax(*STUDY, "--workdir", str(workdir), "--config.runtime.threads=1"))
   return workdir
 
 
@@ -225,14 +226,7 @@ def _same_study(workdir, one_process):
       assert [json.loads(x)["epoch"] for x in lines] == [0, 1]
 
 
-# The one-process study resolved its threads to every CPU; Ray's default would be its 1 CPU.
-RAY = [
-  "--executor",
-  "ray",
-  "--ray.cpus_per_cell=1",
-  "--ray.num_cpus=2",
-  f"--config.runtime.threads={len(os.sched_getaffinity(0))}",
-]
+RAY = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]  # threads: Ray's default
 
 
 def _versions(workdir):
@@ -279,6 +273,7 @@ def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_pr
   out = finish(driver)[0]
   assert killed is not None, out
   assert "ray: cells as tasks of 1 CPU and 0 GPU on 2 CPUs" in out
+  assert json.load(open(tmp_path / "study.json"))["runtime"]["threads"] == 1  # its 1 CPU's
   for run, version in _versions(tmp_path).items():
     seen.setdefault(run, set()).add(version)
   assert all(len(v) == 1 for v in seen.values()) and len(seen) == 6  # each written once
@@ -291,6 +286,7 @@ def test_ray_a_killed_worker_s_cell_is_retried_and_trained_once(tmp_path, one_pr
 @needs_submitit
 def test_slurm_array_through_submitit_s_local_executor_equals_one_process(tmp_path, one_process):
   args = ["--executor", "slurm", "--slurm.cluster=local", "--slurm.array_parallelism=2"]
+  args.append("--config.runtime.threads=1")
   out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *args))[0]
   assert "slurm: cells as local processes, 2 at a time" in out
   assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6

@@ -2,7 +2,7 @@
 
 The slow tests start real `python -m lrjax` drivers on the smoke study and compare what they
 leave with one process's study at the same thread count (a tuned study's workers: in
-test_tuned_spread.py); Ray's tasks too, at the thread count they default to.
+test_tuned_spread.py).
 """
 
 import json
@@ -12,8 +12,8 @@ import signal
 import time
 
 import pytest
-from test_executors import _cli, _same_study, _training_pid, _versions, needs_ray
-from test_scaling import finish, start_lrjax
+from test_executors import _cli, _same_study, _training_pid, _versions
+from test_scaling import finish, hashes, start_lrjax
 
 from lrjax.compare.runner import study_spec
 from lrjax.executors.local import LocalExecutor, LocalOptions, cpu_sets
@@ -94,18 +94,6 @@ def one_thread(tmp_path_factory):
   return workdir
 
 
-@pytest.mark.slow
-@needs_ray
-def test_ray_tasks_run_at_the_threads_of_their_cpus_and_equal_one_process(tmp_path, one_thread):
-  ray = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]  # threads: Ray's
-  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *ray))[0]
-  assert "ray: cells as tasks of 1 CPU and 0 GPU on 2 CPUs" in out
-  assert "runtime: convolutions" in out and ", 1 thread," in out
-  assert len(re.findall(r"^\[\d/6\] \w+ seed \d: test accuracy", out, re.M)) == 6
-  assert json.load(open(tmp_path / "study.json"))["runtime"]["threads"] == 1
-  _same_study(tmp_path, one_thread)
-
-
 def _wait_for_training(workdir, driver, deadline):
   while time.time() < deadline:
     pid = _training_pid(workdir, driver.pid)
@@ -154,8 +142,10 @@ def test_on_xla_s_convolutions_two_workers_equal_one_process(tmp_path):
   # The runtime a user gets without oneDNN (or asks for): its bits must not depend on the
   # executor either.
   xla = ["--config.runtime.convolutions=xla", "--config.runtime.threads=1"]
+  xla.append("--config.study.seeds=(0,)")  # 3 cells: two workers busy, half the time
   finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "one"), *xla))
   local = ["--executor", "local", "--local.workers=2", *xla]
   out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "local"), *local))[0]
   assert "runtime: convolutions XLA, 1 thread" in out, out
-  _same_study(tmp_path / "local", tmp_path / "one")
+  one, two = (hashes(tmp_path / w, seeds=(0,)) for w in ("one", "local"))
+  assert len(one) == 3 and one == two

@@ -41,13 +41,13 @@ def finish(*procs, codes=(0,)):
   return outs
 
 
-def hashes(workdir):
+def hashes(workdir, seeds=SEEDS):
   return {
     (n, s): json.load(open(os.path.join(workdir, "runs", n, f"seed_{s}", "summary.json")))[
       "params_sha256"
     ]
     for n in NAMES
-    for s in SEEDS
+    for s in seeds
   }
 
 
