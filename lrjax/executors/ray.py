@@ -7,9 +7,9 @@ A task whose worker dies (a crash, SIGKILL, a lost node) or is preempted is retr
 `max_retries` times and resumes from the cell's checkpoint. Each task applies the cell's runtime
 (`lrjax.runtime.setup`) itself, so its bits do not depend on the threads Ray gives it. Where
 `config.runtime.threads` is 0 and the study has recorded none, a cell runs at the threads of
-the CPUs it asks for (`cpus_per_cell`, at least 1), recorded as the study's runtime: tasks of
-1 CPU on a 2-CPU machine no longer run two threads each on one core's share. lrjax must be
-installed on every node of the cluster.
+the CPUs it asks for (`cpus_per_cell`, at least 1), recorded as the study's runtime, so that
+two 1-CPU tasks on a 2-CPU machine do not run two threads each. lrjax must be installed on
+every node of the cluster.
 """
 
 from __future__ import annotations
