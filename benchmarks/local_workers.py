@@ -14,15 +14,13 @@ local_workers.{json,md}.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import sys
 import tempfile
 import time
 import types
 
 import numpy as np
-from timing import HERE, write_outputs
+from timing import measure_or_reread
 
 from lrjax import config as config_lib
 from lrjax.compare import cell as cell_lib
@@ -118,9 +116,5 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
-  if sys.argv[1:] == ["--markdown"]:
-    with open(os.path.join(HERE, "local_workers.json")) as f:
-      result = json.load(f)
-  else:
-    result = measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
-  write_outputs("local_workers", result, markdown(result))
+  rounds = int(sys.argv[1]) if sys.argv[1:] and sys.argv[1] != "--markdown" else 2
+  measure_or_reread("local_workers", lambda: measure(rounds), markdown)

@@ -46,6 +46,17 @@ def median_and_range(values: list[float]) -> str:
   return f"{np.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
+def measure_or_reread(stem: str, measure, markdown) -> None:
+  """`measure()` and write its outputs; with `--markdown` alone, the Markdown again from the last
+  run's benchmarks/<stem>.json (a changed table, no new measurement)."""
+  if sys.argv[1:] == ["--markdown"]:
+    with open(os.path.join(HERE, f"{stem}.json")) as f:
+      result = json.load(f)
+  else:
+    result = measure()
+  write_outputs(stem, result, markdown(result))
+
+
 def write_outputs(stem: str, data, md: str) -> None:
   """Writes benchmarks/<stem>.json and benchmarks/<stem>.md, and prints the Markdown."""
   with open(os.path.join(HERE, f"{stem}.json"), "w") as f:

@@ -13,12 +13,10 @@ and for ResNet-20. Writes tuning_grid.{json,md}.
 from __future__ import annotations
 
 import copy
-import json
-import os
 import sys
 
 import numpy as np
-from timing import HERE, write_outputs
+from timing import measure_or_reread
 
 from lrjax import config as config_lib
 from lrjax import runtime
@@ -68,9 +66,5 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
-  if sys.argv[1:] == ["--markdown"]:
-    with open(os.path.join(HERE, "tuning_grid.json")) as f:
-      result = json.load(f)
-  else:
-    result = measure(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
-  write_outputs("tuning_grid", result, markdown(result))
+  rounds = int(sys.argv[1]) if sys.argv[1:] and sys.argv[1] != "--markdown" else 3
+  measure_or_reread("tuning_grid", lambda: measure(rounds), markdown)

@@ -1,10 +1,10 @@
 """`lrjax compare --executor local`: cells in worker processes here, each on its own CPUs.
 
 A small model does not keep two CPU cores busy with one program: on two cores, two cells at
-once with one thread each train about 1.7 times as many images a second as one cell with two
-threads (measured on the Fashion-MNIST ConvNet; see the performance guide). This executor starts
-`workers` processes (`--local.workers=N`, default one per CPU), pins each to its own
-`CPUs / workers` CPUs where there are enough, and hands each a cell at a time through the
+once with one thread each train about 1.6 times the cells of one cell at a time with two
+threads (the Fashion-MNIST ConvNet, `benchmarks/local_workers.py`; the scaling guide). This
+executor starts `workers` processes (`--local.workers=N`, default one per CPU), pins each to its
+own `CPUs / workers` CPUs where there are enough, and hands each a cell at a time through the
 study's one loop (`base.run_cells`). A worker lives for the whole study, so it imports and
 compiles once per kind of run, not once per cell.
 
@@ -114,10 +114,11 @@ class LocalExecutor(Executor):
     return _Worker(process, mine, cpus)
 
   def _forward(self, signum, frame) -> None:
-    first = self._signal is None
+    if self._signal is not None:  # forwarded once: a worker would take a second as insisting
+      return
     self._signal = signum
     for w in self._workers:
-      if first and w.handle is not None and w.process.is_alive():
+      if w.handle is not None and w.process.is_alive():
         os.kill(w.process.pid, signum)
 
   def submit(self, cells, work):
