@@ -22,13 +22,12 @@ MODELS = {"resnet20": "synthetic:32x32x3:1024:256:10", "convnet": "synthetic:28x
 
 
 def _child(model: str, dataset: str, n: int, tuned: bool) -> None:
+  from timing import build_run
   from training import bench_config, step_time
-
-  from lrjax.train import build
 
   config = bench_config(model, dataset)
   config.runtime.convolutions, config.runtime.xla_cpu_tuning = "xla", tuned
-  run = build.build(config)  # applies the runtime before JAX starts, in this fresh process
+  run = build_run(config)  # applies the runtime before JAX starts, in this fresh process
   state = run.init_state()
   seconds, _ = step_time(run, state, run.train_batch(np.arange(128), 0), run.schedule, n)
   print(json.dumps({"step_ms": seconds * 1e3}))

@@ -29,9 +29,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from timing import build_run  # noqa: E402
 
 from lrjax import runtime  # noqa: E402
-from lrjax.train import build, train_and_evaluate  # noqa: E402
+from lrjax.train import train_and_evaluate  # noqa: E402
 
 TRAIN_GFLOP_PER_IMAGE = {"resnet50": 7.8, "resnet20": 0.25, "tiny": 0.001}
 # Dense bf16 peak FLOP/s by device kind (datasheet figures); MFU is reported against these.
@@ -98,7 +101,7 @@ def _steps_per_second(run, state, batch, schedule, n):
 
 def throughput(model, batch, n, half_precision) -> dict:
   dataset = f"synthetic:32x32x3:{batch * 2}:{batch}:10"
-  run = build.build(config(model, dataset, batch, half_precision=half_precision))
+  run = build_run(config(model, dataset, batch, half_precision=half_precision))
   state = run.init_state()
   b = run.train_batch(np.arange(batch * 2), 0)
   t0 = time.perf_counter()
@@ -138,7 +141,6 @@ def main() -> None:
   for half in (False, True):
     print(f"throughput {big} half_precision={half} ...", flush=True)
     out[f"throughput_{'bf16' if half else 'fp32'}"] = throughput(big, batch, n, half)
-  sys.path.insert(0, HERE)
   import training  # the population measurement shared with the CPU suite
 
   print("population ...", flush=True)

@@ -17,7 +17,6 @@ import functools
 import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 from timing import measure_or_reread
@@ -26,15 +25,16 @@ from lrjax import config as config_lib
 from lrjax.compare import cell as cell_lib
 from lrjax.compare import plan as plan_lib
 from lrjax.compare import stale
-from lrjax.compare import study as study_lib
+from lrjax.config.study import Study
 from lrjax.executors.base import run_cells
 from lrjax.executors.local import LocalExecutor, LocalOptions
+from lrjax.runtime import Spec
 from lrjax.runtime import threads as threads_lib
 
 ARM = "constant"
 
 
-def _config(threads: int, seeds: tuple[int, ...]):
+def _study(threads: int, seeds: tuple[int, ...]) -> Study:
   config = config_lib.load("study_fashion_mnist")
   with config.unlocked():
     config.progress = False
@@ -42,26 +42,26 @@ def _config(threads: int, seeds: tuple[int, ...]):
     config.study.seeds = seeds
     config.study.schedules = {ARM: config.study.schedules[ARM]}
     config.study.order = (ARM,)
-  return config
+  return Study.of(config)
 
 
 def _cells(executor: LocalExecutor, threads: int, seeds: tuple[int, ...]) -> float:
   """Seconds to train the cells of `seeds` (one each) through `executor`, in a fresh workdir."""
-  config = _config(threads, seeds)
+  study = _study(threads, seeds)
   with tempfile.TemporaryDirectory() as workdir:
-    cells = plan_lib.plan(config, workdir, lambda text: None)
+    cells = plan_lib.plan(study, workdir, lambda text: None)
     t0 = time.perf_counter()
-    failed = run_cells(
+    ran = run_cells(
       cells,
       executor,
-      functools.partial(cell_lib.work, config, workdir),
-      finished=functools.partial(stale.finished, config, study_lib.parse(config), workdir),
+      functools.partial(cell_lib.work, study, workdir),
+      finished=functools.partial(stale.finished, study, workdir),
       describe=cell_lib.describe,
       say=lambda text: None,
     )
     seconds = time.perf_counter() - t0
-  if failed:
-    raise RuntimeError("; ".join(failed))
+  if ran.failed:
+    raise RuntimeError("; ".join(ran.failed))
   return seconds
 
 
@@ -71,7 +71,7 @@ def measure(rounds: int = 2) -> dict:
   executors = {}
   for name, (workers, threads) in ways.items():
     executor = LocalExecutor(LocalOptions(workers), say=print)
-    executor.use_runtime(types.SimpleNamespace(platform="cpu", threads=threads))
+    executor.start(Spec(threads=threads), print)
     executors[name] = executor
   seconds: dict[str, list[float]] = {name: [] for name in ways}
   try:

@@ -31,13 +31,12 @@ RUNTIME = runtime.setup()  # before JAX starts its backends, as every lrjax entr
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from timing import HERE, in_fresh_processes, median_and_range, write_outputs  # noqa: E402
+from timing import HERE, build_run, in_fresh_processes, median_and_range, write_outputs  # noqa: E402
 from torch_compare import torch_models  # noqa: E402
 from training import bench_config  # noqa: E402
 
 from lrjax.onednn import conv as onednn_conv  # noqa: E402
 from lrjax.onednn import ops  # noqa: E402
-from lrjax.train import build  # noqa: E402
 
 BATCH = 128
 DIMS = ("NHWC", "HWIO", "NHWC")
@@ -153,7 +152,7 @@ def _compiled_step(model: str, shape, xla: bool):
   config = bench_config(model, f"synthetic:{h}x{w}x{c}:1024:{BATCH}:10")
   config.weight_decay = 5e-4
   config.runtime.convolutions = "xla" if xla else "onednn"
-  run = build.build(config)
+  run = build_run(config)
   state, batch = run.init_state(), run.train_batch(np.arange(1024), 0)
   compiled = run.train_step.lower(state, batch, run.schedule).compile()
   hlo = compiled.as_text()

@@ -14,10 +14,8 @@ import copy
 import jax
 import jax.numpy as jnp
 import numpy as np
-from timing import median_ms
+from timing import build_run, median_ms
 from training import step_time
-
-from lrjax.train import build
 
 
 def _convs(jaxpr) -> list:
@@ -37,7 +35,7 @@ def profile(config, n: int = 5) -> dict:
   """Step time and the time of each of its convolutions, for `config`'s model and batch."""
   config = copy.deepcopy(config)
   config.runtime.convolutions = "xla"
-  run = build.build(config)
+  run = build_run(config)
   state = run.init_state()
   batch = run.train_batch(np.arange(config.batch_size), 0)
   jaxpr = run.train_step.trace(state, batch, run.schedule).jaxpr

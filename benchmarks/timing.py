@@ -64,3 +64,14 @@ def write_outputs(stem: str, data, md: str) -> None:
   with open(os.path.join(HERE, f"{stem}.md"), "w") as f:
     f.write(md)
   print(md)
+
+
+def build_run(config):
+  """The run of `config` (checked into its `Experiment`), in a process set up with its runtime:
+  a benchmark is a process's entry point, so it sets the process up (once) as `lrjax` does."""
+  from lrjax import runtime
+  from lrjax.config.experiment import Experiment
+  from lrjax.train import build
+
+  experiment = Experiment.of(config)
+  return build.build(experiment, runtime.setup(experiment.runtime))

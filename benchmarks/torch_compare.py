@@ -12,9 +12,8 @@ import time
 
 import jax
 import numpy as np
+from timing import build_run
 from training import bench_config, step_time
-
-from lrjax.train import build
 
 
 def torch_models(torch):
@@ -107,7 +106,7 @@ def measure(n: int = 5) -> dict:
     h, w, c = shape
     config = bench_config(model, f"synthetic:{h}x{w}x{c}:1024:128:10")
     config.weight_decay = 5e-4
-    run = build.build(config)
+    run = build_run(config)
     state = run.init_state()
     batch = run.train_batch(np.arange(1024), 0)
     dt, _ = step_time(run, state, batch, run.schedule, n)

@@ -15,9 +15,10 @@ import time
 
 import jax
 import numpy as np
+from timing import build_run
 
 import lrjax
-from lrjax.train import Member, Trainer, build, train_and_evaluate
+from lrjax.train import Member, Trainer, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,7 +54,7 @@ def schedule_in_step(model: str = "convnet", batch_size: int = 32, rounds: int =
   """
   config = bench_config(model, "synthetic:28x28x1:2048:256:10")
   config.batch_size = batch_size
-  run = build.build(config)
+  run = build_run(config)
   state = run.init_state()
   batch = run.train_batch(np.arange(2048), 0)
   constant = lrjax.constant(0.1)
@@ -102,7 +103,8 @@ def schedule_in_step(model: str = "convnet", batch_size: int = 32, rounds: int =
 def compilations_and_overhead(model: str = "convnet", rounds: int = 6) -> dict:
   """Compilations of real runs, and the host loop's overhead measured against the device alone.
 
-  Overhead: the engine's epoch (`Trainer.fit` for one epoch with no hooks and no evaluation:
+  Overhead: the engine's epoch (`Trainer.fit` for one epoch keeping nothing (no claims,
+  checkpoints or files) and no evaluation:
   batches gathered and placed from the host, metrics fetched every `log_every_steps`) against
   the same steps over batches placed beforehand and no synchronisation but the last; the two
   alternate for `rounds` rounds and the figure is the median of their ratios.
@@ -116,8 +118,10 @@ def compilations_and_overhead(model: str = "convnet", rounds: int = 6) -> dict:
     second = train_and_evaluate(config, os.path.join(tmp, "b"), quiet=True)
     run, state = second["run"], second["state"]
   placed = [run.train_batch(run.epoch_order(0), i) for i in range(run.steps_per_epoch)]
-  with tempfile.TemporaryDirectory() as tmp:  # no hook writes there: no files
-    trainer = Trainer([Member(run, tmp)], tmp, evaluate=False, max_steps=run.steps_per_epoch)
+  with tempfile.TemporaryDirectory() as tmp:  # keep=False: nothing is written there
+    trainer = Trainer(
+      [Member(run, tmp)], tmp, evaluate=False, max_steps=run.steps_per_epoch, keep=False
+    )
 
   def host_epoch():
     t = time.perf_counter()
@@ -173,7 +177,7 @@ def population(
   for i in range(k):
     c = copy.deepcopy(base)
     c.schedule = kinds[i % len(kinds)]
-    runs.append(build.build(c))
+    runs.append(build_run(c))
   probes = [strategy.probe(runs, steps=n) for _ in range(rounds)]
   best = sorted(probes, key=lambda p: p["ratio"])[len(probes) // 2]
   return {

@@ -16,12 +16,12 @@ import copy
 import sys
 
 import numpy as np
-from timing import measure_or_reread
+from timing import build_run, measure_or_reread
 
 from lrjax import config as config_lib
 from lrjax import runtime
-from lrjax.compare import study as study_lib
-from lrjax.train import build, strategy
+from lrjax.config import study as study_lib
+from lrjax.train import strategy
 
 MODELS = {"convnet": "fashion_mnist", "resnet20": "synthetic:28x28x1:2048:256:10"}
 
@@ -36,7 +36,7 @@ def measure(rounds: int = 3, arm: str = "cosine_annealing") -> dict:
       config.model, config.dataset = model, dataset
     study = study_lib.parse(config)
     points = study.tune.points()
-    runs = [build.build(study_lib.run_config(config, study, arm, 0, None, p)) for p in points]
+    runs = [build_run(study.run(arm, 0, None, p)) for p in points]
     probes = [strategy.probe(runs, steps=5) for _ in range(rounds)]
     out["models"][model] = {
       "points": [p.id for p in points],

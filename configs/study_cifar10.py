@@ -30,6 +30,8 @@ def get_config(variant: str = "chapter"):
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
   config = default.get_config()
   config.progress = True
+  # Snapshot Ensembles (Huang et al. 2017) reported for every arm whose schedule has cycles.
+  config.snapshot_ensemble = True
   config.study = ml_collections.ConfigDict()
   config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
   config.study.order = tuple(CHAPTER_SCHEDULES)  # constant first: the baseline

@@ -51,6 +51,8 @@ def get_config(size: str = "quick"):
   config.num_epochs = 3
   config.progress = True  # each run's progress line, beside the study's overall one
   config.tensorboard = False
+  # Snapshot Ensembles (Huang et al. 2017) reported for every arm whose schedule has cycles.
+  config.snapshot_ensemble = True
   config.study = ml_collections.ConfigDict()
   config.study.schedules = chapter_study(init_lr=0.1, num_epochs=config.num_epochs)
   config.study.order = tuple(CHAPTER_SCHEDULES)  # constant first: the baseline

@@ -15,6 +15,8 @@ def get_config():
   config = smoke.get_config()
   config.dataset = "synthetic:16x16x3:256:64:4"
   config.validation_fraction = 0.125  # 32 of the 256 training images: 7 steps an epoch
+  # Snapshot Ensembles (Huang et al. 2017) reported for every arm whose schedule has cycles.
+  config.snapshot_ensemble = True
   config.study = ml_collections.ConfigDict()
   config.study.schedules = {
     "constant": {"name": "constant", "value": 0.05},

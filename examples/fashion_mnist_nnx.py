@@ -122,6 +122,11 @@ def main(argv=None) -> dict:
   p.add_argument("--batch_size", type=int, default=128)
   p.add_argument("--limit", type=int, default=0, help="examples of each split (0: all)")
   ns = p.parse_args(argv)
+  from lrjax import runtime
+
+  # This script is its process's entry point: set the process up once, with a study's default
+  # runtime (one thread per run), as `lrjax compare` does.
+  runtime.setup({"threads": 1})
   train_size = len(splits(ns.limit)["train"][1])
   # By its module's name, not `__main__`'s: the report names it, and executors' workers import
   # it (put examples/ on their PYTHONPATH).

@@ -135,6 +135,11 @@ def main(argv=None) -> dict:
   p.add_argument("--steps_per_epoch", type=int, default=100)
   p.add_argument("--eval_size", type=int, default=4096)
   ns = p.parse_args(argv)
+  from lrjax import runtime
+
+  # This script is its process's entry point: set the process up once, with a study's default
+  # runtime (one thread per run), as `lrjax compare` does.
+  runtime.setup({"threads": 1})
   # By its module's name, not `__main__`'s: the report names it, and executors' workers import
   # it (put examples/ on their PYTHONPATH).
   return function_study(

@@ -27,7 +27,7 @@ from layers import layer_of  # noqa: E402
 OLD_NAMES = {
   "lrjax.cli_study": "lrjax.cli",
   "lrjax.compare.stats": "lrjax.stats",
-  "lrjax.train.lr_finder": "lrjax.range_test",
+  "lrjax.train.lr_finder": "lrjax.lr_finder",
   "lrjax.train.xla_cpu": "lrjax.runtime",
   "lrjax.train.devices": "lrjax.runtime",
   "lrjax.train.jax_compat": "lrjax.runtime",

@@ -16,16 +16,19 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # From the bottom up. The schedules need nothing; the runtime chooses among the convolution
-# kernels; models, data and figures take what they are given; the engine (train) builds on those;
-# the executors, the range test and the user's own training function (which records its runs as
-# the engine does) drive or stand beside the engine; the study (compare) plans cells and hands
-# them to executors; the command line sits on top, and `lrjax` itself only re-exports names.
+# kernels; models, data, optimizers and figures take what they are given; a config is checked
+# once into typed objects (config), and the executors spread work without knowing the engine;
+# the engine (train) builds on those; the range test and the user's own training function
+# (which records its runs as the engine does) drive or stand beside the engine; the study
+# (compare) plans cells and hands them to executors; the command line sits on top, and `lrjax`
+# itself only re-exports names.
 LAYERS = (
-  ("lrjax.schedules", "lrjax.import_path", "lrjax.files", "lrjax.configs"),
-  ("lrjax.onednn", "lrjax.stats", "lrjax.config"),
-  ("lrjax.runtime", "lrjax.models", "lrjax.data", "lrjax.plot"),
+  ("lrjax.schedules", "lrjax.import_path", "lrjax.files", "lrjax.configs", "lrjax.clock"),
+  ("lrjax.onednn", "lrjax.stats"),
+  ("lrjax.runtime", "lrjax.models", "lrjax.data", "lrjax.plot", "lrjax.optimizers"),
+  ("lrjax.config", "lrjax.executors"),
   ("lrjax.train",),
-  ("lrjax.executors", "lrjax.range_test", "lrjax.function"),
+  ("lrjax.lr_finder", "lrjax.function"),
   ("lrjax.compare",),
   ("lrjax.cli", "lrjax.__main__"),
   ("lrjax",),

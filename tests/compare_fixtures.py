@@ -107,34 +107,33 @@ def with_metric(results: dict, metric: str, table: dict[str, list[float]]) -> di
 
 
 def interrupt_at_epochs(monkeypatch, stop):
-  """Every trainer of the study gets one more hook, which records (members, epoch, workdir of
-  its first member) as each epoch starts and raises KeyboardInterrupt where `stop(members,
+  """Every trainer of the study gets one more observer, which records (members, epoch, workdir
+  of its first member) as each epoch starts and raises KeyboardInterrupt where `stop(members,
   epoch, seen)` says so (after the previous epoch's checkpoint): a user stopping the study."""
-  from lrjax.train import hooks
-  from lrjax.train.trainer import Hook
+  from lrjax.train.trainer import Observer, Trainer
 
-  real, epochs = hooks.standard, []
+  real, epochs = Trainer.__init__, []
 
-  class Interrupt(Hook):
-    def _starting(self, trainer, loop):
-      spe, k = trainer.run.steps_per_epoch, trainer.k
-      epoch = loop.step // spe
-      if epoch >= trainer.run.config.num_epochs:
+  class Interrupt(Observer):
+    def _starting(self, trainer, step):
+      epoch = step // trainer.run.steps_per_epoch
+      if epoch >= trainer.run.experiment.num_epochs:
         return
-      epochs.append((k, epoch, trainer.members[0].workdir))
-      if stop(k, epoch, epochs):
+      epochs.append((trainer.k, epoch, trainer.members[0].workdir))
+      if stop(trainer.k, epoch, epochs):
         raise KeyboardInterrupt
 
-    def start(self, trainer, loop):
-      self._starting(trainer, loop)
+    def start(self, trainer, step):
+      self._starting(trainer, step)
 
-    def after_epoch(self, trainer, loop):
-      self._starting(trainer, loop)
+    def see(self, trainer, moment):
+      if moment.epoch_end:
+        self._starting(trainer, moment.step)
 
-  def standard(*args, **kwargs):
-    return [*real(*args, **kwargs), Interrupt()]
+  def with_interrupt(self, *args, observers=(), **kwargs):
+    real(self, *args, observers=[*observers, Interrupt()], **kwargs)
 
-  monkeypatch.setattr(hooks, "standard", standard)
+  monkeypatch.setattr(Trainer, "__init__", with_interrupt)
   return epochs
 
 

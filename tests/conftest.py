@@ -10,7 +10,7 @@ import pytest
 
 from lrjax import runtime
 
-runtime.setup()
+runtime.setup({"threads": 1})
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 

@@ -27,7 +27,7 @@ def _scores(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def train(job):
   """Trains and returns final metrics and curves; resumes from `job.folder`; honours preemption
   and, for the tests, `config.user.fail` ("raise", "nan", "missing", "type") and `sleep`."""
-  user = job.config.get("user", {}) or {}
+  user = job.config.user
   fail = user.get("fail", "")
   if fail == "raise":
     raise ZeroDivisionError("the user's code divided by zero")

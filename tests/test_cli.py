@@ -122,12 +122,20 @@ def test_debug_shows_the_traceback(capsys, monkeypatch):
   assert "foo" in str(info.value)
 
 
-def test_a_failed_run_exits_1_with_one_line(capsys, tmp_path):
-  # A config value only the training rejects: the run starts, then fails.
+def test_a_bad_config_value_exits_2_before_anything_runs(capsys, tmp_path):
   args = ["--config", "smoke", "--workdir", str(tmp_path), "--config.batch_size=-4"]
   code, _, err = _exit(capsys, "train", *args)
+  assert code == 2
+  _one_line_error(err, "config.batch_size must be a positive integer, got -4")
+  assert not os.listdir(tmp_path)  # nothing ran
+
+
+def test_a_failed_run_exits_1_with_one_line(capsys, tmp_path):
+  # A dataset only loading it can reject: the run starts, then fails.
+  args = ["--config", "smoke", "--workdir", str(tmp_path), "--config.dataset=no_such_set_xyz"]
+  code, _, err = _exit(capsys, "train", *args)
   assert code == 1
-  _one_line_error(err, "batch_size")
+  _one_line_error(err, "no_such_set_xyz")
 
 
 @pytest.mark.parametrize(

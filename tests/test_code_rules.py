@@ -1,4 +1,5 @@
-"""Rules the code keeps: small files, no private names across modules, a base without combinators.
+"""Rules the code keeps: small files, no private names across modules, a base without
+combinators, one owner of a run's files, an executor interface apart from the engine.
 
 A module may use its own private names (and a test those of the module it tests); the schedules'
 base may import only `steps`.
@@ -88,15 +89,26 @@ def test_the_schedule_base_knows_nothing_of_combinators_or_the_registry():
   assert {m for m in imported if m.startswith("lrjax")} <= {"lrjax.schedules.steps"}, imported
 
 
-@pytest.mark.parametrize("package, limit", [("train", 2000), ("compare", 2000)])
-def test_the_engine_and_the_study_stay_small(package, limit):
-  """The engine (lrjax/train: one Trainer, its hooks, builders and steps) and the study
-  (lrjax/compare: plan, cells, tuning, report) each under 2,000 lines: together they were 3,427
-  with duplicated training loops, and 4,779 before the models, data, executors, runtime and
-  files became packages of their own; the tuned study added its phases inside that budget."""
-  lines = sum(
-    len(s.splitlines())
-    for p, s in _sources().items()
-    if p.startswith(os.path.join("lrjax", package) + os.sep)
+@pytest.mark.parametrize(
+  "name", ["summary.json", "config.json", "metrics.jsonl", "failed.json", "skipped.json"]
+)
+def test_one_module_owns_a_run_s_files(name):
+  """Only `lrjax.files.run_dir` names the files of a run's folder: the engine, the user's
+  training function and the study read and write them through it."""
+  owners = {p for p, s in _sources().items() if f'"{name}"' in s or f"'{name}'" in s}
+  assert owners == {os.path.join("lrjax", "files", "run_dir.py")}, owners
+
+
+def test_the_executor_interface_imports_no_part_of_the_engine():
+  import subprocess
+  import sys
+
+  code = (
+    "import sys\n"
+    "import lrjax.executors.base, lrjax.executors.process, lrjax.executors.local\n"
+    "print(sorted({m.split('.')[0] for m in sys.modules} & {'orbax', 'tensorstore', 'flax'}),"
+    " sorted(m for m in sys.modules if m.startswith('lrjax.train')))\n"
   )
-  assert lines < limit, lines
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == "[] []"

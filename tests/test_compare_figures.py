@@ -94,7 +94,7 @@ def test_the_study_draws_with_the_plot_package():
 
 
 def test_range_test_figure(tmp_path):
-  from lrjax.plot import range_test
+  from lrjax.plot import lr_finder as range_test
 
   lrs = np.geomspace(1e-4, 1.0, 60)
   losses = 2.0 - np.tanh(np.log10(lrs) + 2.5) + 0.02 * np.sin(np.arange(60))

@@ -9,14 +9,15 @@ import ml_collections
 import numpy as np
 import pytest
 
-from lrjax import range_test as lr_finder
+from lrjax import lr_finder
 from lrjax.compare import cell as cell_lib
 from lrjax.compare import runner
-from lrjax.compare import study as study_lib
-from lrjax.train import build
+from lrjax.config import study as study_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from runs import build_run  # noqa: E402
 
 from lrjax.configs import smoke  # noqa: E402
 
@@ -27,6 +28,7 @@ def study_config():
   config.batch_size = 32
   config.eval_batch_size = 64
   config.num_epochs = 2
+  config.snapshot_ensemble = True  # as the user sets it: a study never overrides it
   config.study = ml_collections.ConfigDict()
   config.study.schedules = {
     "constant": {"name": "constant", "value": 0.1},
@@ -49,7 +51,7 @@ def test_same_initialisation_and_data_order_across_schedules(tmp_path):
   study = study_lib.parse(config)
   states, runs = [], []
   for name in ("constant", "linear"):  # both give lr 0.1 at step 0
-    run = build.build(study_lib.run_config(config, study, name, 1))
+    run = build_run(study.run(name, 1))
     perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(0), 128))
     state = run.init_state()
     states.append(jax.device_get(state.params))
@@ -61,14 +63,14 @@ def test_same_initialisation_and_data_order_across_schedules(tmp_path):
   for run, state, _ in runs:
     from lrjax.data.datasets import epoch_permutation
 
-    perm = epoch_permutation(run.config.seed, 0, 128)
+    perm = epoch_permutation(run.experiment.seed, 0, 128)
     new, _ = run.train_step(state, run.train_batch(perm, 0), run.schedule)
     stepped.append(jax.device_get(new.params))
   for a, b in zip(jax.tree.leaves(stepped[0]), jax.tree.leaves(stepped[1])):
     np.testing.assert_array_equal(a, b)
   # And the run configs differ in nothing but the schedule.
-  c1 = study_lib.run_config(config, study, "constant", 1).to_dict()
-  c2 = study_lib.run_config(config, study, "linear", 1).to_dict()
+  c1 = study.run("constant", 1).to_dict()
+  c2 = study.run("linear", 1).to_dict()
   c1.pop("schedule"), c2.pop("schedule")
   assert c1 == c2
 

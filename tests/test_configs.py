@@ -185,7 +185,7 @@ def test_the_loaded_config_is_locked():
 
 
 def test_the_beyond_and_budget_studies_plan_their_arms():
-  from lrjax.compare import study
+  from lrjax.config import study
 
   beyond = study.parse(configs.load("study_fashion_mnist:beyond"))
   assert beyond.names[-4:] == ("wsd_1sqrt", "schedule_free_sgd", "prodigy", "dog")

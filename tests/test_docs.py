@@ -22,7 +22,7 @@ TOLD_TO_CALL = (
   "lrjax.plot_schedules",
   "lrjax.config.load",
   "lrjax.stats.paired_comparison",
-  "lrjax.range_test.find_lr",
+  "lrjax.lr_finder.find_lr",
   "lrjax.train.train_and_evaluate",
   "lrjax.train.Trainer",
   "lrjax.compare.api.function_study",

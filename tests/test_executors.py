@@ -93,15 +93,18 @@ def test_ray_options():
   assert (o.gpus_per_cell, o.cpus_per_cell, o.address, o.max_retries) == (0.25, 2, "ray://h:1", 3)
 
 
-@pytest.mark.parametrize("cpus, threads", [(1, 1), (0.5, 1), (2, 2), (3.5, 3)])
-def test_a_ray_cell_runs_at_the_threads_of_the_cpus_it_asks_for(cpus, threads, tmp_path):
-  from lrjax.compare.runner import study_spec
+@pytest.mark.parametrize("cpus, threads, warned", [(1, 1, False), (0.5, 1, True), (1, 2, True)])
+def test_ray_says_where_a_cell_runs_more_threads_than_its_task_reserves(cpus, threads, warned):
+  from lrjax.executors.ray import RayExecutor
+  from lrjax.runtime import Spec
 
-  o = RayOptions(cpus_per_cell=cpus)
-  assert o.cell_threads() == threads
-  w = str(tmp_path)
-  assert study_spec(None, None, o.cell_threads(), w).threads == threads  # a new study
-  assert study_spec({"threads": 4}, None, o.cell_threads(), w).threads == 4  # the config's wins
+  executor = RayExecutor.__new__(RayExecutor)  # no cluster: only what it says of the runtime
+  executor._options, said = RayOptions(cpus_per_cell=cpus), []
+  executor.start(Spec(threads=threads), said.append)
+  assert executor._spec == Spec(threads=threads)  # what every task sets its process up with
+  assert bool(said) is warned
+  if warned:
+    assert f"--ray.cpus_per_cell={threads} reserves what they use" in said[0]
 
 
 @needs_submitit
@@ -158,8 +161,8 @@ def test_a_missing_extra_is_named(tmp_path, capsys, monkeypatch, kind, extra, mo
 @needs_submitit
 def test_a_cell_job_checkpoints_as_itself():
   job = CellJob()
-  delayed = job.checkpoint("work", "cell")
-  assert delayed.function is job and delayed.args == ("work", "cell")
+  delayed = job.checkpoint("spec", "work", "cell")
+  assert delayed.function is job and delayed.args == ("spec", "work", "cell")
 
 
 @pytest.mark.slow
@@ -172,12 +175,15 @@ def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch
   from lrjax import config as configs
   from lrjax.compare import cell as cell_lib
   from lrjax.compare import plan
+  from lrjax.config.study import Study
+  from lrjax.runtime import Spec
   from lrjax.train.trainer import Trainer
 
-  config = configs.load("study_smoke")
-  cell = plan.plan(config, str(tmp_path), say=lambda text: None)[0]
-  whole = cell_lib.train_cell(config, str(tmp_path / "whole"), cell, quiet=True)
-  work = functools.partial(cell_lib.work, config, str(tmp_path / "cut"))
+  study = Study.of(configs.load("study_smoke"))
+  cell = plan.plan(study, str(tmp_path), say=lambda text: None)[0]
+  whole = cell_lib.train_cell(study, str(tmp_path / "whole"), cell, quiet=True)
+  work = functools.partial(cell_lib.work, study, str(tmp_path / "cut"))
+  spec = Spec(threads=1)  # this test process's (conftest.py)
 
   steps, requeued = [0], []
   step = Trainer.train_step
@@ -196,7 +202,7 @@ def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch
   previous = signal.signal(signal.SIGUSR2, submitit_requeue)
   try:
     with pytest.raises(SystemExit):
-      CellJob()(work, cell)
+      CellJob()(spec, work, cell)
   finally:
     signal.signal(signal.SIGUSR2, previous)
   run = tmp_path / "cut" / "runs" / cell.names[0] / f"seed_{cell.seed}"
@@ -204,7 +210,7 @@ def test_a_cell_job_saves_its_step_and_requeues_on_sigusr2(tmp_path, monkeypatch
   assert (run / "checkpoints" / "6").exists() and not (run / "summary.json").exists()
   assert not (run / "claim.json").exists()
   monkeypatch.setattr(Trainer, "train_step", step)
-  resumed = CellJob()(work, cell)
+  resumed = CellJob()(spec, work, cell)
   assert resumed.summaries[0]["params_sha256"] == whole[0]["params_sha256"]
 
 
@@ -314,7 +320,7 @@ def test_the_time_left_counts_only_the_cells_this_process_trained(monkeypatch):
 
   lines, now = [], [100.0]
   monkeypatch.setattr(base.time, "perf_counter", lambda: now[0])
-  progress = base.Progress(4, lines.append)
+  progress = base.CellProgress(4, lines.append)
   progress.finished(Cell(), "finished earlier, skipped", elsewhere=True)
   progress.finished(Cell(), "finished earlier, skipped", elsewhere=True)
   assert lines[-1].endswith("(0s so far)")  # no pace yet: no estimate

@@ -45,21 +45,42 @@ def test_each_worker_gets_its_own_cpus_where_there_are_enough():
   assert cpu_sets(range(2), 2, 2) == [None, None]  # too few: they share them
 
 
-def test_a_cell_s_threads_default_to_its_share_of_the_cpus():
+def test_workers_default_to_one_per_cell_s_threads_and_say_where_they_share(monkeypatch):
+  from lrjax.runtime import Spec
+
+  said = []
+  started = []
+  monkeypatch.setattr(LocalExecutor, "_start", lambda self, cpus: started.append(cpus))
   cpus = len(os.sched_getaffinity(0))
-  assert LocalExecutor(LocalOptions(workers=1)).cell_threads() == cpus
-  assert LocalExecutor(LocalOptions(workers=2)).cell_threads() == max(1, cpus // 2)
-  assert LocalExecutor(LocalOptions()).cell_threads() == 1  # one worker per CPU
+  executor = LocalExecutor(LocalOptions(), said.append)
+  executor.start(Spec(threads=1), said.append)
+  assert executor.capacity == cpus == len(started)  # one worker per CPU at 1 thread each
+  executor._previous = {}  # nothing to restore: no handler was ever installed for real
+  crowded = LocalExecutor(LocalOptions(workers=cpus + 1), said.append)
+  crowded.start(Spec(threads=1), said.append)
+  assert crowded.capacity == cpus + 1 and started[-1] is None  # they share the CPUs
+  assert "more than the" in said[-1] and f"--local.workers={cpus} fits them" in said[-1]
+  for e in (executor, crowded):
+    for sig, handler in e._previous.items():
+      signal.signal(sig, handler)
 
 
-def test_the_executor_s_threads_apply_only_where_nothing_else_decides(tmp_path):
+def test_a_study_s_runtime_is_resolved_once_whatever_the_executor(tmp_path):
+  import json as json_lib
+
+  from lrjax.configs import study_smoke
+
+  config = study_smoke.get_config()
   w = str(tmp_path)
-  assert study_spec(None, None, 1, w).threads == 1  # a new study: the executor's share
-  assert study_spec({"threads": 2}, None, 1, w).threads == 2  # the config's
-  assert study_spec(None, {"threads": 2}, 1, w).threads == 2  # the one the study started with
-  assert study_spec(None, None, 0, w).threads == 0  # the runtime's own default (every CPU)
+  assert study_spec(config, w).threads == 1  # a new study: one thread per cell
+  config.runtime.threads = 2
+  assert study_spec(config, w).threads == 2  # the config's
+  config.runtime.threads = 0
+  (tmp_path / "study.json").write_text(json_lib.dumps({"runtime": {"threads": 2}}))
+  assert study_spec(config, w).threads == 2  # the one the study started with
+  config.runtime.threads = 1
   with pytest.raises(RuntimeMismatch, match="started with config.runtime.threads=2"):
-    study_spec({"threads": 1}, {"threads": 2}, 1, w)
+    study_spec(config, w)
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,11 @@ import numpy as np
 import optax
 import pytest
 from optax import contrib
+from runs import build_run
 from test_train import smoke_config
 
-from lrjax.train import build, optimizers, train_and_evaluate
+from lrjax import optimizers
+from lrjax.train import build, train_and_evaluate
 
 NEW = ("schedule_free_sgd", "schedule_free_adamw", "prodigy", "dadapt_adamw", "dog", "mechanize")
 DIRECT = {
@@ -52,7 +54,7 @@ def test_each_trains_the_smoke_config(tmp_path, name):
 
 def test_unknown_optimizer_names_the_choices():
   with pytest.raises(ValueError, match="config.optimizer.*prodigy"):
-    build.build(smoke_config(optimizer="lion"))
+    build_run(smoke_config(optimizer="lion"))
 
 
 class _BNNet(nn.Module):

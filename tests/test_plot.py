@@ -58,7 +58,7 @@ import sys
 
 import numpy as np
 import lrjax
-from lrjax.plot import range_test, study
+from lrjax.plot import lr_finder, study
 sys.path.insert(0, sys.argv[2])
 from compare_fixtures import make_results
 out = sys.argv[1]
@@ -66,7 +66,7 @@ lrjax.plot_schedules(lrjax.linear_decay(0.1, 10), 10, out + "/s.png", panels=Tru
 study.write_figures(make_results(3, 2, 6), out)
 lrs = np.geomspace(1e-4, 1.0, 20)
 result = {"lrs": lrs, "losses": 1 / lrs, "smoothed_losses": 1 / lrs, "suggested_lr": 1e-3}
-range_test.plot_range_test(result, out + "/r.png")
+lr_finder.plot_range_test(result, out + "/r.png")
 print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
 """
 

@@ -8,12 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from compare_fixtures import interrupt_at_epochs
+from runs import build_run
 from test_compare_runner import study_config
 
 import lrjax
 from lrjax.compare import runner
-from lrjax.compare import study as study_lib
-from lrjax.train import build, strategy
+from lrjax.config import study as study_lib
+from lrjax.train import strategy
 
 
 def _study(mode: str):
@@ -100,7 +101,7 @@ def test_auto_uses_the_population_only_where_the_probe_says_it_is_faster(
   assert ("population" in summary) is expected
   if expected:  # both seeds ran the one compiled population step
     study = study_lib.parse(config)
-    run = build.build(study_lib.run_config(config, study, "linear", 4))
+    run = build_run(study.run("linear", 4))
     assert run.steps.train_members._cache_size() == 1
 
 
@@ -112,6 +113,7 @@ def test_auto_on_cpu_trains_one_at_a_time_without_probing(tmp_path, monkeypatch)
   monkeypatch.setattr(strategy, "platform", lambda: "cpu")
   config = _study("auto")
   config.study.order = ["constant", "linear"]
+  del config.study.schedules["cosine_annealing"]  # an arm left out of the order is refused
   runner.compare(config, str(tmp_path), quiet=True)
   assert json.load(open(tmp_path / "execution.json")) == {
     "population": False,
@@ -126,7 +128,7 @@ def test_probe_times_both_ways_on_this_machine(tmp_path):
   config = _study("auto")
   study = study_lib.parse(config)
   names = ("constant", "linear")
-  runs = [build.build(study_lib.run_config(config, study, n, 3)) for n in names]
+  runs = [build_run(study.run(n, 3)) for n in names]
   figures = strategy.probe(runs, steps=2)
   assert figures["population_ms"] > 0 and figures["sequential_ms"] > 0
   assert figures["ratio"] == pytest.approx(figures["population_ms"] / figures["sequential_ms"])
@@ -162,6 +164,7 @@ def test_a_changed_population_starts_afresh(tmp_path, monkeypatch, sequential):
     runner.compare(_study("always"), str(tmp_path), quiet=True)
   config = _study("always")
   config.study.order = ["constant", "linear"]  # the study changed: two members, not three
+  del config.study.schedules["cosine_annealing"]
   pop = _by_schedule(runner.compare(config, str(tmp_path), quiet=True))
   assert epochs == [(3, 0), (3, 1), (2, 0), (2, 1)]
   _assert_same_test_loss(pop, sequential)
@@ -173,6 +176,8 @@ def test_a_diverging_schedule_is_reported_and_the_study_goes_on(tmp_path, mode):
   config.study.schedules["explode"] = {"name": "constant", "value": 1e30}  # in its first epoch
   config.study.schedules["late"] = {"name": "constant", "value": 1e10}  # in its second
   config.study.order = ["constant", "explode", "late"]
+  for name in ("linear", "cosine_annealing"):
+    del config.study.schedules[name]
   results = runner.compare(config, str(tmp_path), quiet=True)
   runs = _by_schedule(results)
   assert 0 <= runs["explode"]["diverged"]["step"] < 4 <= runs["late"]["diverged"]["step"] < 8

@@ -10,9 +10,11 @@ import pytest
 from test_train import smoke_config
 
 import lrjax
+from lrjax.clock import duration, so_far
 from lrjax.files.atomic import write_json
+from lrjax.files.run_dir import RunDir, State
 from lrjax.train import checkpoint, train_and_evaluate
-from lrjax.train.progress import Progress, duration, so_far
+from lrjax.train.progress import RunProgress
 
 
 def _damage(folder):
@@ -90,7 +92,7 @@ def test_summary_and_results_record_versions_device_and_runtime(tmp_path):
 
 def test_progress_shows_the_time_left():
   stream = io.StringIO()
-  p = Progress(num_epochs=2, steps_per_epoch=10, stream=stream)
+  p = RunProgress(num_epochs=2, steps_per_epoch=10, stream=stream)
   p.update(0, 10, {"last_lr": 0.1, "last_loss": 1.0}, 1.0, 32)
   line = stream.getvalue()
   assert "epoch 1/2" in line and " left" in line and "?" not in line
@@ -137,3 +139,46 @@ def test_preempted_survives_pickling():
 
   e = pickle.loads(pickle.dumps(Preempted(7, signal.SIGTERM)))
   assert (e.step, e.signum) == (7, signal.SIGTERM) and "at step 7" in str(e)
+
+
+def test_a_run_folder_says_where_its_run_stands(tmp_path):
+  run = RunDir(str(tmp_path / "run"))
+  assert run.state() is State.NEW and not run.done() and run.summary() is None
+  assert run.records() == [] and run.recorded_runtime() is None
+  os.makedirs(run.checkpoints)
+  assert run.state() is State.STARTED
+  run.write_config({"config": {}, "runtime": {"threads": 1}})
+  assert run.recorded_runtime() == {"threads": 1}
+  run.write_records([{"epoch": 0, "a": 1}, {"epoch": 1, "a": 2}])
+  assert [r["epoch"] for r in run.records(before_epoch=1)] == [0]
+  run.fail("cosine seed 0: mine:train raised ZeroDivisionError")
+  assert run.state() is State.FAILED and not run.done()
+  run.write_summary({"final_test_accuracy": 0.5})  # a retry that finished clears the failure
+  assert run.state() is State.FINISHED and run.failure() is None and run.done()
+  run.write_summary({"diverged": {"step": 3}})
+  assert run.state() is State.DIVERGED and run.finished()
+  skipped = RunDir(str(tmp_path / "extension"))
+  skipped.skip("the best point is not on the low edge")
+  assert skipped.state() is State.SKIPPED and skipped.done() and not skipped.finished()
+
+
+def test_one_summary_builder_with_one_best_epoch_rule():
+  from lrjax.train import records
+
+  epochs = [
+    {"epoch": 0, "step": 4, "test_accuracy": 0.5, "test_loss": 1.0, "train_loss": 1.2,
+     "validation_accuracy": 0.7, "validation_loss": 0.9, "seconds": 1.0},
+    {"epoch": 1, "step": 8, "test_accuracy": 0.6, "test_loss": 0.9, "train_loss": 1.0,
+     "validation_accuracy": 0.7, "validation_loss": 0.8, "seconds": 2.0},
+  ]
+  out = records.summary(epochs, {"name": "constant"}, {"threads": 1})
+  assert (out["best_epoch"], out["test_accuracy_at_best_epoch"]) == (0, 0.5)  # earliest of equals
+  assert (out["final_test_accuracy"], out["final_validation_loss"], out["steps"]) == (0.6, 0.8, 8)
+  assert out["seconds"] == 3.0 and out["epochs"] == 2
+  # A training function's own final metrics win over its curves' last row.
+  final = records.summary(epochs, {}, {}, final={"test_accuracy": 0.9, "test_loss": 0.1})
+  assert final["final_test_accuracy"] == 0.9 and final["best_epoch"] == 0
+  without = records.summary([{k: v for k, v in epochs[0].items() if "validation" not in k}], {}, {})
+  assert "best_epoch" not in without  # no validation data: test data chooses nothing
+  diverged = records.summary(epochs[:1], {}, {}, {"step": 5, "lr": 9.0, "message": "nan"})
+  assert diverged["final_test_accuracy"] is None and diverged["diverged"]["step"] == 5

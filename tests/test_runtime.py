@@ -73,13 +73,66 @@ def test_adopt_takes_the_recorded_values_for_auto_and_refuses_an_explicit_other(
 
 
 def test_setup_here_is_what_the_tests_run_under():
-  rt = runtime.setup()  # conftest.py applied the defaults first
-  assert rt.threads == threads.available_cpus()
+  rt = runtime.setup()  # conftest.py set the process up first, at one thread (2 test workers)
+  assert rt.threads == 1 and threads.xla_pool_size() == 1
   assert rt.xla_cpu_tuning and rt.platform == jax.default_backend()
   assert rt.spec().convolutions in ("onednn", "xla")
   assert xla_cpu.tuned(os.environ["XLA_FLAGS"])
   record = rt.record()
   assert set(spec.NUMERICS) <= set(record) and "platform" in record
+
+
+def test_building_or_training_a_run_changes_nothing_about_the_process(tmp_path):
+  from runs import build_run
+  from test_compare_runner import study_config
+  from test_train import smoke_config
+
+  from lrjax import lr_finder
+  from lrjax.compare import runner
+  from lrjax.train import train_and_evaluate
+
+  def process():
+    return dict(os.environ), dict(jax.config.values), runtime.setup.__globals__["_process"]
+
+  before = process()
+  build_run(smoke_config())
+  train_and_evaluate(smoke_config(num_epochs=1), str(tmp_path / "run"), quiet=True)
+  lr_finder.find_lr(smoke_config(), str(tmp_path / "lr"), num_steps=8, quiet=True)
+  config = study_config()
+  config.study.seeds = [0]
+  runner.compare(config, str(tmp_path / "study"), quiet=True)
+  assert process() == before
+
+
+def test_setup_changes_the_process_once_where_it_starts(tmp_path):
+  code = (
+    "import importlib, sys\n"
+    "setup = importlib.import_module('lrjax.runtime.setup')\n"
+    "calls, apply = [], setup._apply\n"
+    "setup._apply = lambda *a: (calls.append(a), apply(*a))[1]\n"
+    "from lrjax import cli\n"
+    "try:\n"
+    "  cli.main(['lrjax', 'compare', '--config', 'study_smoke', '--workdir', sys.argv[1],\n"
+    "            '--config.study.seeds=(0,)', '--config.num_epochs=1'])\n"
+    "except SystemExit as e:\n"
+    "  assert not e.code, e\n"
+    "print('setups', len(calls))\n"
+  )
+  proc = _python(code, str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.split()[-2:] == ["setups", "1"]
+
+
+def test_a_run_in_a_process_never_set_up_says_how_to_set_it_up():
+  code = (
+    "from lrjax.configs import smoke\n"
+    "from lrjax.train import train_and_evaluate\n"
+    "train_and_evaluate(smoke.get_config(), '/nonexistent/never')\n"
+  )
+  proc = _python(code)
+  last = proc.stderr.strip().splitlines()[-1]
+  assert proc.returncode == 1 and "RuntimeNotSetUp" in last
+  assert "call lrjax.runtime.setup(config.runtime) once at its start" in last
 
 
 def test_a_second_setup_with_other_process_settings_is_refused():

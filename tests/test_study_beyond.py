@@ -9,11 +9,12 @@ import ml_collections
 import numpy as np
 import pytest
 from compare_fixtures import headings_never_skip_a_level, interrupt_at_epochs
+from runs import build_run
 from test_train import smoke_config
 
-from lrjax.compare import budgets, runner
-from lrjax.compare import study as study_lib
-from lrjax.train import build, train_and_evaluate
+from lrjax.compare import budgets, folders, runner
+from lrjax.config import study as study_lib
+from lrjax.train import train_and_evaluate
 
 FORK = {"peak_value": 0.1, "warmup_epochs": 0, "cooldown": 0.25, "decay_shape": "1-sqrt"}
 
@@ -52,13 +53,13 @@ def test_arms_that_change_the_optimizer_keep_initialisation_and_data_order():
   }
   config.study.seeds = [3]
   study = study_lib.parse(config)
-  runs = [build.build(study_lib.run_config(config, study, n, 3)) for n in study.names]
+  runs = [build_run(study.run(n, 3)) for n in study.names]
   a, b = (jax.device_get(r.init_state().params) for r in runs)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
   for epoch in range(3):
     np.testing.assert_array_equal(runs[0].epoch_order(epoch), runs[1].epoch_order(epoch))
-  assert {r.config.optimizer for r in runs} == {"sgd", "prodigy"}
+  assert {r.experiment.optimizer for r in runs} == {"sgd", "prodigy"}
   assert not study.schedule_only()  # so no population: the optimizers differ
 
 
@@ -118,9 +119,9 @@ def test_a_fork_equals_an_independent_run_and_starts_where_its_cooldown_does(
   config = budget_study()
   study = study_lib.parse(config)
   for budget, start in ((2, 12), (4, 24)):  # 12: within epoch 1; 24: an epoch's end
-    cfg = study_lib.run_config(config, study, "wsd", 0, budget)
+    cfg = study.run("wsd", 0, budget)
     alone = train_and_evaluate(cfg, str(tmp_path / str(budget)), quiet=True)
-    fork = json.load(open(study_lib.run_dir(str(workdir), "wsd", 0, budget) + "/summary.json"))
+    fork = json.load(open(folders.run_dir(str(workdir), "wsd", 0, budget) + "/summary.json"))
     assert fork["params_sha256"] == alone["params_sha256"]
     schedule = alone["run"].schedule.fields()
     assert int(schedule["warmup_steps"]) + int(schedule["stable_steps"]) == start
@@ -138,7 +139,7 @@ def test_an_interrupted_fork_resumes_to_the_same_result(tmp_path, monkeypatch, b
   interrupt_at_epochs(monkeypatch, in_a_fork)
   with pytest.raises(KeyboardInterrupt):
     runner.compare(config, str(tmp_path), quiet=True)
-  fork = study_lib.run_dir(str(tmp_path), "wsd", 0, 4)
+  fork = folders.run_dir(str(tmp_path), "wsd", 0, 4)
   assert sorted(os.listdir(os.path.join(fork, "checkpoints"))) == ["24"]  # the trunk's start
   monkeypatch.undo()
   again = runner.compare(config, str(tmp_path), quiet=True)

@@ -11,10 +11,13 @@ import pytest
 
 import lrjax
 from lrjax import cli
-from lrjax.train import NonFiniteLossError, build, resolve, train_and_evaluate
+from lrjax.config import durations as resolve
+from lrjax.train import NonFiniteLossError, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from runs import build_run  # noqa: E402
 
 from lrjax.configs import smoke  # noqa: E402
 
@@ -58,7 +61,7 @@ def test_run_writes_records_and_compiles_once(tmp_path):
 
 
 def test_no_recompilation_across_schedule_values(tmp_path):
-  run = build.build(smoke_config())
+  run = build_run(smoke_config())
   state = run.init_state()
   perm = np.arange(256)
   sizes = []
@@ -113,7 +116,7 @@ def test_durations_in_epochs_steps_and_fractions():
 )
 def test_bad_config_stops_before_compiling(tmp_path, changes, field):
   with pytest.raises(ValueError, match=field):
-    build.build(smoke_config(**changes))
+    build_run(smoke_config(**changes))
 
 
 def test_non_finite_loss_stops_with_step_and_lr(tmp_path):
@@ -254,13 +257,13 @@ def test_an_epoch_s_time_includes_waiting_for_its_last_steps(tmp_path, monkeypat
   # step was dispatched (a forked cooldown of 20 steps once reported 199,826 images/s).
   from lrjax.train.trainer import Trainer
 
-  absorb = Trainer._absorb
+  fetch = Trainer._fetch
 
-  def slow_device(self, loop, pending):
+  def slow_device(self, pending, sums):
     time.sleep(0.25)  # the device still working on the steps dispatched
-    return absorb(self, loop, pending)
+    return fetch(self, pending, sums)
 
-  monkeypatch.setattr(Trainer, "_absorb", slow_device)
+  monkeypatch.setattr(Trainer, "_fetch", slow_device)
   config = smoke_config(num_epochs=2, log_every_steps=1000)  # one wait per epoch, at its end
   train_and_evaluate(config, str(tmp_path), quiet=True)
   second = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")][1]

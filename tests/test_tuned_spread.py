@@ -4,7 +4,6 @@ in the one loop)."""
 
 import importlib.util
 import json
-import os
 
 import pytest
 from test_scaling import finish, start_lrjax
@@ -46,16 +45,13 @@ def test_two_shards_choose_and_train_as_one_process(tmp_path, one_process):
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the [ray] extra")
 def test_ray_workers_choose_and_train_as_one_process(tmp_path, one_process):
-  threads = len(os.sched_getaffinity(0))  # what one process's study resolved (every CPU)
-  ray = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
-  ray.append(f"--config.runtime.threads={threads}")
+  ray = ["--executor", "ray", "--ray.num_cpus=2"]  # the study's default runtime, as one process
   finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *ray))
   assert _outcome(tmp_path) == one_process
 
 
 @pytest.mark.slow
 def test_local_workers_choose_and_train_as_one_process(tmp_path, one_process):
-  threads = len(os.sched_getaffinity(0))  # what one process's study resolved (every CPU)
-  local = ["--executor", "local", "--local.workers=2", f"--config.runtime.threads={threads}"]
+  local = ["--executor", "local"]  # one worker per CPU at the study's default one thread
   finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *local))
   assert _outcome(tmp_path) == one_process

@@ -10,9 +10,11 @@ import pytest
 from compare_fixtures import headings_never_skip_a_level, interrupt_at_epochs
 from test_train import smoke_config
 
-from lrjax.compare import phases, runner, tuning
-from lrjax.compare import study as study_lib
+from lrjax.compare import folders, phases, runner, tuning
+from lrjax.config import study as study_lib
+from lrjax.config import tune as tune_lib
 from lrjax.data import datasets as data
+from lrjax.files.run_dir import RunDir, State
 
 # --------------------------------------------------------------- the grid and the choice
 
@@ -26,23 +28,23 @@ from lrjax.data import datasets as data
     ({"lr_scale": {"log_range": [0.5, 2.0], "num": 1}}, r"lr_scale.num must be an integer >= 2"),
     ({"lr_scale": [1.0], "metric": "test_accuracy"}, r"config.study.tune.metric must be one of"),
     ({"lr_scale": [1.0], "extend_edges": -1}, r"extend_edges must be an integer >= 0"),
-    ({"lr_scale": [1.0], "seeds": [-1]}, r"config.study.tune.seeds must be integers >= 0"),
+    ({"lr_scale": [1.0], "seeds": [-1]}, r"config.study.tune.seeds must be a list of integers"),
     ({"lr_scale": [1.0], "grid": {"weight_decay": []}}, r"tune.grid.weight_decay must be a non-"),
     ({"lr_scale": [1.0], "scales": [1.0]}, r"config.study.tune has no field 'scales'"),
   ],
 )
 def test_a_bad_tune_field_is_one_line_naming_it(spec, message):
   with pytest.raises(ValueError, match=message):
-    tuning.parse({"tune": spec}, (0, 1))
+    tune_lib.parse(spec, (0, 1))
 
 
 def test_a_log_range_spans_its_ends_and_extensions_continue_its_steps():
-  tune = tuning.parse({"tune": {"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}}, (3, 4))
+  tune = tune_lib.parse({"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}, (3, 4))
   assert tune.scales == (0.25, 0.5, 1.0, 2.0, 4.0) and tune.seeds == (3,)  # the first seed
   assert [p.id for p in tune.points()] == ["lr_0.25", "lr_0.5", "lr_1", "lr_2", "lr_4"]
   assert [p.lr_scale for p in tune.extension("low", 2)] == [0.0625]
   assert [p.lr_scale for p in tune.extension("high", 1)] == [8.0]
-  crossed = tuning.parse({"tune": {"lr_scale": [1, 2], "grid": {"weight_decay": [0, 1e-4]}}}, (0,))
+  crossed = tune_lib.parse({"lr_scale": [1, 2], "grid": {"weight_decay": [0, 1e-4]}}, (0,))
   assert [p.id for p in crossed.points()] == [
     "lr_1-weight_decay_0",
     "lr_1-weight_decay_0.0001",
@@ -51,7 +53,7 @@ def test_a_log_range_spans_its_ends_and_extensions_continue_its_steps():
   ]
 
 
-P = [tuning.Point(s) for s in (0.25, 0.5, 1.0, 2.0)]
+P = [tune_lib.Point(s) for s in (0.25, 0.5, 1.0, 2.0)]
 
 
 @pytest.mark.parametrize(
@@ -111,7 +113,7 @@ def test_the_choice_is_the_argmax_of_the_recorded_validation_metric(tuned):
     best = max(sorted(values), key=lambda s: values[s])  # ties: the smaller scale
     assert entry["chosen_lr_scale"] == best
     summary = json.load(
-      open(study_lib.tune_dir(str(workdir), name, f"lr_{best:g}", 0) + "/summary.json")
+      open(folders.tune_dir(str(workdir), name, f"lr_{best:g}", 0) + "/summary.json")
     )
     assert values[best] == summary["final_validation_accuracy"]
     assert phases.chosen(str(workdir), study, name).lr_scale == best
@@ -130,8 +132,8 @@ def test_phase_two_runs_the_chosen_point_and_reuses_the_tuning_seed(tuned):
     for seed in (0, 1):
       assert runs[name, seed]["curves"]["lr"][0] == pytest.approx(base * scale)
     # Seed 0 is the tuning seed: its final run is the tuning run, not trained again.
-    assert not os.path.exists(study_lib.run_dir(str(workdir), name, 0))
-    assert os.path.exists(study_lib.run_dir(str(workdir), name, 1) + "/summary.json")
+    assert not os.path.exists(folders.run_dir(str(workdir), name, 0))
+    assert os.path.exists(folders.run_dir(str(workdir), name, 1) + "/summary.json")
   compute = results["tuning"]["compute"]
   assert compute["phase_1_runs"] == 4 and compute["phase_2_runs"] == 2
   assert compute["phase_2_reused_from_phase_1"] == 2
@@ -161,8 +163,8 @@ def test_an_edge_extends_the_grid_where_the_results_call_for_it(tmp_path):
   entry = results["tuning"]["arms"]["constant"]
   assert [g["lr_scale"] for g in entry["grid"]] == [0.05, 0.1, 0.2]  # one step past 0.1
   assert entry["chosen_lr_scale"] == 0.2
-  low = study_lib.tune_dir(str(tmp_path), "constant", "lr_0.025", 0)
-  assert phases.skipped(low) and not os.path.exists(low + "/summary.json")  # not called for
+  low = folders.tune_dir(str(tmp_path), "constant", "lr_0.025", 0)
+  assert RunDir(low).state() is State.SKIPPED  # not called for
   assert entry["edge"] == "high"  # still the edge after the extension: the report says so
 
 

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from runs import build_run
 from test_train import smoke_config
 
 from lrjax.data import datasets as data
-from lrjax.train import build, train_and_evaluate
+from lrjax.train import train_and_evaluate
 
 
 class TinyMLP(nn.Module):
@@ -110,7 +111,7 @@ def test_a_users_dataset_trains(tmp_path):
   resolved = json.load(open(tmp_path / "config.json"))
   assert resolved["num_train"] == 192 and resolved["steps_per_epoch"] == 6
   assert out["final_test_accuracy"] > 0.5  # 3 classes: chance is 1/3
-  run = build.build(config)
+  run = build_run(config)
   assert run.dataset.num_classes == 3 and run.dataset.image_shape == (8, 8, 1)
 
 
@@ -143,7 +144,7 @@ def test_both_together(tmp_path):
 )
 def test_bad_user_inputs_say_which_field_and_what_was_found(changes, message):
   with pytest.raises(ValueError, match=message) as info:
-    build.build(_config(**changes))
+    build_run(_config(**changes))
   assert "\n" not in str(info.value)  # one line
 
 
@@ -152,7 +153,7 @@ def test_a_model_with_the_wrong_number_of_outputs(monkeypatch):
 
   monkeypatch.setattr(me, "WRONG_WIDTH", lambda num_classes: NormNet(num_classes=num_classes + 1))
   with pytest.raises(ValueError, match=r"must return logits of shape \(batch, 4\), got \(2, 5\)"):
-    build.build(_config(model="test_user_inputs:WRONG_WIDTH"))
+    build_run(_config(model="test_user_inputs:WRONG_WIDTH"))
 
 
 def test_any_tfds_image_dataset_with_its_splits():
@@ -208,5 +209,5 @@ def test_an_nnx_model_trains_with_its_batch_stats_and_dropout_and_resumes(tmp_pa
 )
 def test_a_bad_nnx_model_is_one_line_naming_config_model(model, message):
   with pytest.raises(ValueError, match=message) as info:
-    build.build(_config(model=model))
+    build_run(_config(model=model))
   assert "\n" not in str(info.value) and "config.model" in str(info.value)

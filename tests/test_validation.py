@@ -5,11 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from runs import build_run
 from test_train import smoke_config
 
+from lrjax.config.experiment import Experiment
 from lrjax.data import datasets as data
 from lrjax.data import validation
-from lrjax.train import build, train_and_evaluate
+from lrjax.train import train_and_evaluate
 
 
 def _rows(images: np.ndarray) -> set[bytes]:
@@ -45,7 +47,7 @@ def _check_split(raw: data.Dataset, split: data.Dataset, fraction: float) -> Non
 
 def test_a_runs_batches_never_draw_a_validation_example():
   config = smoke_config(dataset="synthetic:16x16x3:288:64:4", validation_fraction=32 / 288)
-  run = build.build(config)
+  run = build_run(config)
   raw = data.load_dataset(config.dataset)
   _check_split(raw, run.dataset, 32 / 288)
   # Every batch of every epoch comes from the training split's rows (positions < 256), and the
@@ -107,14 +109,14 @@ def test_a_users_validation_split_is_used_and_never_trained_on():
   config = smoke_config(
     dataset="test_validation:load_with_validation", batch_size=16, eval_batch_size=16
   )
-  run = build.build(config)
+  run = build_run(config)
   given = load_with_validation()
   np.testing.assert_array_equal(run.dataset.validation_images, given["validation_images"])
   np.testing.assert_array_equal(run.dataset.train_images, given["train_images"])
   assert run.num_train == 64
   config.validation_fraction = 0.25
   with pytest.raises(ValueError, match=r"has a validation split of its own: set --config"):
-    build.build(config)
+    build_run(config)
 
 
 def test_a_users_dataset_without_one_gets_one_held_out():
@@ -124,7 +126,7 @@ def test_a_users_dataset_without_one_gets_one_held_out():
     eval_batch_size=16,
     validation_fraction=0.25,
   )
-  run = build.build(config)
+  run = build_run(config)
   raw = data.load_dataset(config.dataset)
   _check_split(raw, run.dataset, 0.25)
   with pytest.raises(ValueError, match=r"returned validation_images alone"):
@@ -143,7 +145,7 @@ def test_a_tfds_dataset_holds_out_or_names_its_split(tmp_path):
   config = smoke_config(validation_split="test")  # the test split as validation: refused
   config.test_split = "test"
   with pytest.raises(ValueError, match=r"config.validation_split='test' is the training or test"):
-    build.load_data(config)
+    Experiment.of(config)
 
 
 def test_a_dataset_read_from_idx_files_holds_out_the_same_way(tmp_path):

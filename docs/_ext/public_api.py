@@ -29,7 +29,17 @@ from typing import Any
 # Each package and the modules whose public names make up its public API. A package's own module
 # counts through its `__all__` (lrjax.compare, lrjax.models and lrjax.data export nothing).
 PACKAGES: dict[str, tuple[str, ...]] = {
-  "lrjax": ("lrjax", "lrjax.config", "lrjax.stats", "lrjax.range_test"),
+  "lrjax": (
+    "lrjax",
+    "lrjax.config",
+    "lrjax.config.experiment",
+    "lrjax.config.study",
+    "lrjax.config.tune",
+    "lrjax.config.values",
+    "lrjax.runtime",
+    "lrjax.stats",
+    "lrjax.lr_finder",
+  ),
   "lrjax.train": ("lrjax.train",),
   "lrjax.compare": ("lrjax.compare.api", "lrjax.compare.runner"),
   "lrjax.models": ("lrjax.models.registry",),
@@ -44,7 +54,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
   "lrjax.plot": (
     "lrjax.plot",
     "lrjax.plot.study",
-    "lrjax.plot.range_test",
+    "lrjax.plot.lr_finder",
     "lrjax.plot.tuning",
     "lrjax.plot.budgets",
   ),

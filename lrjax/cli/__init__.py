@@ -12,12 +12,12 @@ and the config's fields.
 
 Exit status:
   0  success.
-  1  the command ran and failed: a config value or dataset the training rejects, a loss that
+  1  the command ran and failed: a dataset or model the training cannot load, a loss that
      became NaN, a file that cannot be written, a missing optional extra, a workdir that
-     another live process is training.
+     another live process is training, a runtime other than the one a resumed run started with.
   2  a usage error, found before anything ran: an unknown command or flag, a flag value of the
-     wrong type, a config that is missing, does not parse, or has no such field or variant, an
-     override value of the wrong type.
+     wrong type, a config that is missing, does not parse, or has no such field or variant, a
+     field whose value lrjax cannot take (checked once, every field, an arm's overrides too).
   75 preempted: SIGTERM or SIGINT stopped the run after its current step and saved a checkpoint
      there; the same command resumes it.
 Errors are one line on stderr starting with `lrjax`; `LRJAX_DEBUG=1` shows the traceback instead.

@@ -152,8 +152,12 @@ def _config_help(args: list[str]) -> str:
   return "\n".join(lines)
 
 
-def parse_config_command(p: argparse.ArgumentParser, args: list[str]) -> tuple[Any, Any]:
-  """(parsed flags, loaded config) of a command that takes `--config`."""
+def parse_config_command(
+  p: argparse.ArgumentParser, args: list[str], typed: Callable[[Any], Any]
+) -> tuple[Any, Any]:
+  """(parsed flags, the config checked into its typed object by `typed`) of a command that takes
+  `--config`: `lrjax.config.experiment.parse` or `lrjax.config.study.parse`. Any problem with
+  the config is a usage error, found before anything runs."""
   from lrjax import config as config_lib
 
   args, overrides = _split_overrides(args)
@@ -161,19 +165,9 @@ def parse_config_command(p: argparse.ArgumentParser, args: list[str]) -> tuple[A
     p.epilog = _config_help(args)
   ns = p.parse_args(args)
   try:
-    config = config_lib.load(ns.config, overrides)
+    return ns, typed(config_lib.load(ns.config, overrides))
   except config_lib.ConfigError as e:
     raise usage_error(str(e)) from e
-  return ns, config
-
-
-def _as_flags(error: Exception) -> str:
-  """The library says `data_dir=<folder>`; on the command line that is a config override."""
-  return (
-    str(error)
-    .replace("pass data_dir=", "pass --config.data_dir=")
-    .replace(" as data_dir.", " as --config.data_dir.")
-  )
 
 
 PREEMPTED = 75  # EX_TEMPFAIL: a temporary failure, to be retried (by the same command)
@@ -198,4 +192,4 @@ def run_command(fn: Callable[[], Any]) -> Any:
     NonFiniteLossError,
     ClaimedError,
   ) as e:
-    raise failure(_as_flags(e)) from e
+    raise failure(str(e)) from e

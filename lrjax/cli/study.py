@@ -94,7 +94,9 @@ def compare(args: list[str]) -> int:
     args, options = executor_options.split(args, ("local", "ray", "slurm"))
   except ValueError as e:
     raise usage_error(f"compare: {e}") from e
-  ns, config = parse_config_command(p, args)
+  from lrjax.config import study as study_lib
+
+  ns, study = parse_config_command(p, args, study_lib.parse)
   kind = ns.executor
   if kind not in EXECUTORS:
     raise usage_error(f"compare: unknown --executor {kind!r}; one of {', '.join(EXECUTORS)}")
@@ -111,12 +113,16 @@ def compare(args: list[str]) -> int:
       f"compare: --shard splits a study by hand; --executor {kind} spreads it itself"
     )
   make = _executor_factory(kind, options.get(kind, {}), ns.workdir)
+  from lrjax import runtime
   from lrjax.compare import runner
   from lrjax.executors.base import CellsFailed
 
   def run():
+    # The process, set up once, under the study's runtime (the one it started with, if any):
+    # cells trained here, and every executor's workers, run under the same.
+    runtime.setup(runner.study_spec(study, os.path.abspath(ns.workdir)))
     try:
-      return runner.compare(config, ns.workdir, executor=make(), shard=shard, wait=not ns.no_wait)
+      return runner.compare(study, ns.workdir, executor=make(), shard=shard, wait=not ns.no_wait)
     except CellsFailed as e:
       raise failure(f"compare: {e}") from e
 

@@ -30,14 +30,19 @@ def train(args: list[str]) -> int:
   p.add_argument(
     "--process_id", type=int, metavar="I", help="this process's index in a multi-process run"
   )
-  ns, config = parse_config_command(p, args)
+  from lrjax.config import experiment
+
+  ns, exp = parse_config_command(p, args, experiment.parse)
+  from lrjax import runtime
   from lrjax.runtime import devices
-  from lrjax.train import train_and_evaluate
+  from lrjax.train import api
 
   def run():
     # Before the runtime starts JAX's backends: a multi-process run is joined first.
     devices.maybe_initialize_distributed(ns.coordinator_address, ns.num_processes, ns.process_id)
-    return train_and_evaluate(config, ns.workdir)
+    # The process, set up once, under the runtime a resumed run started with.
+    runtime.setup(api.run_spec(exp, ns.workdir))
+    return api.train_and_evaluate(exp, ns.workdir)
 
   summary = run_command(run)
   hidden = ("state", "run", "schedule")
@@ -62,14 +67,17 @@ def find_lr(args: list[str]) -> int:
   p.add_argument("--min_lr", type=_positive(float), default=1e-5, help="default %(default)g")
   p.add_argument("--max_lr", type=_positive(float), default=10.0, help="default %(default)g")
   p.add_argument("--num_steps", type=_positive(int), default=200, help="default %(default)d")
-  ns, config = parse_config_command(p, args)
-  from lrjax.range_test import find_lr as range_test
+  from lrjax.config import experiment
 
-  result = run_command(
-    lambda: range_test(
-      config, ns.workdir, min_lr=ns.min_lr, max_lr=ns.max_lr, num_steps=ns.num_steps
-    )
-  )
+  ns, exp = parse_config_command(p, args, experiment.parse)
+  from lrjax import runtime
+  from lrjax.lr_finder import find_lr as range_test
+
+  def run():
+    runtime.setup(exp.runtime)
+    return range_test(exp, ns.workdir, min_lr=ns.min_lr, max_lr=ns.max_lr, num_steps=ns.num_steps)
+
+  result = run_command(run)
   keys = ("suggested_lr", "steepest_lr", "min_loss_lr", "steps_run", "figure")
   print(json.dumps({k: result[k] for k in keys}, indent=2))
   return 0

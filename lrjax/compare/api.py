@@ -2,6 +2,8 @@
 
 The same study as `config.study.train_fn` in a config file (`lrjax.function` states the
 function's contract), run by `lrjax.compare.runner.compare`: the same cells, resume, report files.
+Set the process up first, once (`lrjax.runtime.setup({"threads": 1})`: a study's runs compute at
+one thread each unless told otherwise), as the command line does.
 """
 
 from __future__ import annotations

@@ -4,15 +4,15 @@ figures by one writer, whoever asks (the study when its cells are done, `lrjax r
 from __future__ import annotations
 
 import datetime
-import glob
 import os
 from typing import Any
 
 from lrjax import stats
-from lrjax.compare import phases, report, tuned_results
-from lrjax.compare import study as study_lib
+from lrjax.compare import folders, phases, report, tuned_results
+from lrjax.config.study import Study
+from lrjax.files import run_dir
 from lrjax.files.atomic import read_json, write_json
-from lrjax.function import run as function
+from lrjax.files.run_dir import RunDir
 from lrjax.plot import study as figures
 from lrjax.plot.budgets import plot_budgets
 from lrjax.plot.tuning import plot_response
@@ -27,28 +27,23 @@ VALIDATION_KEYS = (
 )
 
 
-def _done(folder: str) -> bool:
-  return os.path.exists(os.path.join(folder, "summary.json"))
-
-
 def collect(config: Any, workdir: str) -> dict[str, Any]:
-  """The results dict (see `lrjax.compare.report`) from the finished runs in `workdir`."""
-  study = study_lib.parse(config)
+  """The results dict (see `lrjax.compare.report`) from the finished runs in `workdir`;
+  `config`: the `Study` (or a study config to check)."""
+  study = Study.of(config)
   runs, missing = [], []
   for seed in study.seeds:
     for budget in study.budget_list():
       for name in study.names:
         out = phases.final_dir(workdir, study, name, seed, budget)
-        if out is None or not _done(out):
+        if out is None or not RunDir(out).finished():
           missing.append(f"{name} seed {seed}" + (f" budget {budget}" if budget else ""))
           continue
-        forked = bool(study.fork(name)) and bool(study.budgets)
-        runs.append(_run_result(out, name, seed, budget, forked=forked))
-  plain = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        runs.append(_run_result(RunDir(out), name, seed, budget, forked=study.forked(name)))
   extra = {"tuning": tuned_results.collect(workdir, study)} if study.tune is not None else {}
   return {
     **extra,
-    "config": plain,
+    "config": study.to_dict(),
     "schedules": list(study.names),
     "seeds": list(study.seeds),
     "budgets": list(study.budgets),
@@ -63,15 +58,12 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
 
 
 def failures(workdir: str) -> list[str]:
-  """The one-line reasons of the runs whose training function failed (`failed.json`), sorted."""
-  pattern = os.path.join(workdir, "runs", "**", function.FAILED)
-  return sorted(read_json(path)["reason"] for path in glob.glob(pattern, recursive=True))
+  """The one-line reasons of the runs whose training function failed, sorted."""
+  return run_dir.failures(os.path.join(workdir, "runs"))
 
 
-def _run_result(out: str, name: str, seed: int, budget: int | None, forked: bool) -> dict:
-  summary = read_json(os.path.join(out, "summary.json"))
-  history = records.read_records(out)
-  resolved = read_json(os.path.join(out, "config.json"))
+def _run_result(out: RunDir, name: str, seed: int, budget: int | None, forked: bool) -> dict:
+  summary, history, resolved = out.summary(), out.records(), out.config()
   keys = ("epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
   keys += (
     ("validation_loss", "validation_accuracy")
@@ -102,25 +94,25 @@ def _run_result(out: str, name: str, seed: int, budget: int | None, forked: bool
   }
 
 
-def _trunk_epochs(workdir: str, study: study_lib.Study) -> dict[str, dict[str, int]]:
+def _trunk_epochs(workdir: str, study: Study) -> dict[str, dict[str, int]]:
   """Epochs each finished trunk trained, by arm and seed (the compute its forks share)."""
   out: dict[str, dict[str, int]] = {}
   for name in study.names:
     for seed in study.seeds:
-      folder = study_lib.trunk_dir(workdir, name, seed)
-      if study.fork(name) and _done(folder):
-        epochs = read_json(os.path.join(folder, "summary.json"))["epochs"]
-        out.setdefault(name, {})[str(seed)] = epochs
+      trunk = RunDir(folders.trunk_dir(workdir, name, seed))
+      if study.fork(name) and trunk.finished():
+        out.setdefault(name, {})[str(seed)] = trunk.summary()["epochs"]
   return out
 
 
 def report_workdir(workdir: str) -> dict[str, Any]:
   """Collects the finished runs of the study in `workdir` (its config in `study.json`, written
-  by `compare`) into results.json/.md/.csv and the figures; `missing` lists unfinished runs."""
-  import ml_collections
+  by `compare`) into results.json/.md/.csv and the figures; `missing` lists unfinished runs. A
+  `study.json` written before a field of the config existed takes that field's default."""
+  from lrjax.configs import default
 
-  config = ml_collections.ConfigDict(read_json(os.path.join(workdir, "study.json")))
-  results = collect(config, workdir)
+  recorded = read_json(os.path.join(workdir, "study.json"))
+  results = collect({**default.get_config().to_dict(), **recorded}, workdir)
   write_results(results, workdir)
   return results
 

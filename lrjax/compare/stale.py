@@ -16,13 +16,15 @@ import os
 from typing import Any
 
 from lrjax.compare import plan
-from lrjax.compare import study as study_lib
-from lrjax.files.atomic import jsonable, read_json
+from lrjax.config.study import Study
+from lrjax.files.atomic import jsonable
+from lrjax.files.run_dir import RunDir
 
 # How a run is carried out, not what it computes (the runtime is checked on its own: a study
-# adopts the one it started with).
+# adopts the one it started with; snapshots add predictions to a run, not change it).
 FREE = frozenset(
   {
+    "snapshot_ensemble",
     "data_dir",
     "eval_batch_size",
     "checkpoint_every_epochs",
@@ -55,33 +57,32 @@ def difference(recorded: dict, asked: dict) -> str | None:
   return None
 
 
-def check_cell(config: Any, study: study_lib.Study, workdir: str, cell: Any) -> bool:
+def check_cell(study: Study, workdir: str, cell: Any) -> bool:
   """ValueError if a finished run of `cell` was trained with another config than it asks now;
   False where that cannot be told yet (a phase-2 cell whose arm has not chosen)."""
-  dirs = cell.dirs(workdir)
-  done = [i for i, d in enumerate(dirs) if os.path.exists(os.path.join(d, "summary.json"))]
+  dirs = [RunDir(d) for d in cell.dirs(workdir)]
+  done = [i for i, d in enumerate(dirs) if d.finished()]
   if not done or cell.trunk:
     return True
-  try:
-    configs = cell.configs(config, study, workdir)
-  except ValueError:  # phase 1 of its arm is not finished: no choice to compare with yet
+  if not cell.chosen_yet(study, workdir):  # phase 1 of its arm is not finished: nothing to compare
     return False
+  runs = cell.runs(study, workdir)
   for i in done:
-    path = os.path.join(dirs[i], "config.json")
-    if not os.path.exists(path):
+    recorded = dirs[i].config()
+    if recorded is None:
       continue
-    field = difference(read_json(path).get("config", {}), configs[i].to_dict())
+    field = difference(recorded.get("config", {}), runs[i].to_dict())
     if field is not None:
       raise ValueError(
-        f"{os.path.relpath(dirs[i], workdir)} in {workdir} was trained with another "
+        f"{os.path.relpath(dirs[i].path, workdir)} in {workdir} was trained with another "
         f"config.{field} than the study now asks for: use another --workdir, or delete that "
         "run's folder to train it again"
       )
   return True
 
 
-def finished(config: Any, study: study_lib.Study, workdir: str, cell: Any) -> bool:
+def finished(study: Study, workdir: str, cell: Any) -> bool:
   """`lrjax.compare.plan.finished`, and its runs are the ones the study asks for. A phase-2
   cell's choice is known only once its arm's phase 1 has finished: until then it counts as not
   finished (it waits for phase 1 anyway), and is checked then."""
-  return plan.finished(workdir, cell) and check_cell(config, study, workdir, cell)
+  return plan.finished(workdir, cell) and check_cell(study, workdir, cell)

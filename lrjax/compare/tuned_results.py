@@ -4,24 +4,19 @@ flat the response is around it, and the compute of each phase."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from lrjax.compare import phases, tuning
-from lrjax.compare import study as study_lib
-from lrjax.files.atomic import read_json
+from lrjax.compare import folders, phases, tuning
+from lrjax.config.study import Study
+from lrjax.config.values import plain
+from lrjax.files.run_dir import RunDir
 
 # How close to the best a point must come to count as as good (a percentage point of accuracy,
 # or 0.01 of loss).
 WITHIN = 0.01
 
 
-def _epochs(folder: str) -> float:
-  path = os.path.join(folder, "summary.json")
-  return float(read_json(path).get("epochs", 0)) if os.path.exists(path) else 0.0
-
-
-def collect(workdir: str, study: study_lib.Study) -> dict[str, Any]:
+def collect(workdir: str, study: Study) -> dict[str, Any]:
   tune = study.tune
   arms: dict[str, Any] = {}
   compute = {"phase_1_runs": 0, "phase_1_epochs": 0.0, "phase_2_runs": 0, "phase_2_epochs": 0.0}
@@ -34,7 +29,7 @@ def collect(workdir: str, study: study_lib.Study) -> dict[str, Any]:
           {
             "point": p.id,
             "lr_scale": p.lr_scale,
-            "overrides": dict(p.overrides),
+            "overrides": plain(dict(p.overrides)),
             "values": {str(s): v for s, v in zip(tune.seeds, values)},
             "diverged": [s for s, v in zip(tune.seeds, values) if v is None],
           }
@@ -43,28 +38,25 @@ def collect(workdir: str, study: study_lib.Study) -> dict[str, Any]:
       }
       for p, _ in rows:
         for seed in tune.seeds:
-          folder = study_lib.tune_dir(workdir, name, p.id, seed, budget)
-          if os.path.exists(os.path.join(folder, "summary.json")):
+          run = RunDir(folders.tune_dir(workdir, name, p.id, seed, budget))
+          if run.finished():
             compute["phase_1_runs"] += 1
-            compute["phase_1_epochs"] += _epochs(folder)
-      try:
-        best = phases.chosen(workdir, study, name, budget)
-      except ValueError:  # phase 1 not finished: nothing chosen yet
-        best = None
+            compute["phase_1_epochs"] += float(run.summary().get("epochs", 0))
+      best = phases.chosen(workdir, study, name, budget)  # None: phase 1 not finished
       if best is not None:
         entry |= {
           "chosen": best.id,
           "chosen_lr_scale": best.lr_scale,
-          "chosen_overrides": dict(best.overrides),
+          "chosen_overrides": plain(dict(best.overrides)),
           "edge": tuning.at_edge(best, [p.lr_scale for p, _ in rows]),
           "within_1_point": tuning.sensitivity(rows, tune.higher_is_better, WITHIN),
         }
         for seed in study.seeds:
           if seed not in tune.seeds:
-            folder = study_lib.run_dir(workdir, name, seed, budget)
-            if os.path.exists(os.path.join(folder, "summary.json")):
+            run = RunDir(folders.run_dir(workdir, name, seed, budget))
+            if run.finished():
               compute["phase_2_runs"] += 1
-              compute["phase_2_epochs"] += _epochs(folder)
+              compute["phase_2_epochs"] += float(run.summary().get("epochs", 0))
       key = name if budget is None else f"{name}@{budget}"
       arms[key] = {"arm": name, **entry}
   reused = len([s for s in study.seeds if s in tune.seeds]) * len(arms)
@@ -73,7 +65,7 @@ def collect(workdir: str, study: study_lib.Study) -> dict[str, Any]:
     "metric": tune.metric,
     "seeds": list(tune.seeds),
     "lr_scale": list(tune.scales),
-    "grid": {f: list(v) for f, v in tune.grid},
+    "grid": {f: plain(v) for f, v in tune.grid},
     "extend_edges": tune.extend_edges,
     "arms": arms,
     "compute": {**compute, "phase_2_reused_from_phase_1": reused},

@@ -43,16 +43,18 @@ _IDX_FILES = (
   "the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
   "and t10k-labels-idx1-ubyte (.gz or raw)"
 )
-_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/{}-binary.tar.gz, extract it and pass data_dir="
+# One message for both ways in: the `data_dir` argument, which configs set as `config.data_dir`.
+_SET_DATA_DIR = "set data_dir (config.data_dir; --config.data_dir=FOLDER on the command line) to"
+_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/{}-binary.tar.gz, extract it and " + _SET_DATA_DIR
 _HOW_TO_GET = {
   "fashion_mnist": (
     f"Install it with `apt-get install dataset-fashion-mnist` (files in {FASHION_MNIST_DIR}), "
-    f"or pass data_dir=<folder> holding {_IDX_FILES} from "
+    f"or {_SET_DATA_DIR} a folder holding {_IDX_FILES} from "
     "https://github.com/zalandoresearch/fashion-mnist."
   ),
-  "mnist": f"Pass data_dir=<folder> holding {_IDX_FILES}.",
-  "cifar10": "Download " + _CIFAR_URL.format("cifar-10") + "<folder holding cifar-10-batches-bin>.",
-  "cifar100": "Download " + _CIFAR_URL.format("cifar-100") + "<folder holding cifar-100-binary>.",
+  "mnist": f"To use it, {_SET_DATA_DIR} a folder holding {_IDX_FILES}.",
+  "cifar10": f"Download {_CIFAR_URL.format('cifar-10')} the folder holding cifar-10-batches-bin.",
+  "cifar100": f"Download {_CIFAR_URL.format('cifar-100')} the folder holding cifar-100-binary.",
 }
 
 

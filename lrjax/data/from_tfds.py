@@ -14,7 +14,8 @@ from lrjax.data.errors import DatasetNotFoundError
 
 _TFDS_HINT = (
   " Or prepare it once with tensorflow_datasets where TensorFlow and the network are available "
-  "(file_format='array_record') and pass that tfds data_dir as data_dir."
+  "(file_format='array_record') and set data_dir (config.data_dir; --config.data_dir=FOLDER on "
+  "the command line) to that tfds data_dir."
 )
 
 

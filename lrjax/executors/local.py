@@ -8,15 +8,16 @@ own `CPUs / workers` CPUs where there are enough, and hands each a cell at a tim
 study's one loop (`base.run_cells`). A worker lives for the whole study, so it imports and
 compiles once per kind of run, not once per cell.
 
-Threads are part of a result's bits (`lrjax.runtime.threads`): where `config.runtime.threads` is
-0 and the study has recorded none, the study runs at `CPUs / workers` threads per cell, recorded
-like any runtime, so `--executor process --config.runtime.threads=1` gives the same bits as
-`--executor local --local.workers=2` on two CPUs.
+Threads are part of a result's bits (`lrjax.runtime.threads`), and the study's runtime fixes
+them for every executor (one thread per cell by default): each worker sets its process up with
+that runtime as it starts, and the default number of workers is `CPUs / threads`, so
+`--executor local` gives the same bits as one process. Where more workers are asked for than
+the CPUs hold at that thread count, it says so.
 
 A worker that dies (killed, out of memory) fails its cell, which the next run of the same
 command resumes from its checkpoint; a fresh worker takes its place. SIGTERM or SIGINT to this
-process reach the workers, which save a checkpoint after their current step; the command then
-exits with status 75 (rerun to resume).
+process reach the workers, which save a checkpoint after their current step and come back
+`Stopped`; the command then exits with status 75 (rerun to resume).
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from lrjax.executors import options as parse
-from lrjax.executors.base import Executor, Failed, one_line
-from lrjax.runtime.preemption import Preempted
+from lrjax.executors.base import Executor, Failed, Stopped, one_line
 from lrjax.runtime.threads import counted
 
 STOP_GRACE_SECONDS = 120.0  # how long a signalled worker may take to save its checkpoint
@@ -41,7 +41,7 @@ STOP_GRACE_SECONDS = 120.0  # how long a signalled worker may take to save its c
 
 @dataclasses.dataclass(frozen=True)
 class LocalOptions:
-  workers: int | None = None  # None: one per CPU (or per config.runtime.threads CPUs)
+  workers: int | None = None  # None: one per `config.runtime.threads` CPUs
 
   def __post_init__(self):
     w = self.workers
@@ -84,31 +84,42 @@ class LocalExecutor(Executor):
     self.capacity = options.workers or len(self._cpus)
     self._workers: list[_Worker] = []
     self._count, self._signal, self._previous = 0, None, {}
+    self._spec: Any = None
     self._context = multiprocessing.get_context("spawn")  # a fresh JAX in every worker
 
-  def cell_threads(self) -> int:
-    return max(1, len(self._cpus) // self.capacity)
+  def start(self, spec: Any, say: Callable[[str], None]) -> None:
+    import jax
 
-  def use_runtime(self, runtime: Any) -> None:
-    if runtime.platform != "cpu" and self.capacity > 1:
+    platform = jax.default_backend()
+    if platform != "cpu" and self.capacity > 1:
       raise ValueError(
         f"--executor local splits this machine's CPUs among {self.capacity} workers, but the "
-        f"backend is {runtime.platform}: run one process per device instead (the scaling guide)"
+        f"backend is {platform}: run one process per device instead (the scaling guide)"
       )
     if self._options.workers is None:  # one worker per cell's share of the CPUs
-      self.capacity = max(1, len(self._cpus) // runtime.threads)
-    sets = cpu_sets(self._cpus, self.capacity, runtime.threads)
+      self.capacity = max(1, len(self._cpus) // spec.threads)
+    sets = cpu_sets(self._cpus, self.capacity, spec.threads)
     where = "each on its own CPUs" if sets[0] is not None else "sharing the CPUs"
-    workers, threads = counted(self.capacity, "worker process"), counted(runtime.threads)
+    workers, threads = counted(self.capacity, "worker process"), counted(spec.threads)
     self._say(f"local: {workers} of {threads} on {len(self._cpus)} CPUs, {where}")
+    if sets[0] is None:
+      self._say(
+        f"    {self.capacity} x {threads} is more than the {len(self._cpus)} CPUs: the workers "
+        f"share them (slower, same bits); --local.workers={max(1, len(self._cpus) // spec.threads)}"
+        " fits them"
+      )
+    self._spec = spec
     self._workers = [self._start(cpus) for cpus in sets]
     if threading.current_thread() is threading.main_thread():
       for sig in (signal.SIGTERM, signal.SIGINT):
         self._previous[sig] = signal.signal(sig, self._forward)
 
+  def stop_requested(self) -> int | None:
+    return self._signal
+
   def _start(self, cpus: set[int] | None) -> _Worker:
     mine, theirs = self._context.Pipe()
-    process = self._context.Process(target=_serve, args=(theirs, cpus), daemon=True)
+    process = self._context.Process(target=_serve, args=(theirs, cpus, self._spec), daemon=True)
     process.start()
     theirs.close()
     return _Worker(process, mine, cpus)
@@ -122,8 +133,6 @@ class LocalExecutor(Executor):
         os.kill(w.process.pid, signum)
 
   def submit(self, cells, work):
-    if self._signal is not None:
-      raise StudyStopped(0, self._signal)
     handles = []
     for cell in cells:
       worker = next(w for w in self._workers if w.handle is None)
@@ -157,12 +166,9 @@ class LocalExecutor(Executor):
       else:
         continue
       w.handle = None
-      if isinstance(outcome, _Stopped):
+      if isinstance(outcome, Stopped):  # a worker stopped alone (signalled itself): stop too
         self._signal = self._signal or outcome.signum
-        continue
       out.append((handle, outcome))
-    if self._signal is not None and not any(w.handle for w in self._workers):
-      raise StudyStopped(0, self._signal)
     return out
 
   def _replace(self, dead: _Worker) -> _Worker:
@@ -187,35 +193,21 @@ class LocalExecutor(Executor):
     self._workers = []
 
 
-class StudyStopped(Preempted):
-  """SIGTERM or SIGINT stopped the study; the cells in training saved their checkpoints."""
-
-  def __str__(self) -> str:
-    name = signal.Signals(self.signum).name
-    return (
-      f"stopped by {name}: the cells in training saved their checkpoints; run the same command "
-      "to resume"
-    )
-
-  def __reduce__(self):
-    return (StudyStopped, (self.step, self.signum))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Stopped:
-  """A worker's cell stopped on a signal after saving its checkpoint."""
-
-  signum: int
-
-
-def _serve(conn: Any, cpus: set[int] | None) -> None:
-  """A worker: pinned to `cpus`, it runs `work(cell)` for each cell it receives, until told to
-  stop (None) or its driver has gone."""
+def _serve(conn: Any, cpus: set[int] | None, spec: Any) -> None:
+  """A worker: pinned to `cpus` and set up with the study's runtime `spec`, it runs `work(cell)`
+  for each cell it receives, until told to stop (None) or its driver has gone."""
   if cpus is not None:
     os.sched_setaffinity(0, cpus)
   # A terminal's Ctrl-C reaches the driver alone, which forwards it once to busy workers.
   os.setpgrp()
   signal.signal(signal.SIGINT, signal.SIG_IGN)
+  from lrjax import runtime
+
+  try:
+    runtime.setup(spec)  # once, before its first cell: every cell computes the same bits
+    broken = None
+  except Exception as e:  # every cell it is given fails with the reason, in one line
+    broken = Failed(f"its worker could not take the study's runtime: {one_line(e)}")
   while True:
     try:
       message = conn.recv()
@@ -225,9 +217,7 @@ def _serve(conn: Any, cpus: set[int] | None) -> None:
       return
     handle, work, cell = message
     try:
-      outcome: Any = work(cell)
-    except Preempted as e:
-      outcome = _Stopped(e.signum)
+      outcome: Any = broken or work(cell)
     except BaseException as e:  # reported, not raised: one cell's error is not the study's
       outcome = Failed(one_line(e))
     conn.send((handle, outcome))

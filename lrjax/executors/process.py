@@ -2,8 +2,10 @@
 
 Several processes on one workdir (one per GPU, `srun -n N`, or by hand) each run this executor:
 a cell another process holds comes back `Held`, and the loop (`base.run_cells`) tries it again
-later, so every process ends once all cells are done. A preemption (SIGTERM) is not an outcome:
-`Preempted` leaves this process, whose command exits with status 75.
+later, so every process ends once all cells are done. SIGTERM or SIGINT reach the cell in
+training, which saves a checkpoint and comes back `Stopped`: the study stops, and the command
+exits with status 75. This process was set up with the study's runtime where it started (the
+command line's `main`, or the caller of the Python API), so nothing is set up here.
 """
 
 from __future__ import annotations

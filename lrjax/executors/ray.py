@@ -3,13 +3,13 @@
 The driver starts a local cluster (`ray.init()`) or joins `--ray.address`; the study's loop
 (`base.run_cells`) submits each cell whose dependencies have finished as a task asking for
 `cpus_per_cell` CPUs and `gpus_per_cell` GPUs (a fraction lets several small runs share a GPU).
-A task whose worker dies (a crash, SIGKILL, a lost node) or is preempted is retried up to
-`max_retries` times and resumes from the cell's checkpoint. Each task applies the cell's runtime
-(`lrjax.runtime.setup`) itself, so its bits do not depend on the threads Ray gives it. Where
-`config.runtime.threads` is 0 and the study has recorded none, a cell runs at the threads of
-the CPUs it asks for (`cpus_per_cell`, at least 1), recorded as the study's runtime, so that
-two 1-CPU tasks on a 2-CPU machine do not run two threads each. lrjax must be installed on
-every node of the cluster.
+A task whose worker dies (a crash, SIGKILL, a lost node) is retried up to `max_retries` times
+by Ray, and one stopped by a signal on its node comes back `Stopped` and is submitted again: both
+resume from the cell's checkpoint. Each task sets its worker process up with the study's runtime
+(`lrjax.runtime.setup`, once per process), so its bits do not depend on the CPUs Ray gives it:
+the study's runtime decides (one thread per cell by default), whatever `cpus_per_cell` reserves;
+where a cell runs more threads than its task reserves CPUs, the study says so. lrjax must be
+installed on every node of the cluster.
 """
 
 from __future__ import annotations
@@ -53,10 +53,6 @@ class RayOptions:
         "cluster has its own size"
       )
 
-  def cell_threads(self) -> int:
-    """The threads of a cell whose study sets none: those of the CPUs it asks for."""
-    return max(1, int(self.cpus_per_cell))
-
   @classmethod
   def from_flags(cls, flags: dict[str, str]) -> RayOptions:
     """From `--ray.FIELD=VALUE` texts; raises ValueError naming an unknown field or bad value."""
@@ -71,21 +67,26 @@ def _count(x: Any, least: int) -> bool:
   return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
 
-def _call(work: Callable[[Any], Outcome], cell: Any) -> Outcome:
+def _call(spec: Any, work: Callable[[Any], Outcome], cell: Any) -> Outcome:
+  """A Ray task: its worker process set up with the study's runtime (once), then the cell."""
+  from lrjax import runtime
+
+  runtime.setup(spec)
   return work(cell)
 
 
 class RayExecutor(Executor):
   """Cells as Ray tasks (see the module docstring); `say` hears where they run."""
 
+  resubmit_stopped = True  # a task stopped by its node's signal resumes elsewhere
+
   def __init__(self, options: RayOptions, say: Callable[[str], None]):
     if not isinstance(options, RayOptions):
       raise ValueError(f"options must be a RayOptions, got {options!r}")
     import ray
 
-    from lrjax.runtime.preemption import Preempted
-
     self._ray, self.started = ray, not ray.is_initialized()
+    self._spec: Any = None
     self._options = options
     env = {}
     gpus = options.gpus_per_cell
@@ -107,18 +108,21 @@ class RayExecutor(Executor):
     self.capacity = None  # Ray queues what the cluster cannot start yet
     say(f"ray: cells as tasks of {options.cpus_per_cell:g} CPU and {gpus:g} GPU on {cpus:g} CPUs")
     self._task = ray.remote(_call).options(
-      num_cpus=options.cpus_per_cell,
-      num_gpus=gpus,
-      max_retries=options.max_retries,
-      # A preempted run saved its checkpoint: running the cell again resumes it.
-      retry_exceptions=[Preempted],
+      num_cpus=options.cpus_per_cell, num_gpus=gpus, max_retries=options.max_retries
     )
 
-  def cell_threads(self) -> int:
-    return self._options.cell_threads()
+  def start(self, spec: Any, say: Callable[[str], None]) -> None:
+    self._spec = spec
+    cpus = self._options.cpus_per_cell
+    if spec.threads > cpus:
+      say(
+        f"    each cell runs {spec.threads} threads (config.runtime.threads) on the {cpus:g} CPU "
+        f"its task reserves: tasks will share CPUs; --ray.cpus_per_cell={spec.threads} reserves "
+        "what they use (the threads, not the reservation, fix the bits)"
+      )
 
   def submit(self, cells, work):
-    return [self._task.remote(work, cell) for cell in cells]
+    return [self._task.remote(self._spec, work, cell) for cell in cells]
 
   def wait(self, handles, timeout):
     ray = self._ray

@@ -3,7 +3,8 @@
 `--slurm.FIELD=VALUE` sets a field of `submitit.SlurmExecutor` (partition, time in minutes,
 gpus_per_task, cpus_per_task, array_parallelism, mem, account, qos, ...). The study's loop
 (`base.run_cells`) submits the cells that can start as one job array (a forked cooldown's cells
-once their trunk has finished, as a second array). A task that is preempted or reaches its time
+once their trunk has finished, as a second array). Each task sets its process up with the
+study's runtime first (`lrjax.runtime.setup`). A task that is preempted or reaches its time
 limit is requeued by submitit (`CellJob.checkpoint`) and resumes from the cell's checkpoint;
 `max_num_timeout` bounds the requeues after time-outs. `--slurm.cluster=local` runs the same
 tasks as local processes (`submitit.LocalExecutor`, `array_parallelism` at a time, default one
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lrjax.executors import options as parse
-from lrjax.executors.base import Executor, Failed, one_line
+from lrjax.executors.base import Executor, Failed, Stopped, one_line
 
 OWN = ("cluster", "folder", "max_num_timeout")  # lrjax's fields; the rest are submitit's
 
@@ -66,40 +67,40 @@ class SlurmOptions:
 
 
 class CellJob:
-  """One array task: runs `work(cell)`. submitit calls `checkpoint` on preemption or time-out
-  (it sends SIGUSR2) and requeues what it returns: this same job, which resumes from the cell's
-  checkpoint."""
+  """One array task: sets its process up with the study's runtime `spec`, then runs
+  `work(cell)`. submitit calls `checkpoint` on preemption or time-out (it sends SIGUSR2) and
+  requeues what it returns: this same job, which resumes from the cell's checkpoint."""
 
-  def __call__(self, work: Any, cell: Any) -> Any:
-    from lrjax.runtime.preemption import Preempted, StopSignal
+  def __call__(self, spec: Any, work: Any, cell: Any) -> Any:
+    from lrjax import runtime
+    from lrjax.runtime.preemption import StopSignal
 
+    runtime.setup(spec)
     usr = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
     requeue = signal.getsignal(usr)  # submitit's: checkpoint(), requeue, exit
 
     def stop_then_requeue(signum, frame):
-      stop = signal.getsignal(signal.SIGTERM)
-      owner = getattr(stop, "__self__", None)
-      if isinstance(owner, StopSignal) and owner.signum is None:
+      loop = StopSignal.innermost()
+      if loop is not None and loop.signum is None:
         # In the training loop: let it finish the step and save it, not lose the steps since
-        # the last checkpoint; Preempted then comes back here.
-        stop(signal.SIGTERM, frame)
+        # the last checkpoint; the cell then comes back `Stopped`, below.
+        loop.request(signal.SIGTERM)
       elif callable(requeue):
         requeue(signum, frame)
 
     signal.signal(usr, stop_then_requeue)
     try:
-      return work(cell)
-    except Preempted:
-      if callable(requeue):  # under submitit (SIGUSR2 or Slurm's SIGTERM): requeue and exit
-        requeue(usr, None)
-      raise
+      outcome = work(cell)
+      if isinstance(outcome, Stopped) and callable(requeue):
+        requeue(usr, None)  # under submitit (SIGUSR2 or Slurm's SIGTERM): requeue and exit
+      return outcome
     finally:
       signal.signal(usr, requeue)
 
-  def checkpoint(self, work: Any, cell: Any):
+  def checkpoint(self, spec: Any, work: Any, cell: Any):
     import submitit
 
-    return submitit.helpers.DelayedSubmission(self, work, cell)
+    return submitit.helpers.DelayedSubmission(self, spec, work, cell)
 
 
 class SlurmExecutor(Executor):
@@ -115,7 +116,7 @@ class SlurmExecutor(Executor):
       )
     import submitit
 
-    self.options, self.say, self._told = options, say, False
+    self.options, self.say, self._told, self._spec = options, say, False, None
     self.folder = options.folder or os.path.join(workdir, "slurm", "%j")
     fields = dict(options.fields)
     if options.cluster == "local":
@@ -135,6 +136,9 @@ class SlurmExecutor(Executor):
       self.poll = 30.0  # sacct is not to be hammered
     self._ex = ex
 
+  def start(self, spec: Any, say: Callable[[str], None]) -> None:
+    self._spec = spec
+
   def submit(self, cells, work):
     if self.options.cluster == "local":
       if not self._told:
@@ -142,9 +146,9 @@ class SlurmExecutor(Executor):
           f"slurm: cells as local processes, {self.capacity} at a time; logs in {self.folder}"
         )
         self._told = True
-      return [self._ex.submit(CellJob(), work, cell) for cell in cells]
+      return [self._ex.submit(CellJob(), self._spec, work, cell) for cell in cells]
     n = len(cells)
-    jobs = self._ex.map_array(CellJob(), [work] * n, list(cells))
+    jobs = self._ex.map_array(CellJob(), [self._spec] * n, [work] * n, list(cells))
     array_id = str(jobs[0].job_id).split("_")[0]
     self.say(f"slurm: {n} cells submitted as job array {array_id}; logs in {self.folder}")
     return jobs

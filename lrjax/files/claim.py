@@ -24,7 +24,28 @@ LEASE_SECONDS = 60.0
 
 
 class ClaimedError(RuntimeError):
-  """The folder is claimed by a live process."""
+  """The folder is claimed by a live process.
+
+  Args:
+    folder: the folder (kept as `self.folder`).
+    holder: its owner, "host pid N" (kept as `self.holder`).
+    path: the claim's file.
+  """
+
+  def __init__(self, folder: str, holder: str, path: str):
+    super().__init__(
+      f"{folder} is being trained by {holder} (its claim is in {path}); wait for it to "
+      "finish, or delete the claim file if that process is gone"
+    )
+    self.folder, self.holder, self.path = folder, holder, path
+
+  @property
+  def reason(self) -> str:
+    """Who holds the folder, in a few words."""
+    return f"{self.folder} is being trained by {self.holder}"
+
+  def __reduce__(self):
+    return (ClaimedError, (self.folder, self.holder, self.path))
 
 
 def _owner() -> dict:
@@ -124,10 +145,7 @@ class Claim:
 
   def __enter__(self) -> Claim:
     if not self.try_acquire():
-      raise ClaimedError(
-        f"{self.folder} is being trained by {self.holder()} (its claim is in {self.path}); "
-        "wait for it to finish, or delete the claim file if that process is gone"
-      )
+      raise ClaimedError(self.folder, self.holder(), self.path)
     return self
 
   def __exit__(self, *exc) -> None:

@@ -8,10 +8,12 @@ budgets, tuning, claims, shards, executors, resume and the report work on it unc
 The contract:
 
 * The function takes one argument, a `TrainJob`: the arm's name and overrides, the run's config
-  (the study's, with the arm's overrides, `seed`, `num_epochs` and, under `config.user`, fields
-  of your own), the seed, the budget, the learning-rate schedule as an lrjax `Schedule` already
-  resolved to steps (its durations in epochs turned into steps with `config.study.steps_per_epoch`)
-  and scaled by the tuning point, the run's own `folder` for checkpoints, and `preempted()`.
+  (an `lrjax.config.experiment.Experiment`, frozen: the study's, with the arm's overrides,
+  `seed`, `num_epochs` and, under `config.user`, fields of your own, read as `config.user.width`
+  or `config.user.get("width", 32)`), the seed, the budget, the learning-rate schedule as an
+  lrjax `Schedule` already resolved to steps (its durations in epochs turned into steps with
+  `config.study.steps_per_epoch`) and scaled by the tuning point, the run's own `folder` for
+  checkpoints, and `preempted()`.
 * It returns a mapping of final metrics: numbers, at least `test_accuracy` and `test_loss` (and
   the tuning metric, `validation_accuracy` by default, in a tuned study); `train_loss` and any
   other numbers are kept too. Under `"curves"` it may return one mapping per epoch (`epoch` and
@@ -67,7 +69,7 @@ class TrainJob:
   Attributes:
     arm: the arm's name.
     overrides: the arm's config overrides (and its tuning point's fields), as given.
-    config: the run's config (`seed`, `num_epochs`, `schedule`, `user`, ...).
+    config: the run's `Experiment` (`seed`, `num_epochs`, `schedule`, `user`, ...).
     seed: the run's seed: derive the initialisation and the data order from it alone.
     budget: the run's budget in epochs, or None in a study without budgets.
     num_epochs: epochs to train.

@@ -5,22 +5,22 @@ the engine's runs are (`config.json`, `metrics.jsonl`, `summary.json`), or as fa
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lrjax.files.atomic import write_json
+from lrjax import runtime as runtime_lib
+from lrjax.config.durations import resolve_schedule
+from lrjax.config.experiment import Experiment
+from lrjax.config.study import Study
+from lrjax.files.run_dir import RunDir
 from lrjax.function.job import FunctionFailed, TrainJob
 from lrjax.import_path import import_object
-from lrjax.runtime import setup
 from lrjax.runtime.preemption import Preempted, StopSignal
 from lrjax.schedules.base import Schedule
 from lrjax.train import records
-from lrjax.train.resolve import resolve_schedule
 
 CURVE_KEYS = ("train_loss", "test_loss", "test_accuracy", "validation_loss", "validation_accuracy")
-FAILED = "failed.json"
 
 
 def function_of(path: Any, field: str = "study.train_fn") -> Callable[[TrainJob], Any]:
@@ -33,8 +33,8 @@ def function_of(path: Any, field: str = "study.train_fn") -> Callable[[TrainJob]
   return fn
 
 
-def resolved_schedule(cfg: Any, spe: int) -> Schedule:
-  return resolve_schedule(cfg.schedule, spe, spe * cfg.num_epochs)
+def resolved_schedule(experiment: Experiment, spe: int) -> Schedule:
+  return resolve_schedule(experiment.schedule, spe, spe * experiment.num_epochs)
 
 
 def _number(value: Any) -> bool:
@@ -64,32 +64,21 @@ def _checked(out: Any, required: tuple[str, ...], where: str) -> tuple[dict, lis
   return metrics, list(curves)
 
 
-def _summary(metrics: dict, job: TrainJob, curves: list[dict], seconds: float, runtime: Any):
-  out: dict[str, Any] = {"epochs": job.num_epochs, "seconds": seconds, "metrics": metrics}
+def _summary(metrics: dict, job: TrainJob, rows: list[dict], seconds: float, runtime: Any):
+  """The run's summary, built as the engine builds one (`lrjax.train.records.summary`)."""
+  extra = {"epochs": job.num_epochs, "seconds": seconds, "metrics": metrics}
+  diverged = None
   if "diverged" in metrics:
     step = int(metrics["diverged"])
     lr = float(job.schedule(step))
-    out |= {
-      "final_test_accuracy": None,
-      "final_test_loss": None,
-      "final_train_loss": None,
-      "diverged": {
-        "step": step,
-        "lr": lr,
-        "message": f"the training function reported divergence at step {step} (lr {lr:.6g})",
-      },
-    }
+    message = f"the training function reported divergence at step {step} (lr {lr:.6g})"
+    diverged = {"step": step, "lr": lr, "message": message}
   else:
-    out |= {"steps": job.total_steps, "final_train_loss": metrics.get("train_loss")}
-    out |= {f"final_{k}": v for k, v in metrics.items() if k in CURVE_KEYS}
-    if curves and all("validation_accuracy" in c for c in curves):
-      best = max(curves, key=lambda c: (c["validation_accuracy"], -c["epoch"]))
-      out |= {"best_epoch": best["epoch"], "best_validation_accuracy": best["validation_accuracy"]}
-      out["test_accuracy_at_best_epoch"] = best.get("test_accuracy")
-  out["schedule"] = job.schedule.to_config()
-  out["runtime"] = runtime
-  out["environment"] = records.environment()
-  return out
+    extra["steps"] = job.total_steps
+  final = {k: v for k, v in metrics.items() if k in CURVE_KEYS}
+  return records.summary(
+    rows, job.schedule.to_config(), runtime, diverged, extra, final={"train_loss": None, **final}
+  )
 
 
 def _records(curves: list[dict], job: TrainJob) -> list[dict]:
@@ -104,37 +93,38 @@ def _records(curves: list[dict], job: TrainJob) -> list[dict]:
   return out
 
 
-def run(config: Any, cfg: Any, arm: str, overrides: Mapping, lr_scale: float, folder: str) -> dict:
-  """Calls the study's function for one run (config `cfg`) in `folder`; writes its files and
+def run(
+  study: Study, experiment: Experiment, arm: str, overrides: Mapping, lr_scale: float, folder: str
+) -> dict:
+  """Calls the study's function for one run (`experiment`) in `folder`; writes its files and
   returns its summary.
 
   Raises:
     FunctionFailed: the function failed (see the module docstring); `failed.json` says why.
     Preempted: the function stopped on a signal (`TrainJob.stop`).
   """
-  path = config.study.train_fn
-  spe = int(config.study.steps_per_epoch)  # checked by `lrjax.compare.study.parse`
-  budget = f" budget {cfg.num_epochs}" if config.study.get("budgets") else ""
-  label = f"{arm} seed {cfg.seed}{budget}"
-  tune = config.study.get("tune", None)
+  path = study.train_fn
+  spe = study.steps_per_epoch
+  budget = f" budget {experiment.num_epochs}" if study.budgets else ""
+  label = f"{arm} seed {experiment.seed}{budget}"
   required = ("test_accuracy", "test_loss")
-  if tune is not None:
-    required += (tune.get("metric", "validation_accuracy"),)
-  runtime = setup(config.get("runtime")).record()  # this process's, set up by the worker
-  os.makedirs(folder, exist_ok=True)
-  write_json(os.path.join(folder, "config.json"), _resolved(cfg, spe, runtime))
+  if study.tune is not None:
+    required += (study.tune.metric,)
+  runtime = runtime_lib.for_run(experiment.runtime).record()
+  files = RunDir(folder)
+  files.write_config(_resolved(experiment, spe, runtime))
   t0 = time.perf_counter()
   with StopSignal() as signal_flag:
     job = TrainJob(
       arm,
       dict(overrides),
-      cfg,
-      int(cfg.seed),
-      config.study.get("budgets") and cfg.num_epochs,
-      int(cfg.num_epochs),
+      experiment,
+      experiment.seed,
+      experiment.num_epochs if study.budgets else None,
+      experiment.num_epochs,
       spe,
-      spe * int(cfg.num_epochs),
-      resolved_schedule(cfg, spe),
+      spe * experiment.num_epochs,
+      resolved_schedule(experiment, spe),
       float(lr_scale),
       folder,
       signal_flag,
@@ -146,31 +136,30 @@ def run(config: Any, cfg: Any, arm: str, overrides: Mapping, lr_scale: float, fo
     except (Preempted, KeyboardInterrupt):
       raise
     except FunctionFailed as e:
-      _fail(folder, label, e.what)
+      _fail(files, label, e.what)
     except Exception as e:  # the user's code may fail in any way: one line, this run only
       text = str(e).strip().splitlines()
       what = f"{path} raised {type(e).__name__}" + (f": {text[-1]}" if text else "")
-      _fail(folder, label, what)
-  summary = _summary(metrics, job, curves, time.perf_counter() - t0, runtime)
-  records.write_records(folder, _records(curves, job))
-  if os.path.exists(os.path.join(folder, FAILED)):
-    os.remove(os.path.join(folder, FAILED))
-  write_json(os.path.join(folder, "summary.json"), summary)
+      _fail(files, label, what)
+  rows = _records(curves, job)
+  summary = _summary(metrics, job, rows, time.perf_counter() - t0, runtime)
+  files.write_records(rows)
+  files.write_summary(summary)
   return summary
 
 
-def _fail(folder: str, run: str, what: str):
+def _fail(files: RunDir, run: str, what: str):
   error = FunctionFailed(what, run)
-  write_json(os.path.join(folder, FAILED), {"reason": str(error)})
+  files.fail(str(error))
   raise error
 
 
-def _resolved(cfg: Any, spe: int, runtime: Any) -> dict:
+def _resolved(experiment: Experiment, spe: int, runtime: Any) -> dict:
   """What `config.json` records, as the engine's runs record it."""
   return {
-    "config": cfg.to_dict(),
+    "config": experiment.to_dict(),
     "runtime": runtime,
-    "schedule": resolved_schedule(cfg, spe).to_config(),
+    "schedule": resolved_schedule(experiment, spe).to_config(),
     "steps_per_epoch": spe,
-    "total_steps": spe * int(cfg.num_epochs),
+    "total_steps": spe * experiment.num_epochs,
   }

@@ -135,9 +135,15 @@ def _compile(command: list[str], out: Path) -> str | None:
   return None
 
 
+def loaded() -> Library | Unavailable | None:
+  """What `load` gave in this process, or None before it was called (nothing is built here)."""
+  return load() if load.cache_info().currsize else None
+
+
 @functools.lru_cache(maxsize=1)
 def load() -> Library | Unavailable:
-  """Builds (once per cache folder) and loads the handlers, registering them for the CPU."""
+  """Builds (once per cache folder) and loads the handlers, registering them for the CPU: what
+  `lrjax.runtime.setup` calls once per process."""
   found = find_onednn()
   if isinstance(found, str):
     return Unavailable(found)

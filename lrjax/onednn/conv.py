@@ -162,7 +162,13 @@ class Convolution:
 
 
 def _registered() -> None:
-  """The handlers are registered (`build.load`), or a one-line error says why not."""
-  lib = build.load()
+  """The handlers are registered (`build.load`, by `lrjax.runtime.setup`), or a one-line error
+  says why not: tracing a step never builds them."""
+  lib = build.loaded()
+  if lib is None:
+    raise RuntimeError(
+      "oneDNN convolutions are loaded by lrjax.runtime.setup, which this process has not run "
+      "with them: call lrjax.runtime.setup() first"
+    )
   if isinstance(lib, build.Unavailable):
     raise RuntimeError(f"oneDNN convolutions are not available here: {lib.reason}")

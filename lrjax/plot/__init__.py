@@ -1,4 +1,4 @@
-"""Figures: schedules (`schedules`), a study's runs (`study`), the lr range test (`range_test`).
+"""Figures: schedules (`schedules`), a study's runs (`study`), the lr range test (`lr_finder`).
 
 All drawing is on matplotlib's object API (`matplotlib.figure.Figure`, `fig.savefig`): no pyplot
 and no `matplotlib.use`, so plotting never switches a notebook's backend. matplotlib (the [plot]

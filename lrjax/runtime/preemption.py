@@ -29,15 +29,32 @@ class Preempted(RuntimeError):
 
 
 class StopSignal:
-  """Turns SIGTERM/SIGINT into a flag that the loop reads between steps (a step cannot be cut)."""
+  """Turns SIGTERM/SIGINT into a flag that the loop reads between steps (a step cannot be cut).
+
+  `innermost()` is the one a running loop holds, so that another handler (a Slurm task's
+  preemption notice) can `request` the same orderly stop.
+  """
+
+  _entered: list[StopSignal] = []
 
   def __init__(self):
     self.signum, self._previous, self._at = None, {}, 0.0
+
+  @classmethod
+  def innermost(cls) -> StopSignal | None:
+    """The innermost `StopSignal` entered in this process, or None."""
+    return cls._entered[-1] if cls._entered else None
+
+  def request(self, signum: int) -> None:
+    """Asks for the stop that `signum` would have asked for (nothing if one is asked already)."""
+    if self.signum is None:
+      self.signum, self._at = signum, time.monotonic()
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
       for sig in (signal.SIGTERM, signal.SIGINT):
         self._previous[sig] = signal.signal(sig, self._handle)
+    StopSignal._entered.append(self)
     return self
 
   def _handle(self, signum, frame):
@@ -51,5 +68,7 @@ class StopSignal:
     self.signum, self._at = signum, time.monotonic()
 
   def __exit__(self, *exc):
+    if self in StopSignal._entered:
+      StopSignal._entered.remove(self)
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)

@@ -27,7 +27,14 @@ class RuntimeMismatch(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-  """`config.runtime`: see the module docstring."""
+  """`config.runtime`: see the module docstring.
+
+  Attributes:
+    convolutions: "auto" (oneDNN where it loads), "onednn" or "xla".
+    threads: XLA's and oneDNN's thread count (0: the CPUs this process may use).
+    xla_cpu_tuning: multi-output fusion and XLA's own convolution kernels.
+    keep_freed_memory: glibc's malloc keeps freed memory for the next step.
+  """
 
   convolutions: str = "auto"
   threads: int = 0
@@ -46,8 +53,12 @@ class Spec:
 
   @classmethod
   def of(cls, value: Any) -> Spec:
-    """The spec of `config.runtime` (a ConfigDict or mapping; None or absent: the defaults), or
-    of a whole config that has a `runtime` field."""
+    """The spec of `config.runtime`.
+
+    Args:
+      value: `config.runtime` (a ConfigDict or mapping; None: the defaults), or a whole config
+        that has a `runtime` field.
+    """
     if isinstance(value, Spec):
       return value
     if value is not None and not isinstance(value, Mapping) and not hasattr(value, "keys"):
@@ -61,11 +72,16 @@ class Spec:
     return cls(**fields)
 
   def to_dict(self) -> dict[str, Any]:
+    """Its fields, as `config.runtime` holds them."""
     return dataclasses.asdict(self)
 
   def adopt(self, recorded: Mapping[str, Any] | None, where: str) -> Spec:
-    """This spec with the fields it leaves at "auto" or 0 taken from `recorded` (the runtime a
-    run or study in `where` started with).
+    """This spec with the fields it leaves at "auto" or 0 taken from the runtime a run or study
+    started with.
+
+    Args:
+      recorded: that runtime (`Runtime.record`), or None for a new run or study.
+      where: the run or study, for the message.
 
     Raises:
       RuntimeMismatch: an explicit field of this spec differs from the recorded one.

@@ -1,47 +1,47 @@
 """One training run through the engine: `train_and_evaluate(config, workdir)`.
 
-What `lrjax train` calls, and the Python API for one run: the config's runtime (adopting the one
-a resumed run started with, `lrjax.runtime.spec`), the run built (`lrjax.train.build`), and one
-`Trainer` with the standard hooks (`lrjax.train.hooks.standard`).
+What `lrjax train` calls, and the Python API for one run: the config checked once
+(`lrjax.config.experiment`), its runtime resolved against the one a resumed run started with
+(`lrjax.runtime.spec`) and this process's (`lrjax.runtime.for_run`; the process is set up once,
+by `lrjax.runtime.setup`, where it starts), the run built (`lrjax.train.build`), and one
+`Trainer` with the progress line (`lrjax.train.observers`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import os
 import sys
 from typing import Any
 
-from lrjax.files.atomic import read_json
-from lrjax.runtime import Spec
+from lrjax import runtime as runtime_lib
+from lrjax.config.experiment import Experiment
+from lrjax.files.run_dir import RunDir
 from lrjax.runtime.compat import compiled_count
-from lrjax.train import build, hooks
+from lrjax.runtime.spec import Spec
+from lrjax.train import build
+from lrjax.train.observers import ProgressLine
 from lrjax.train.trainer import Member, NonFiniteLossError, Trainer
 
 
-def recorded_runtime(workdir: str) -> dict | None:
-  """The runtime a run in `workdir` started with (its `config.json`), or None for a new run."""
-  path = os.path.join(workdir, "config.json")
-  return read_json(path).get("runtime") if os.path.exists(path) else None
+def run_spec(experiment: Experiment, workdir: str) -> Spec:
+  """The runtime a run in `workdir` asks for: `experiment.runtime` with the fields it leaves at
+  "auto" or 0 taken from the runtime the run started with (a resume), if it has started.
 
-
-def with_runtime(config: Any, runtime: Spec) -> Any:
-  """A copy of `config` (a ConfigDict, or a mapping with attribute access) whose
-  `config.runtime` is `runtime`'s fields."""
-  cfg = copy.deepcopy(config)
-  with cfg.unlocked() if hasattr(cfg, "unlocked") else contextlib.nullcontext():
-    cfg["runtime"] = runtime.to_dict()
-  return cfg
+  Raises:
+    RuntimeMismatch: an explicit field differs from the one the run started with.
+  """
+  return experiment.runtime.adopt(RunDir(workdir).recorded_runtime(), workdir)
 
 
 def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming from its latest checkpoint, under the runtime it
   started with) and returns the summary, with the final `state`, the `run` and the number of
-  new `compilations` of its train step.
+  new `compilations` of its train step. The process must have been set up
+  (`lrjax.runtime.setup(config.runtime)`, once, at its start; the command line does).
 
   Args:
-    config: a training config (`lrjax.config.load`, or `lrjax.configs.default.get_config()`).
+    config: an `Experiment`, or a training config to check (`lrjax.config.load`, or
+      `lrjax.configs.default.get_config()`).
     workdir: the run's folder: `config.json`, `metrics.jsonl`, `summary.json`, checkpoints.
     quiet: no runtime and progress lines on stderr.
 
@@ -52,19 +52,22 @@ def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dic
     None where JAX cannot count them).
 
   Raises:
+    ConfigError: a field of `config` lrjax cannot take, naming it.
     NonFiniteLossError: the loss became NaN or infinite (its summary says where).
     Preempted: SIGTERM/SIGINT arrived; a checkpoint at the current step is saved.
-    RuntimeMismatch: `config.runtime` asks for other numerics than the run started with.
+    RuntimeMismatch: `config.runtime` asks for other numerics than the run started with, or
+      than this process runs.
+    RuntimeNotSetUp: `lrjax.runtime.setup` has not been called in this process.
   """
-  os.makedirs(workdir, exist_ok=True)
-  spec = Spec.of(config.get("runtime")).adopt(recorded_runtime(workdir), workdir)
-  run = build.build(with_runtime(config, spec))
+  experiment = Experiment.of(config)
+  run = build.build(experiment, runtime_lib.for_run(run_spec(experiment, workdir)))
   if not quiet:
     print(run.runtime.status(), file=sys.stderr, flush=True)
   before = compiled_count(run.train_step)
-  member = Member(run, workdir)
-  loop = Trainer([member], workdir, hooks=hooks.standard([member], workdir, quiet=quiet)).fit()
-  [summary] = loop.summaries
+  os.makedirs(workdir, exist_ok=True)
+  observers = [] if quiet else [ProgressLine()]
+  result = Trainer([Member(run, workdir)], workdir, observers=observers).fit()
+  [summary] = result.summaries
   if summary.get("diverged"):
     d = summary["diverged"]
     raise NonFiniteLossError(
@@ -75,4 +78,4 @@ def train_and_evaluate(config: Any, workdir: str, *, quiet: bool = False) -> dic
     )
   after = compiled_count(run.train_step)
   compilations = None if before is None or after is None else after - before
-  return {**summary, "state": loop.train_state, "run": run, "compilations": compilations}
+  return {**summary, "state": result.train_state, "run": run, "compilations": compilations}

@@ -1,11 +1,13 @@
-"""Small builders from an experiment config to what a run needs, each usable alone.
+"""Small builders from a checked experiment (`lrjax.config.experiment.Experiment`) to what a run
+needs, each usable alone.
 
-`build(config)` composes them into a `Run`: the config checked (`settings.check_config`), the
-runtime applied (`lrjax.runtime.setup`), the placement on this machine's devices
-(`devices.make_placement`), the data (`load_data`), the schedule in steps (`resolve_schedule`),
-the model on the runtime's convolution (`build_model`), the optimizer (`build_optimizer`) and
-the jitted steps with the runtime's compiler options (`step.jit_steps`). Nothing trains here and
-nothing is compiled until a step is first called; `lrjax.train.trainer` does the training.
+`build(experiment, runtime)` composes them into a `Run`: the placement on this machine's devices
+(`devices.make_placement`), the data (`load_data`), the run's length and its schedule in steps
+(`length`), the model on the runtime's convolution (`build_model`), the optimizer
+(`build_optimizer`) and the jitted steps with the runtime's compiler options (`step.jit_steps`).
+Nothing trains here, nothing is compiled until a step is first called, and nothing about the
+process changes (`lrjax.runtime.setup` did that once, where the process started);
+`lrjax.train.trainer` does the training.
 """
 
 from __future__ import annotations
@@ -20,78 +22,91 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lrjax import optimizers
 from lrjax import runtime as runtime_lib
+from lrjax.config.checks import ConfigError
+from lrjax.config.durations import resolve_schedule
+from lrjax.config.experiment import Experiment
 from lrjax.data import datasets as data_lib
 from lrjax.data import validation
 from lrjax.import_path import is_import_path
 from lrjax.models import registry
 from lrjax.runtime import devices
 from lrjax.schedules.base import Schedule
-from lrjax.train import optimizers, settings, snapshots
+from lrjax.train import snapshots
 from lrjax.train import step as step_lib
-from lrjax.train.resolve import resolve_schedule
 
 # The runs of a study share their dataset: read (and un-gzip) it once per process, and hold out
-# its validation split once.
+# its validation split once. Bounded: a long-lived worker keeps the last two datasets at most.
 _load_dataset = functools.lru_cache(maxsize=2)(data_lib.load_dataset)
-_hold_out = functools.lru_cache(maxsize=4)(validation.hold_out)
+_hold_out = functools.lru_cache(maxsize=2)(validation.hold_out)
 
 
-def load_data(config: Any) -> data_lib.Dataset:
-  """The config's dataset, held in host memory, with its validation split (the dataset's own,
-  `config.validation_split` of a tfds dataset, or `config.validation_fraction` of the training
-  split held out); cached: the runs of a study share it."""
-  splits = (config.get("train_split", "train"), config.get("test_split", "test"))
-  if config.get("validation_split", ""):
-    if config.validation_split in splits:
-      raise ValueError(
-        f"config.validation_split={config.validation_split!r} is the training or test split: "
-        "validation data must be neither"
-      )
-    splits = (*splits, config.validation_split)
-  raw = _load_dataset(config.dataset, config.data_dir or None, splits=splits)
-  return _hold_out(raw, config.get("validation_fraction", 0.0))
+def load_data(experiment: Experiment) -> data_lib.Dataset:
+  """The experiment's dataset, held in host memory, with its validation split (the dataset's
+  own, `validation_split` of a tfds dataset, or `validation_fraction` of the training split held
+  out); cached: the runs of a study share it."""
+  e = experiment
+  splits = (e.train_split, e.test_split) + ((e.validation_split,) if e.validation_split else ())
+  raw = _load_dataset(e.dataset, e.data_dir or None, splits=splits)
+  return _hold_out(raw, e.validation_fraction)
 
 
-def num_train(config: Any, dataset: data_lib.Dataset) -> int:
-  """The training examples of each epoch: all, or the first `config.train_limit` of its order."""
-  return min(len(dataset.train_labels), config.train_limit or len(dataset.train_labels))
+@dataclasses.dataclass(frozen=True)
+class Length:
+  """How long a run is, derived once from its experiment and its dataset's size."""
+
+  num_train: int  # training examples of each epoch
+  steps_per_epoch: int
+  total_steps: int
 
 
-def steps_per_epoch(config: Any) -> int:
-  """Updates per epoch of `config`, from its dataset's size (read once per process), without
-  building the run: what a study needs to plan where a forked cooldown starts."""
-  steps = num_train(config, load_data(config)) // config.batch_size
+def length(experiment: Experiment, dataset: data_lib.Dataset | None = None) -> Length:
+  """The run's `Length`: every epoch trains on all the training examples, or the first
+  `train_limit` of its order, in whole batches. `dataset`: the loaded one (default: loaded here,
+  once per process), so that a study can plan without building its runs.
+
+  Raises:
+    ConfigError: the batch size exceeds the training examples.
+  """
+  dataset = load_data(experiment) if dataset is None else dataset
+  available = len(dataset.train_labels)
+  num_train = min(available, experiment.train_limit or available)
+  steps = num_train // experiment.batch_size
   if steps < 1:
-    raise ValueError(
-      f"config.batch_size={config.batch_size} is larger than the "
-      f"{num_train(config, load_data(config))} training examples"
+    raise ConfigError(
+      f"config.batch_size={experiment.batch_size} is larger than the {num_train} training "
+      "examples (override with --config.batch_size=...)"
     )
-  return steps
+  return Length(num_train, steps, steps * experiment.num_epochs)
 
 
-def build_model(config: Any, dataset: data_lib.Dataset, convolution: Any = None) -> nn.Module:
+def schedule_in_steps(experiment: Experiment, run_length: Length) -> Schedule:
+  """The experiment's schedule with every duration in steps (`lrjax.config.durations`)."""
+  return resolve_schedule(experiment.schedule, run_length.steps_per_epoch, run_length.total_steps)
+
+
+def build_model(
+  experiment: Experiment, dataset: data_lib.Dataset, convolution: Any = None
+) -> nn.Module:
   """A built-in model by name, or the user's `"package.module:Class"`, checked on one batch;
   its convolutions compute with `convolution` (the runtime's; XLA's when None)."""
-  dtype = jnp.bfloat16 if config.half_precision else jnp.float32
+  e = experiment
+  dtype = jnp.bfloat16 if e.half_precision else jnp.float32
   conv = {} if convolution is None else {"convolution": convolution}
-  if not is_import_path(config.model):
-    return registry.create_model(
-      config.model, dataset.num_classes, dtype=dtype, stem=config.stem, **conv
-    )
+  if not is_import_path(e.model):
+    return registry.create_model(e.model, dataset.num_classes, dtype=dtype, stem=e.stem, **conv)
   model = registry.build_user_model(
-    config.model, dataset.num_classes, dtype, image_shape=dataset.image_shape, **conv
+    e.model, dataset.num_classes, dtype, image_shape=dataset.image_shape, **conv
   )
-  registry.check_model_output(model, config.model, dataset.image_shape, dataset.num_classes)
+  registry.check_model_output(model, e.model, dataset.image_shape, dataset.num_classes)
   return model
 
 
-def build_optimizer(config: Any) -> optax.GradientTransformation:
+def build_optimizer(experiment: Experiment) -> optax.GradientTransformation:
+  e = experiment
   return optimizers.make_optimizer(
-    config.optimizer,
-    momentum=config.momentum,
-    nesterov=config.nesterov,
-    weight_decay=config.weight_decay,
+    e.optimizer, momentum=e.momentum, nesterov=e.nesterov, weight_decay=e.weight_decay
   )
 
 
@@ -103,7 +118,7 @@ def _stats(values: np.ndarray) -> tuple[float, ...]:
 class Run:
   """Everything one training run needs, validated; see `build`."""
 
-  config: Any
+  experiment: Experiment
   runtime: runtime_lib.Runtime
   placement: devices.Placement
   dataset: data_lib.Dataset
@@ -122,16 +137,18 @@ class Run:
 
   @property
   def eval_batch(self) -> int:
-    return settings.round_up(self.config.eval_batch_size, self.placement.num_devices)
+    """The evaluation batch, rounded up to a multiple of the devices."""
+    n = self.placement.num_devices
+    return -(-self.experiment.eval_batch_size // n) * n
 
   def init_state(self) -> step_lib.TrainState:
     state = step_lib.create_train_state(
-      self.model, self.tx, self.dataset.image_shape, self.config.seed
+      self.model, self.tx, self.dataset.image_shape, self.experiment.seed
     )
     return self.placement.put_replicated(state)
 
   def train_batch(self, perm: np.ndarray, i: int) -> dict[str, jax.Array]:
-    size = self.config.batch_size
+    size = self.experiment.batch_size
     idx = np.sort(perm[i * size : (i + 1) * size])
     ds = self.dataset
     return self.placement.put_batch({"image": ds.train_images[idx], "label": ds.train_labels[idx]})
@@ -139,7 +156,7 @@ class Run:
   def epoch_order(self, epoch: int) -> np.ndarray:
     """The training examples of `epoch`, in order: a function of (seed, epoch) only."""
     n = len(self.dataset.train_labels)
-    return data_lib.epoch_permutation(self.config.seed, epoch, n)[: self.num_train]
+    return data_lib.epoch_permutation(self.experiment.seed, epoch, n)[: self.num_train]
 
   def _batches(self, split: str = "test"):
     """The split's examples in padded batches; `mask` marks the real rows."""
@@ -156,16 +173,16 @@ class Run:
 
   def eval_state(self, state: step_lib.TrainState) -> step_lib.TrainState:
     """The state to evaluate: for schedule-free optimizers their averaged point, with BatchNorm
-    statistics recomputed there on `config.bn_recompute_batches` training batches (as the
-    method's authors require); any other state as it is."""
-    if self.config.optimizer not in optimizers.SCHEDULE_FREE:
+    statistics recomputed there on `bn_recompute_batches` training batches (as the method's
+    authors require); any other state as it is."""
+    if self.experiment.optimizer not in optimizers.SCHEDULE_FREE:
       return state
-    params = optimizers.eval_params(self.config.optimizer, state.opt_state, state.params)
+    params = optimizers.eval_params(self.experiment.optimizer, state.opt_state, state.params)
     state = state.replace(params=params)
     if not jax.tree.leaves(state.batch_stats):
       return state
     order = self.epoch_order(0)
-    n = min(self.config.get("bn_recompute_batches", 8), self.steps_per_epoch)
+    n = min(self.experiment.bn_recompute_batches, self.steps_per_epoch)
     stats = [self.steps.batch_stats(state, self.train_batch(order, i)["image"]) for i in range(n)]
     return state.replace(batch_stats=jax.tree.map(lambda *s: sum(s) / len(s), *stats))
 
@@ -200,7 +217,7 @@ class Run:
   def resolved_config(self) -> dict[str, Any]:
     """What `config.json` records: the config, the schedule in steps, the run's sizes."""
     return {
-      "config": self.config.to_dict() if hasattr(self.config, "to_dict") else dict(self.config),
+      "config": self.experiment.to_dict(),
       "runtime": self.runtime.record(),
       "schedule": self.schedule.to_config(),
       "steps_per_epoch": self.steps_per_epoch,
@@ -213,46 +230,52 @@ class Run:
     }
 
 
-def build(config: Any) -> Run:
-  """Checks `config`, applies its runtime and builds its run; raises ValueError naming the
-  first bad field (`lrjax.runtime.RuntimeMismatch` for a runtime this process cannot take)."""
-  settings.check_config(config)
-  runtime = runtime_lib.setup(config.get("runtime"))
+def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
+  """The run of `experiment` under `runtime` (`lrjax.runtime.for_run(experiment.runtime)`): see
+  the module docstring. Changes nothing about the process.
+
+  Raises:
+    ConfigError: the batch size does not fit the data or the devices.
+    ValueError: the data or the model cannot be loaded (naming `config.dataset`, `config.model`).
+  """
   placement = devices.make_placement()
-  settings.check_devices(config, placement.num_devices)
-  ds = load_data(config)
-  train_examples = num_train(config, ds)
-  spe = steps_per_epoch(config)
-  total_steps = spe * config.num_epochs
-  schedule = resolve_schedule(config.schedule, spe, total_steps)
-  model = build_model(config, ds, runtime.convolution())
+  if experiment.batch_size % placement.num_devices:
+    raise ConfigError(
+      f"config.batch_size must be divisible by the number of devices "
+      f"({placement.num_devices}), got {experiment.batch_size} (override with "
+      "--config.batch_size=...)"
+    )
+  ds = load_data(experiment)
+  run_length = length(experiment, ds)
+  schedule = schedule_in_steps(experiment, run_length)
+  model = build_model(experiment, ds, runtime.convolution())
   steps = step_lib.jit_steps(
     model,
     _stats(ds.mean),
     _stats(ds.std),
-    config.augment,
-    config.pad,
-    config.flip,
+    experiment.augment,
+    experiment.pad,
+    experiment.flip,
     placement.replicated,
     placement.batch,
     tuple(sorted(runtime.compiler_options().items())),
   )
   snapshot_epochs = (
-    tuple(snapshots.cycle_end_epochs(schedule, spe, total_steps))
-    if config.get("snapshot_ensemble", False)
+    tuple(snapshots.cycle_end_epochs(schedule, run_length.steps_per_epoch, run_length.total_steps))
+    if experiment.snapshot_ensemble
     else ()
   )
   return Run(
-    config=config,
+    experiment=experiment,
     runtime=runtime,
     placement=placement,
     dataset=ds,
-    num_train=train_examples,
-    steps_per_epoch=spe,
-    total_steps=total_steps,
+    num_train=run_length.num_train,
+    steps_per_epoch=run_length.steps_per_epoch,
+    total_steps=run_length.total_steps,
     schedule=schedule,
     model=model,
-    tx=build_optimizer(config),
+    tx=build_optimizer(experiment),
     steps=steps,
     snapshot_epochs=snapshot_epochs,
   )

@@ -6,27 +6,10 @@ import math
 import sys
 import time
 
-
-def duration(seconds: float) -> str:
-  """`1h02m`, `3m07s` or `12s`."""
-  if not math.isfinite(seconds):
-    return "?"
-  s = round(max(seconds, 0.0))
-  if s >= 3600:
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-  return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+from lrjax.clock import duration
 
 
-def so_far(elapsed: float, done: int, total: int) -> str:
-  """`3m07s so far, about 1m02s left` at the pace so far (without the estimate before any is
-  done or after all are)."""
-  text = f"{duration(elapsed)} so far"
-  if 0 < done < total:
-    text += f", about {duration(elapsed / done * (total - done))} left"
-  return text
-
-
-class Progress:
+class RunProgress:
   """Progress of one run (or one population) over `num_epochs` epochs.
 
   The estimate of the time left is this process's own pace (steps done since it started, over

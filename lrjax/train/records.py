@@ -1,37 +1,17 @@
-"""A run's files: `config.json`, `metrics.jsonl`, `summary.json`, each written atomically
-(`lrjax.files.atomic`). `summary.json` marks a run as finished.
+"""A run's summary, built one way for every run (the engine's, and the user's training
+function's), with one rule for its best epoch; and what bitwise results depend on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import math
-import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
-
-from lrjax.files.atomic import write_atomic
-
-
-def read_records(workdir: str, before_epoch: float = math.inf) -> list[dict]:
-  """The epoch records of `workdir`'s `metrics.jsonl` before `before_epoch`."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return [r for r in records if r["epoch"] < before_epoch]
-
-
-def write_records(workdir: str, records: list[dict]) -> None:
-  """Rewrites `metrics.jsonl` whole (a few hundred lines at most): never a torn record."""
-  write_atomic(
-    os.path.join(workdir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in records)
-  )
 
 
 def digest(params: Any) -> str:
@@ -57,35 +37,47 @@ def environment() -> dict[str, Any]:
   return {"versions": versions, "device_kind": device.device_kind, "platform": device.platform}
 
 
-def summary(
-  records: list[dict], schedule_config: dict, runtime: dict, diverged: dict | None = None
-) -> dict:
-  """A run's summary from its epoch records (and where it diverged, if it did), with the
-  runtime it ran under (`lrjax.runtime.Runtime.record`).
+def best_epoch(records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+  """The epoch chosen on validation data: the highest validation accuracy, the earliest of
+  equals; None where an epoch has none (test data chooses nothing), or a value that is not
+  finite.
 
-  Its best epoch is chosen on validation data (the highest validation accuracy, the earliest of
-  equals), with the test accuracy there reported beside it; a run without a validation split
-  names no best epoch: test data chooses nothing.
+  Example:
+    >>> from lrjax.train.records import best_epoch
+    >>> best_epoch([{"epoch": 0, "validation_accuracy": 0.8}, {"epoch": 1,
+    ...   "validation_accuracy": 0.8}])["epoch"]
+    0
+  """
+  if not records or not all(math.isfinite(r.get("validation_accuracy", math.nan)) for r in records):
+    return None
+  return max(records, key=lambda r: (r["validation_accuracy"], -r["epoch"]))
+
+
+def summary(
+  records: Sequence[Mapping[str, Any]],
+  schedule_config: dict,
+  runtime: dict,
+  diverged: dict | None = None,
+  extra: Mapping[str, Any] | None = None,
+  *,
+  final: Mapping[str, Any] | None = None,
+) -> dict:
+  """A run's summary (what `summary.json` holds).
+
+  Args:
+    records: its epoch records (`metrics.jsonl`).
+    schedule_config: its schedule in steps (`Schedule.to_config()`).
+    runtime: the runtime it ran under (`lrjax.runtime.Runtime.record`).
+    diverged: where its loss stopped being finite (step, lr, message), or None.
+    extra: more fields to keep (`params_sha256`, `population`, a function's `metrics`).
+    final: its final metrics where they are not the last record's (a training function returns
+      them: `test_accuracy`, `test_loss`, `train_loss`, `validation_*`); default: the last
+      record's.
+
+  Its best epoch is `best_epoch`'s, with the test accuracy there reported beside it.
   """
   out: dict[str, Any] = {"epochs": len(records)}
-  if records and not diverged:
-    last = records[-1]
-    out |= {
-      "steps": last["step"],
-      "final_test_accuracy": last["test_accuracy"],
-      "final_test_loss": last["test_loss"],
-      "final_train_loss": last["train_loss"],
-    }
-    if "validation_accuracy" in last:
-      best = max(records, key=lambda r: (r["validation_accuracy"], -r["epoch"]))
-      out |= {
-        "final_validation_accuracy": last["validation_accuracy"],
-        "final_validation_loss": last["validation_loss"],
-        "best_epoch": best["epoch"],
-        "best_validation_accuracy": best["validation_accuracy"],
-        "test_accuracy_at_best_epoch": best["test_accuracy"],
-      }
-  elif diverged:
+  if diverged:
     # A diverged schedule is a study result: it counts as finished, and the report lists it
     # instead of averaging it in (delete the run's folder to try again).
     out |= {
@@ -94,7 +86,27 @@ def summary(
       "final_train_loss": None,
       "diverged": diverged,
     }
-  out["seconds"] = sum(r["seconds"] for r in records)
+  elif records or final:
+    last = dict(final) if final is not None else dict(records[-1])
+    if records:
+      out["steps"] = records[-1]["step"]
+    out |= {
+      "final_test_accuracy": last.get("test_accuracy"),
+      "final_test_loss": last.get("test_loss"),
+      "final_train_loss": last.get("train_loss"),
+    }
+    for key in ("validation_accuracy", "validation_loss"):
+      if key in last:
+        out[f"final_{key}"] = last[key]
+    best = best_epoch(records)
+    if best is not None:
+      out |= {
+        "best_epoch": best["epoch"],
+        "best_validation_accuracy": best["validation_accuracy"],
+        "test_accuracy_at_best_epoch": best.get("test_accuracy"),
+      }
+  out |= dict(extra or {})
+  out["seconds"] = out.get("seconds", sum(r.get("seconds", 0.0) for r in records))
   out["schedule"] = schedule_config
   out["runtime"] = runtime
   out["environment"] = environment()

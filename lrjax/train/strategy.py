@@ -13,17 +13,17 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrjax import runtime as runtime_lib
+from lrjax.config.experiment import Experiment
+from lrjax.config.study import POPULATION as MODES
 from lrjax.files.atomic import read_json, write_json
 from lrjax.train import build
 from lrjax.train.trainer import Member, Trainer
-
-MODES = ("auto", "always", "never")
 
 
 def probe(runs: list[build.Run], steps: int = 3) -> dict[str, float]:
@@ -36,7 +36,7 @@ def probe(runs: list[build.Run], steps: int = 3) -> dict[str, float]:
     members = [Member(r, os.path.join(tmp, str(i))) for i, r in enumerate(runs)]
     population = Trainer(members, tmp, vmapped=True)
   r0 = runs[0]
-  batch = r0.train_batch(np.arange(r0.config.batch_size), 0)
+  batch = r0.train_batch(np.arange(r0.experiment.batch_size), 0)
   states = population.init_state()
   state = r0.init_state()
   singles = [jax.tree.map(jnp.copy, state) for _ in runs]  # each is donated by its own steps
@@ -65,8 +65,9 @@ def platform() -> str:
   return jax.default_backend()
 
 
-def use_population(mode: str, configs: list[Any], record_path: str, say=print) -> bool:
-  """The mode's answer; for "auto", decided once and kept in `record_path` (see the module)."""
+def use_population(mode: str, runs: list[Experiment], record_path: str, say=print) -> bool:
+  """The mode's answer (`config.study.population`); for "auto", decided once and kept in
+  `record_path` (see the module)."""
   if mode not in MODES:
     raise ValueError(f"config.study.population must be one of {list(MODES)}, got {mode!r}")
   if mode != "auto":
@@ -78,10 +79,10 @@ def use_population(mode: str, configs: list[Any], record_path: str, say=print) -
     record = {"population": False, "platform": where, "probe": None}
     say("on CPU the runs train one after another (a population is slower there)")
   else:
-    figures = probe([build.build(c) for c in configs])
+    figures = probe([build.build(e, runtime_lib.for_run(e.runtime)) for e in runs])
     record = {"population": figures["ratio"] < 1.0, "platform": where, "probe": figures}
     say(
-      f"probe: {len(configs)} runs as one population {figures['population_ms']:.0f} ms/step, one "
+      f"probe: {len(runs)} runs as one population {figures['population_ms']:.0f} ms/step, one "
       f"after another {figures['sequential_ms']:.0f} ms/step: "
       + ("population" if record["population"] else "one after another")
     )

@@ -1,34 +1,38 @@
-"""The engine: one `Trainer` trains K >= 1 members that share their data order.
+"""The engine's loop: one `Trainer` trains K >= 1 members that share their data order.
 
-A member is a built run (`lrjax.train.build.Run`) and the workdir its files go to. The members
-of one trainer share their model, data, batch size and seed (so their initial weights and
-batches are the same) and differ only in their per-member leaves, today the schedule. K = 1 is a
-plain training run; for K > 1 the members train as one vmapped program (their states stacked,
-one batch transfer, K updates a step) or one after another (`lrjax.train.strategy` chooses).
+A member is a built run (`lrjax.train.build.Run`) and the folder its files go to. The members of
+one trainer share their model, data, batch size and seed (so their initial weights and batches
+are the same) and differ only in their per-member leaves, today the schedule. K = 1 is a plain
+training run; for K > 1 the members train as one vmapped program (their states stacked, one batch
+transfer, K updates a step).
 
-The loop itself only steps, sums each member's loss and accuracy, evaluates at each epoch's end
-and keeps the typed `LoopState`; everything else is a hook called at step and epoch boundaries
-(`lrjax.train.hooks`): claims, preemption, NaN stops, checkpoints and resuming, a fork's start,
-the run's files and its progress line, each written once. It syncs with the device only at a
-boundary some hook or `log_every_steps` asks for.
-
-`lrjax.train.train_and_evaluate(config, workdir)` is one run with the standard hooks: what
-`lrjax train` and the Python API call.
+`fit` reads top to bottom, as the Flax examples' `train_and_evaluate` does: it restores where the
+members' folders say they stand (`lrjax.train.storage`), then steps through the epochs; every
+`log_every_steps` steps (and where something asks) it fetches the metrics, records members whose
+loss stopped being finite, and saves a checkpoint on its cadence; at each epoch's end it
+evaluates, writes the records and checkpoints; at the end it writes each member's summary.
+SIGTERM or SIGINT stop it after the current step (at an epoch's end, after evaluating), with a
+checkpoint there. What is not the loop's own job (the progress line, a fork's start, the range
+test's curve) is an `Observer`: it sees each `Moment` read-only and may return a `Stop`; no
+observer depends on another's order, and none changes the loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax.train import build
+from lrjax.runtime.preemption import Preempted, StopSignal
+from lrjax.train import build, records
+from lrjax.train.storage import Storage, Sums
 
 
 class NonFiniteLossError(RuntimeError):
@@ -50,7 +54,7 @@ class Member:
   """One run of a `Trainer`: what to train and where its files go.
 
   Attributes:
-    run: the built run (`lrjax.train.build.build(config)`): model, data, schedule, steps.
+    run: the built run (`lrjax.train.build.build(experiment, runtime)`).
     workdir: the run's folder (its config, metrics, summary and, for one member, checkpoints).
   """
 
@@ -58,86 +62,84 @@ class Member:
   workdir: str
 
 
-@dataclasses.dataclass
-class Sums:
-  """Each member's loss and accuracy summed over the current epoch's steps so far."""
-
-  loss: list[float]
-  correct: list[float]
-  seconds: float = 0.0
-
-  @classmethod
-  def zero(cls, k: int) -> Sums:
-    return cls([0.0] * k, [0.0] * k)
-
-  def to_dict(self) -> dict[str, Any]:  # copies: a checkpoint is written after later steps
-    return {"loss_sum": list(self.loss), "correct_sum": list(self.correct), "seconds": self.seconds}
-
-  @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> Sums:
-    return cls(list(d["loss_sum"]), list(d["correct_sum"]), float(d["seconds"]))
-
-
 @dataclasses.dataclass(frozen=True)
 class Stop:
-  """Why the loop stops early: a hook's decision. `save`: checkpoint where it stopped; `error`:
-  raised once the hooks have closed."""
+  """Why the loop stops early. `save`: checkpoint where it stopped; `error`: raised once the loop
+  has closed everything it opened."""
 
   reason: str
   save: bool = False
   error: Exception | None = None
 
 
-@dataclasses.dataclass
-class LoopState:
-  """Where the loop stands; hooks read it and may set `stop`."""
+@dataclasses.dataclass(frozen=True)
+class Moment:
+  """What an observer sees, after a sync inside an epoch or after an epoch's evaluation.
 
-  train_state: Any  # stacked on a leading axis for a vmapped population
-  step: int  # updates done
-  sums: Sums
-  history: list[list[dict]]  # each member's epoch records
-  diverged: dict[int, dict] = dataclasses.field(default_factory=dict)  # member -> where
-  fetched: list[tuple[int, dict]] = dataclasses.field(default_factory=list)  # at the last sync
-  predictions: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)  # this epoch's
-  summaries: list[dict] = dataclasses.field(default_factory=list)  # when the run is done
-  stop: Stop | None = None
-  seconds: float = 0.0  # since this epoch (or this process's part of it) began
+  Attributes:
+    step: updates done.
+    epoch_end: whether an epoch has just been evaluated (its records are in `history`).
+    fetched: (step, metrics) of the steps since the last sync; metrics have a leading axis of K
+      for a vmapped population.
+    train_state: the members' train state (stacked for a population): read it, never donate it.
+    history: each member's epoch records so far.
+    diverged: member index -> where its loss stopped being finite.
+    partial: the epoch's sums so far (`Sums.to_dict`), as a mid-epoch checkpoint keeps them.
+  """
+
+  step: int
+  epoch_end: bool
+  fetched: tuple[tuple[int, dict], ...]
+  train_state: Any
+  history: tuple[tuple[dict, ...], ...]
+  diverged: Mapping[int, dict]
+  partial: Mapping[str, Any]
 
 
-class Hook:
-  """Called by `Trainer.fit` at its boundaries; every method may read and change the loop."""
+class Observer:
+  """Sees the loop's moments (see the module docstring); may return a `Stop`."""
 
-  def start(self, trainer: Trainer, loop: LoopState) -> None:
-    """Before the first step (a resume restores the loop here)."""
+  def start(self, trainer: Trainer, step: int) -> None:
+    """Once, before the first step; `step`: where the loop starts (a resume's step)."""
 
   def wants_sync(self, trainer: Trainer, step: int) -> bool:
-    """Whether the loop must sync with the device after update `step` (1-based)."""
+    """Whether the loop must fetch the metrics after update `step` (1-based)."""
     return False
 
-  def after_sync(self, trainer: Trainer, loop: LoopState) -> None:
-    """After a sync inside an epoch: `loop.fetched` holds the steps' metrics since the last."""
+  def see(self, trainer: Trainer, moment: Moment) -> Stop | None:
+    """After a sync inside an epoch, and after each epoch's evaluation."""
+    return None
 
-  def after_epoch(self, trainer: Trainer, loop: LoopState) -> None:
-    """After an epoch's evaluation: each live member's record is `loop.history[i][-1]`."""
+  def close(self) -> None:
+    """Always, once the loop has ended: release what `start` took."""
 
-  def end(self, trainer: Trainer, loop: LoopState) -> None:
-    """After the last epoch (not after a stop that raises)."""
 
-  def close(self, trainer: Trainer, loop: LoopState | None) -> None:
-    """Always, last: release what `start` took."""
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """What `Trainer.fit` returns: the final train state and step, each member's epoch records,
+  where members diverged, and each member's summary (none after a stop that raises)."""
+
+  train_state: Any
+  step: int
+  history: list[list[dict]]
+  diverged: dict[int, dict]
+  summaries: list[dict]
 
 
 class Trainer:
-  """Trains `members` together (see the module docstring); `fit()` returns the final loop.
+  """Trains `members` together (see the module docstring); `fit()` returns the `Result`.
 
   Args:
     members: K >= 1 members sharing model, data, batch size and seed.
     group_dir: the folder of the group's checkpoints (a member's workdir for K = 1).
-    vmapped: train K > 1 members as one vmapped program (else one after another is not this
-      class's job: give each member a trainer of its own).
-    hooks: called in order at each boundary (`lrjax.train.hooks.standard`).
-    evaluate: evaluate each live member on the test set at each epoch's end.
+    vmapped: train K > 1 members as one vmapped program.
+    observers: see each `Moment` (`lrjax.train.observers`).
+    evaluate: evaluate each live member at each epoch's end.
     max_steps: stop after this many updates (the range test), else after `num_epochs`.
+    keep: claim the folders, resume from and save checkpoints, stop on SIGTERM/SIGINT, and write
+      each member's files (`lrjax.train.storage`); False for a run that leaves nothing (the range
+      test).
+    exports: a trunk's forks: step -> the folders of the runs that start from this one there.
 
   Raises:
     ValueError: for no members, several members without `vmapped`, or members that differ in
@@ -150,9 +152,10 @@ class Trainer:
     group_dir: str,
     *,
     vmapped: bool = False,
-    hooks: Sequence[Hook] = (),
+    observers: Sequence[Observer] = (),
     evaluate: bool = True,
     max_steps: int | None = None,
+    keep: bool = True,
   ):
     if not members:
       raise ValueError("members must hold at least one member, got none")
@@ -161,14 +164,12 @@ class Trainer:
     r0 = members[0].run
     for m in members[1:]:
       r = m.run
-      if (r.steps_per_epoch, r.config.seed, r.model) != (
-        r0.steps_per_epoch,
-        r0.config.seed,
-        r0.model,
-      ):
+      same = (r.steps_per_epoch, r.experiment.seed, r.model)
+      if same != (r0.steps_per_epoch, r0.experiment.seed, r0.model):
         raise ValueError("a population's runs must share their model, data, batch size and seed")
     self.members, self.group_dir, self.vmapped = list(members), group_dir, vmapped
-    self.run, self.hooks, self.evaluate, self.max_steps = r0, list(hooks), evaluate, max_steps
+    self.run, self.observers, self.evaluate = r0, list(observers), evaluate
+    self.max_steps, self.keep = max_steps, keep
     self.schedules = tuple(m.run.schedule for m in members)
     self.indices = jnp.arange(len(members), dtype=jnp.int32)
 
@@ -183,20 +184,20 @@ class Trainer:
     return jax.tree.map(lambda x: jnp.stack([x] * self.k), state) if self.vmapped else state
 
   def member_state(self, state: Any, i: int) -> Any:
-    """Member `i`'s part of a train state (the state itself unless vmapped).
+    """A member's part of a train state (the state itself unless vmapped).
 
     Args:
-      state: the trainer's train state (`init_state` or a later one).
+      state: the trainer's train state.
       i: the member's index, in [0, K).
     """
     return jax.tree.map(lambda x: x[i], state) if self.vmapped else state
 
   def train_step(self, state: Any, batch: dict) -> tuple[Any, dict]:
-    """One update of every member on `batch`: the jitted step, vmapped for a population.
+    """One update of every member on a batch: the jitted step, vmapped for a population.
 
     Args:
       state: the train state before the update.
-      batch: the batch of this step (`run.train_batch`), the same for every member.
+      batch: the step's batch (`Run.train_batch`), the same for every member.
 
     Returns:
       (the new state, the step's metrics `{"loss", "accuracy", "lr"}` on the device, with a
@@ -206,94 +207,158 @@ class Trainer:
       return self.run.steps.train_members(state, batch, self.schedules, self.indices)
     return self.run.steps.train(state, batch, self.run.schedule)
 
-  def fit(self) -> LoopState:
-    """Trains to the end (or until a hook stops the loop), calling the hooks at each boundary.
-
-    Returns:
-      The final `LoopState`, with the train state, the step, each member's epoch records and, at
-      the end of a run, its summaries.
+  def fit(self) -> Result:
+    """Trains to the end, or until SIGTERM/SIGINT, every member's divergence or an observer
+    stops it.
 
     Raises:
-      Exception: the error a hook's stop carries (a `NonFiniteLossError`, `Preempted`, ...),
-        once every hook has closed.
+      Preempted: SIGTERM or SIGINT stopped it; a checkpoint at the step it reached is saved.
+      ClaimedError: another live process trains one of the folders.
     """
-    loop = None
-    try:
-      loop = LoopState(self.init_state(), 0, Sums.zero(self.k), [[] for _ in self.members])
-      for hook in self.hooks:
-        hook.start(self, loop)
-      self._epochs(loop)
-      if loop.stop is None or loop.stop.error is None:
-        for hook in self.hooks:
-          hook.end(self, loop)
-    finally:
-      for hook in reversed(self.hooks):
-        hook.close(self, loop)
-    if loop.stop is not None and loop.stop.error is not None:
-      raise loop.stop.error
-    return loop
-
-  def _epochs(self, loop: LoopState) -> None:
-    run, cfg = self.run, self.run.config
+    run, exp, k = self.run, self.run.experiment, self.k
     spe = run.steps_per_epoch
-    last = min(cfg.num_epochs * spe, self.max_steps or math.inf)
-    while loop.step < last and loop.stop is None:
-      epoch, first = loop.step // spe, loop.step % spe
-      order, pending, t0 = run.epoch_order(epoch), [], time.perf_counter()
-      for i in range(first, spe):
-        loop.train_state, metrics = self.train_step(loop.train_state, run.train_batch(order, i))
-        loop.step += 1
-        pending.append((loop.step - 1, metrics))
-        done = i + 1 == spe or loop.step >= last
-        if done or (i + 1) % cfg.log_every_steps == 0 or self._wanted(loop.step):
-          self._absorb(loop, pending)  # waits for the steps dispatched so far: time them all
-          loop.seconds = time.perf_counter() - t0
-          pending = []
-          for hook in self.hooks:
-            hook.after_sync(self, loop)
-          if loop.stop is not None or done:
+    last = min(exp.num_epochs * spe, self.max_steps or math.inf)
+    with contextlib.ExitStack() as stack:
+      for observer in self.observers:
+        stack.callback(observer.close)
+      signal = stack.enter_context(StopSignal()) if self.keep else None
+      storage = stack.enter_context(Storage(self.members, self.group_dir)) if self.keep else None
+      # Where the members stand: restored before the loop, from the group's checkpoint.
+      state, step, sums, diverged = self.init_state(), 0, Sums.zero(k), {}
+      if storage is not None:
+        state, step, sums, diverged = storage.restore(state, sums)
+      history = storage.begin(step // spe) if storage else [[] for _ in range(k)]
+      for observer in self.observers:
+        observer.start(self, step)
+      stop: Stop | None = None
+      while step < last and stop is None:
+        epoch, first = divmod(step, spe)
+        order, pending, t0 = run.epoch_order(epoch), [], time.perf_counter()
+        for i in range(first, spe):
+          state, metrics = self.train_step(state, run.train_batch(order, i))
+          step += 1
+          pending.append((step - 1, metrics))
+          ends = i + 1 == spe or step >= last
+          if not (ends or step % exp.log_every_steps == 0 or self._wants(step, signal, storage)):
+            continue
+          fetched = self._fetch(pending, sums)  # waits for every step dispatched: time them all
+          pending, seconds = [], time.perf_counter() - t0
+          diverged = {**diverged, **self._diverged(fetched, diverged)}
+          mid = step % spe != 0
+          # At an epoch's end a signal stops the loop after the epoch is evaluated, below.
+          stop = self._stop(diverged, signal if mid else None, step)
+          partial = sums.here(seconds)
+          moment = Moment(step, False, tuple(fetched), state, _frozen(history), diverged, partial)
+          stop = stop or self._tell(moment)
+          if storage is not None and mid:
+            storage.save_mid_epoch(step, state, partial, diverged, stop)
+          if stop is not None or ends:
             break
-      if loop.stop is not None or loop.step < (epoch + 1) * spe:  # stopped inside the epoch
-        return
-      self._end_epoch(loop, epoch, spe - first)
-      for hook in self.hooks:
-        hook.after_epoch(self, loop)
-      loop.sums, loop.seconds = Sums.zero(self.k), 0.0
+        if stop is not None or step < (epoch + 1) * spe:  # stopped inside the epoch
+          break
+        sums.seconds += seconds
+        epoch_records, predictions = self._end_epoch(
+          state, epoch, (spe - first) / seconds, sums, diverged
+        )
+        for i, record in epoch_records.items():
+          history[i].append(record)
+        if storage is not None:
+          storage.epoch_done(epoch, history, predictions, diverged)
+        stop = self._stop(diverged, signal, step)
+        if storage is not None:
+          storage.save_epoch_end(step, state, diverged, stop)
+        sums = Sums.zero(k)
+        moment = Moment(step, True, (), state, _frozen(history), diverged, sums.to_dict())
+        stop = stop or self._tell(moment)
+      summaries = []
+      if stop is None or stop.error is None:
+        summaries = [self._summary(state, history, diverged, i) for i in range(k)]
+        if storage is not None:
+          summaries = storage.finish(summaries)
+    if stop is not None and stop.error is not None:
+      raise stop.error
+    return Result(state, step, history, diverged, summaries)
 
-  def _wanted(self, step: int) -> bool:
-    return any(hook.wants_sync(self, step) for hook in self.hooks)
+  # ------------------------------------------------------------------------- the loop's parts
 
-  def _absorb(self, loop: LoopState, pending: list) -> None:
+  def _wants(self, step: int, signal: StopSignal | None, storage: Storage | None) -> bool:
+    if signal is not None and signal.signum is not None:
+      return True
+    if storage is not None and storage.wants_sync(step):
+      return True
+    return any(o.wants_sync(self, step) for o in self.observers)
+
+  def _fetch(self, pending: list, sums: Sums) -> list[tuple[int, dict]]:
     got = jax.device_get([m for _, m in pending])
-    loop.fetched = [(step, m) for (step, _), m in zip(pending, got)]
-    for _, m in loop.fetched:
-      losses, accuracies = np.atleast_1d(m["loss"]), np.atleast_1d(m["accuracy"])
-      for k in range(self.k):
-        loop.sums.loss[k] += float(losses[k])
-        loop.sums.correct[k] += float(accuracies[k])
+    fetched = [(step, m) for (step, _), m in zip(pending, got)]
+    for _, m in fetched:
+      sums.add(np.atleast_1d(m["loss"]), np.atleast_1d(m["accuracy"]))
+    return fetched
 
-  def _end_epoch(self, loop: LoopState, epoch: int, stepped: int) -> None:
-    """The epoch's records; `stepped`: its steps this process ran (after a resume, the rest)."""
-    cfg, k, spe = self.run.config, self.k, self.run.steps_per_epoch
-    loop.sums.seconds += loop.seconds
-    ips = stepped * cfg.batch_size * k / max(loop.seconds, 1e-9)
-    loop.predictions = {}
+  def _diverged(self, fetched: list, known: Mapping[int, dict]) -> dict[int, dict]:
+    """The members whose loss first stopped being finite in `fetched`: the one NaN policy (a
+    diverged member is recorded with its step and rate and left out; the others go on)."""
+    out: dict[int, dict] = {}
+    for step, m in fetched:
+      losses, lrs = np.atleast_1d(m["loss"]), np.atleast_1d(m["lr"])
+      for i in range(self.k):
+        if not np.isfinite(losses[i]) and i not in known and i not in out:
+          loss, lr = float(losses[i]), float(lrs[i])
+          message = f"the training loss became {loss} at step {step} (learning rate {lr:.6g})"
+          out[i] = {"step": int(step), "lr": lr, "message": message}
+    return out
+
+  def _stop(self, diverged: Mapping, signal: StopSignal | None, step: int) -> Stop | None:
+    if signal is not None and signal.signum is not None:
+      return Stop("preempted", save=True, error=Preempted(step, signal.signum))
+    if len(diverged) == self.k:
+      return Stop("diverged")
+    return None
+
+  def _tell(self, moment: Moment) -> Stop | None:
+    stops = [o.see(self, moment) for o in self.observers]  # every observer sees every moment
+    return next((s for s in stops if s is not None), None)
+
+  def _end_epoch(
+    self, state: Any, epoch: int, pace: float, sums: Sums, diverged: Mapping
+  ) -> tuple[dict[int, dict], dict[int, np.ndarray]]:
+    """Each live member's record of `epoch` (and its test predictions where a snapshot is due);
+    `pace`: steps per second of this process's part of the epoch (after a resume, the rest)."""
+    run, k, spe = self.run, self.k, self.run.steps_per_epoch
+    ips = pace * run.experiment.batch_size * k
+    out, predictions = {}, {}
     for i, m in enumerate(self.members):
-      if i in loop.diverged:  # its state is not finite: nothing to evaluate
+      if i in diverged:  # its state is not finite: nothing to evaluate
         continue
       record = {
         "epoch": epoch,
         "step": (epoch + 1) * spe,
         "lr": float(m.run.schedule(epoch * spe)),
-        "train_loss": loop.sums.loss[i] / spe,
-        "train_accuracy": loop.sums.correct[i] / spe,
-        "seconds": loop.sums.seconds / k,
+        "train_loss": sums.loss[i] / spe,
+        "train_accuracy": sums.correct[i] / spe,
+        "seconds": sums.seconds / k,
         "images_per_second": ips,
       }
       if self.evaluate:
         # Once per epoch: a schedule-free run recomputes its BatchNorm statistics here.
-        state = m.run.eval_state(self.member_state(loop.train_state, i))
-        record.update(m.run.evaluate(state, prepared=True))
+        member_state = m.run.eval_state(self.member_state(state, i))
+        record.update(m.run.evaluate(member_state, prepared=True))
         if epoch in m.run.snapshot_epochs:
-          loop.predictions[i] = m.run.predict(state, prepared=True)
-      loop.history[i].append(record)
+          predictions[i] = m.run.predict(member_state, prepared=True)
+      out[i] = record
+    return out, predictions
+
+  def _summary(self, state: Any, history: list, diverged: Mapping, i: int) -> dict:
+    run = self.members[i].run
+    extra: dict[str, Any] = {}
+    if i not in diverged:
+      extra["params_sha256"] = records.digest(self.member_state(state, i).params)
+      if self.vmapped and self.k > 1:
+        extra["population"] = self.k
+    return records.summary(
+      history[i], run.schedule.to_config(), run.runtime.record(), diverged.get(i), extra
+    )
+
+
+def _frozen(history: list[list[dict]]) -> tuple[tuple[dict, ...], ...]:
+  return tuple(tuple(h) for h in history)

@@ -12,7 +12,6 @@ test is short and is simply run again).
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import sys
@@ -20,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from lrjax import runtime as runtime_lib
+from lrjax.config.experiment import Experiment
 from lrjax.files.atomic import write_json
-from lrjax.plot.range_test import plot_range_test
+from lrjax.plot.lr_finder import plot_range_test
 from lrjax.train import build
-from lrjax.train.trainer import Hook, LoopState, Member, Stop, Trainer
+from lrjax.train.trainer import Member, Moment, Observer, Stop, Trainer
 
 __all__ = ["find_lr", "smooth_losses", "suggest"]
 
@@ -40,7 +41,7 @@ def smooth_losses(losses: np.ndarray, beta: float = 0.9) -> np.ndarray:
     weighted by `beta ** age` and divided by `1 - beta ** (i + 1)`.
 
   Example:
-    >>> from lrjax.range_test import smooth_losses
+    >>> from lrjax.lr_finder import smooth_losses
     >>> smooth_losses(np.array([2.0, 1.0]), beta=0.5).round(4).tolist()
     [2.0, 1.3333]
   """
@@ -65,7 +66,7 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
     `{"suggested_lr", "steepest_lr", "min_loss_lr", "min_smoothed_loss"}`.
 
   Example:
-    >>> from lrjax.range_test import suggest
+    >>> from lrjax.lr_finder import suggest
     >>> lrs = np.geomspace(1e-4, 10, 11)
     >>> losses = [2.3, 2.3, 2.3, 2.2, 1.9, 1.4, 1.0, 0.9, 1.2, 3.0, 9.0]
     >>> found = suggest(lrs, losses)
@@ -86,7 +87,7 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
   }
 
 
-class RangeTestHook(Hook):
+class RangeCurve(Observer):
   """Syncs after every step, keeps (lr, loss), and stops the loop once the loss diverges."""
 
   def __init__(self, diverge_factor: float, quiet: bool):
@@ -97,8 +98,8 @@ class RangeTestHook(Hook):
   def wants_sync(self, trainer: Trainer, step: int) -> bool:
     return True
 
-  def after_sync(self, trainer: Trainer, loop: LoopState) -> None:
-    for step, m in loop.fetched:
+  def see(self, trainer: Trainer, moment: Moment) -> Stop | None:
+    for step, m in moment.fetched:
       self.lrs.append(float(m["lr"]))
       self.losses.append(float(m["loss"]))
       smooth = smooth_losses(np.asarray(self.losses))
@@ -106,10 +107,10 @@ class RangeTestHook(Hook):
       if not np.isfinite(self.losses[-1]) or (
         t > 10 and smooth[-1] > self.diverge_factor * smooth.min()
       ):
-        loop.stop = Stop("diverged")
-        return
+        return Stop("diverged")
       if not self.quiet and step % 20 == 0:
         print(f"step {step}: lr {self.lrs[-1]:.3g} loss {self.losses[-1]:.4f}", file=sys.stderr)
+    return None
 
 
 def find_lr(
@@ -128,7 +129,8 @@ def find_lr(
   runtime are used as training would use them (see the module docstring).
 
   Args:
-    config: a training config (`lrjax.config.load`).
+    config: an `Experiment`, or a training config to check (`lrjax.config.load`); the process
+      runs under its runtime (`lrjax.runtime.setup`, once, where the process started).
     workdir: the folder of `lr_finder.json` and `lr_finder.png` (created).
     min_lr: the first learning rate, positive.
     max_lr: the last learning rate, above `min_lr` and finite.
@@ -141,7 +143,7 @@ def find_lr(
     steps whose loss was not finite are left out of the curves.
 
   Raises:
-    ValueError: for arguments out of range.
+    ValueError: for arguments out of range (a `ConfigError` for a field of `config`).
   """
   if not (0 < min_lr < max_lr < math.inf):
     raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr!r}, max_lr={max_lr!r}")
@@ -149,28 +151,32 @@ def find_lr(
     raise ValueError(f"num_steps must be an integer >= 5, got {num_steps!r}")
   if not diverge_factor > 1:
     raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
+  experiment = Experiment.of(config)
   os.makedirs(workdir, exist_ok=True)
-  cfg = copy.deepcopy(config)
-  with cfg.unlocked():
-    # lr(t) = min_lr * (max_lr / min_lr) ** (t / num_steps): exponential growth, capped there.
-    cfg.schedule = {
-      "name": "exponential_decay",
-      "init_value": min_lr,
-      "transition_steps": num_steps,
-      "decay_rate": max_lr / min_lr,
-      "end_value": max_lr,
-    }
-    cfg.num_epochs = math.ceil(num_steps / build.steps_per_epoch(cfg))
-  run = build.build(cfg)
-  hook = RangeTestHook(diverge_factor, quiet)
-  Trainer([Member(run, workdir)], workdir, hooks=[hook], evaluate=False, max_steps=num_steps).fit()
-  finite = np.isfinite(hook.losses)
-  lrs, losses = np.asarray(hook.lrs)[finite], np.asarray(hook.losses)[finite]
+  # lr(t) = min_lr * (max_lr / min_lr) ** (t / num_steps): exponential growth, capped there.
+  growth = {
+    "name": "exponential_decay",
+    "init_value": min_lr,
+    "transition_steps": num_steps,
+    "decay_rate": max_lr / min_lr,
+    "end_value": max_lr,
+  }
+  epochs = math.ceil(num_steps / build.length(experiment).steps_per_epoch)
+  experiment = experiment.replace({"schedule": growth, "num_epochs": epochs})
+  run = build.build(experiment, runtime_lib.for_run(experiment.runtime))
+  curve = RangeCurve(diverge_factor, quiet)
+  member = Member(run, workdir)
+  trainer = Trainer(
+    [member], workdir, observers=[curve], evaluate=False, max_steps=num_steps, keep=False
+  )
+  trainer.fit()
+  finite = np.isfinite(curve.losses)
+  lrs, losses = np.asarray(curve.lrs)[finite], np.asarray(curve.losses)[finite]
   result = {
     "lrs": lrs.tolist(),
     "losses": losses.tolist(),
     "smoothed_losses": smooth_losses(losses).tolist(),
-    "steps_run": len(hook.lrs),
+    "steps_run": len(curve.lrs),
     **suggest(lrs, losses),
   }
   write_json(os.path.join(workdir, "lr_finder.json"), result)

@@ -1,4 +1,4 @@
-"""Loading a config by name or file, with overrides, and checking its fields.
+"""Loading a config by name or file, with overrides, and checking its field names.
 
 A config is a module with `get_config()` (some take a variant: `chapter:linear`); variants import
 `default` and change a few fields. `load` accepts
@@ -13,7 +13,9 @@ on the command line is. Fields of your own (which your model, dataset or trainin
 read) go under `config.user`, which lrjax never reads.
 
 Every problem with a config (unknown name, missing file, syntax error, a variant the file does not
-take, an unknown field, a value of the wrong type) raises `ConfigError` naming it.
+take, an unknown field, a value of the wrong type) raises `ConfigError` naming it. What a loaded
+config means is checked once by `lrjax.config.experiment.parse` (a training run) or
+`lrjax.config.study.parse` (a study), into the typed objects everything else takes.
 """
 
 from __future__ import annotations
@@ -30,12 +32,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lrjax.config import study as _study
+from lrjax.config.checks import ConfigError
 
-class ConfigError(ValueError):
-  """A config that cannot be loaded or an override that cannot be applied."""
-
-
-BUILTIN = "lrjax.configs"
+BUILTIN = "lrjax.configs"  # the package of the built-in configs
 
 
 def builtin_names() -> list[str]:
@@ -127,19 +127,8 @@ def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> Any:
   return config
 
 
-# The fields a study config may set under `config.study` (see `lrjax.compare.study`).
-STUDY_FIELDS = (
-  "schedules",
-  "arms",
-  "order",
-  "labels",
-  "seeds",
-  "population",
-  "budgets",
-  "tune",
-  "train_fn",
-  "steps_per_epoch",
-)
+# The fields a study config may set under `config.study` (see `lrjax.config.study`).
+STUDY_FIELDS = _study.FIELDS
 # Fields beside those of `lrjax.configs.default`: the study, and the user's own.
 EXTRA_FIELDS = ("study", "user")
 
@@ -160,7 +149,7 @@ def check_fields(config: Any, spec: str = "the config") -> None:
     >>> typo = ml_collections.ConfigDict({"weight_decy": 0.1})
     >>> lrjax_config.check_fields(typo)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    lrjax.config.ConfigError: config 'the config' sets config.weight_decy, ...
+    lrjax.config.checks.ConfigError: config 'the config' sets config.weight_decy, ...
   """
   default = importlib.import_module(f"{BUILTIN}.default").get_config()
   known = {"": [*default.keys(), *EXTRA_FIELDS]}

@@ -15,7 +15,7 @@ def plot_range_test(result: Mapping[str, Any], path: str | os.PathLike) -> str:
   """Draws the loss per step and its smoothed curve over a log lr axis, with the suggested lr.
 
   Args:
-    result: `lrjax.range_test.find_lr`'s result: "lrs", "losses", "suggested_lr", and
+    result: `lrjax.lr_finder.find_lr`'s result: "lrs", "losses", "suggested_lr", and
       "smoothed_losses" (the curve the suggestion read).
     path: the PNG file to write (its folder is created).
 

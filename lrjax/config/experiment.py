@@ -1,0 +1,290 @@
+"""`Experiment`: one training run's config, typed and checked once, where it enters lrjax.
+
+A config file or the command line gives an `ml_collections.ConfigDict` (`lrjax.config.load`);
+`parse` turns it into an `Experiment`, checking every field (one `ConfigError` naming the first
+bad one, before anything loads or compiles), and everything below (the engine, the range test,
+a study's runs) takes the `Experiment`. Its defaults are those of `lrjax.configs.default`, the
+one place they are written: a config starts from it, and `Experiment.default()` is it, parsed.
+
+An `Experiment` is frozen: a study's run is `experiment.replace({...}, where=...)`, which checks
+the fields it changes under the name the user wrote them (`config.study.arms.cosine.batch_size`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lrjax.config import checks
+from lrjax.config.checks import ConfigError
+from lrjax.config.durations import resolve_schedule
+from lrjax.config.values import Fields, frozen, plain
+from lrjax.import_path import is_import_path
+from lrjax.runtime.spec import Spec
+
+# Fields of a config beside the experiment's own: a study's, and the user's (under `user`).
+STUDY = "study"
+
+
+def _model(value: Any, where: str) -> str:
+  from lrjax.models import registry  # flax: only once a config is checked
+
+  if value not in registry.model_names() and not is_import_path(value):
+    names = list(registry.model_names())
+    raise checks.fail(where, value, f"one of {names} or 'package.module:Class'")
+  return value
+
+
+def _stems() -> tuple[str, ...]:
+  from lrjax.models import resnet
+
+  return resnet.STEMS
+
+
+def _optimizers() -> tuple[str, ...]:
+  from lrjax import optimizers
+
+  return optimizers.OPTIMIZERS
+
+
+def _dataset(value: Any, where: str) -> str:
+  if not isinstance(value, str) or not value:
+    raise checks.fail(
+      where, value, "a built-in dataset name, a tfds name or 'package.module:function'"
+    )
+  return value
+
+
+def _schedule(value: Any, where: str) -> Fields:
+  if not isinstance(value, Mapping) and not hasattr(value, "to_dict"):
+    raise checks.fail(where, value, "a schedule config with a 'name' (see lrjax.registry())")
+  value = frozen(value)
+  if "name" not in value:
+    raise checks.fail(where, plain(value), "a schedule config with a 'name' (see lrjax.registry())")
+  try:  # every duration resolves and the schedule builds: checked now, not after minutes
+    resolve_schedule(value, 1000, 1000)
+  except ValueError as e:
+    raise ConfigError(f"{where}: {e}") from None
+  return value
+
+
+def _runtime(value: Any, where: str) -> Spec:
+  try:
+    return Spec.of(value)  # its errors name config.runtime.FIELD
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def _user(value: Any, where: str) -> Fields:
+  if value is None:
+    return Fields()
+  return frozen(checks.mapping(value, where))
+
+
+CHECKS: dict[str, Callable[[Any, str], Any]] = {
+  "model": _model,
+  "stem": checks.one_of(_stems),
+  "half_precision": checks.flag,
+  "dataset": _dataset,
+  "data_dir": checks.text,
+  "train_split": checks.nonempty_text,
+  "test_split": checks.nonempty_text,
+  "validation_fraction": checks.number(0.0, 1.0),
+  "validation_split": checks.text,
+  "train_limit": checks.count(0),
+  "augment": checks.flag,
+  "pad": checks.count(0),
+  "flip": checks.flag,
+  "optimizer": checks.one_of(_optimizers),
+  "momentum": checks.number(),
+  "nesterov": checks.flag,
+  "weight_decay": checks.number(),
+  "batch_size": checks.count(1),
+  "num_epochs": checks.count(1),
+  "schedule": _schedule,
+  "seed": checks.count(0),
+  "eval_batch_size": checks.count(1),
+  "checkpoint_every_epochs": checks.count(1),
+  "checkpoint_every_steps": checks.count(0),
+  "keep_checkpoints": checks.count(1),
+  "log_every_steps": checks.count(1),
+  "progress": checks.flag,
+  "tensorboard": checks.flag,
+  "snapshot_ensemble": checks.flag,
+  "bn_recompute_batches": checks.count(1),
+  "runtime": _runtime,
+  "user": _user,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One training run's config, checked (see the module docstring; `lrjax.configs.default`
+  holds every default and says why each is what it is).
+
+  Attributes:
+    model: a built-in model's name, or your own "package.module:Class".
+    stem: "cifar" (3x3 stride 1) or "imagenet" (7x7/2 and max-pool).
+    half_precision: compute in bfloat16 (parameters stay float32).
+    dataset: a built-in dataset, a tensorflow-datasets name, or "package.module:function".
+    data_dir: where the dataset's files are ("": its default place).
+    train_split: a tensorflow-datasets dataset's training split.
+    test_split: its test split.
+    validation_fraction: the share of the training split held out as validation data.
+    validation_split: a tensorflow-datasets validation split ("": none).
+    train_limit: train on the first N examples of each epoch's order (0: all).
+    augment: pad-and-crop and flip on the device.
+    pad: the padding of the random crop.
+    flip: random horizontal flips.
+    optimizer: "sgd", "adam", "adamw" or one of optax.contrib's (`lrjax.optimizers`).
+    momentum: SGD's momentum.
+    nesterov: Nesterov momentum.
+    weight_decay: coupled L2 on kernels (decoupled for adamw).
+    batch_size: examples per update, over all devices.
+    num_epochs: epochs to train.
+    schedule: the learning-rate schedule's config (`lrjax.from_config`, durations in
+      `{"epochs"|"steps"|"fraction": x}`).
+    seed: the seed of the initialisation, the data order and the augmentation noise.
+    eval_batch_size: examples per evaluation batch.
+    checkpoint_every_epochs: checkpoint every that many epochs.
+    checkpoint_every_steps: also checkpoint every that many steps (0: only at epochs).
+    keep_checkpoints: the newest checkpoints kept.
+    log_every_steps: fetch the metrics every that many steps.
+    progress: a progress line on stderr.
+    tensorboard: TensorBoard events in the run's `tb/`.
+    snapshot_ensemble: keep test predictions at each cycle's end and report their ensemble.
+    bn_recompute_batches: training batches that recompute BatchNorm statistics at a
+      schedule-free optimizer's averaged weights.
+    runtime: what the process computes with (`lrjax.runtime.Spec`).
+    user: fields of your own, which lrjax never reads.
+  """
+
+  model: str
+  stem: str
+  half_precision: bool
+  dataset: str
+  data_dir: str
+  train_split: str
+  test_split: str
+  validation_fraction: float
+  validation_split: str
+  train_limit: int
+  augment: bool
+  pad: int
+  flip: bool
+  optimizer: str
+  momentum: float
+  nesterov: bool
+  weight_decay: float
+  batch_size: int
+  num_epochs: int
+  schedule: Fields
+  seed: int
+  eval_batch_size: int
+  checkpoint_every_epochs: int
+  checkpoint_every_steps: int
+  keep_checkpoints: int
+  log_every_steps: int
+  progress: bool
+  tensorboard: bool
+  snapshot_ensemble: bool
+  bn_recompute_batches: int
+  runtime: Spec
+  user: Fields
+
+  @classmethod
+  def default(cls) -> Experiment:
+    """`lrjax.configs.default`, parsed: the chapter's experiment."""
+    from lrjax.configs import default
+
+    return parse(default.get_config())
+
+  @classmethod
+  def of(cls, config: Any) -> Experiment:
+    """`config` itself if it is an `Experiment`, else `parse(config)`.
+
+    Args:
+      config: an `Experiment`, or a config to check.
+    """
+    return config if isinstance(config, Experiment) else parse(config)
+
+  def replace(self, changes: Mapping[str, Any], where: str = "config") -> Experiment:
+    """A copy with `changes`, each checked and named `{where}.{field}`.
+
+    Args:
+      changes: field -> its new value.
+      where: how the changes were written (`config`, `config.study.arms.cosine`).
+
+    Raises:
+      ConfigError: a field an experiment does not have, or a value it cannot take.
+    """
+    out = {}
+    for field, value in changes.items():
+      if field not in CHECKS:
+        raise ConfigError(f"{where}: the config has no field {field!r}")
+      out[field] = CHECKS[field](value, f"{where}.{field}")
+    replaced = dataclasses.replace(self, **out)
+    _check_together(replaced, where)
+    return replaced
+
+  def to_dict(self) -> dict[str, Any]:
+    """Plain values, as a run's `config.json` records them."""
+    out = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    out["runtime"] = self.runtime.to_dict()
+    return out
+
+
+def parse(config: Any, where: str = "config") -> Experiment:
+  """The `Experiment` of `config`.
+
+  Args:
+    config: an `ml_collections.ConfigDict` or a mapping with the fields of
+      `lrjax.configs.default` (a `study` field is left to `lrjax.config.study.parse`).
+    where: how the config is named in a message.
+
+  Raises:
+    ConfigError: a field missing, unknown or holding a value lrjax cannot take, naming it.
+
+  Example:
+    >>> from lrjax.config import experiment
+    >>> from lrjax.configs import smoke
+    >>> exp = experiment.parse(smoke.get_config())
+    >>> exp.model, exp.batch_size, exp.schedule.name
+    ('tiny', 32, 'linear_decay')
+    >>> exp.replace({"batch_size": 0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    lrjax.config.checks.ConfigError: config.batch_size must be a positive integer, got 0 ...
+  """
+  if hasattr(config, "to_dict"):
+    config = config.to_dict()
+  if not isinstance(config, Mapping):
+    raise ConfigError(f"{where} must be a config dict, got {type(config).__name__}")
+  unknown = sorted(set(config) - set(CHECKS) - {STUDY})
+  if unknown:
+    raise ConfigError(
+      f"{where} sets {where}.{unknown[0]}, which lrjax does not know; put fields of your own "
+      f"under {where}.user"
+    )
+  fields = {}
+  for name, check in CHECKS.items():
+    if name not in config:
+      if name == "user":
+        fields[name] = Fields()
+        continue
+      raise ConfigError(
+        f"{where} has no field {name!r}; start from lrjax.configs.default (configs/default.py)"
+      )
+    fields[name] = check(config[name], f"{where}.{name}")
+  experiment = Experiment(**fields)
+  _check_together(experiment, where)
+  return experiment
+
+
+def _check_together(e: Experiment, where: str) -> None:
+  """The checks that read two fields at once."""
+  if e.validation_split and e.validation_split in (e.train_split, e.test_split):
+    raise ConfigError(
+      f"{where}.validation_split={e.validation_split!r} is the training or test split: "
+      "validation data must be neither"
+    )

@@ -1,0 +1,183 @@
+"""A config is checked once, where it enters: every field of an experiment, of a study, of its
+tuning and of an arm's overrides refuses a bad value in one line naming it, before anything
+trains; nothing a config defines is dropped or overridden without a word."""
+
+import os
+
+import pytest
+
+from lrjax.compare import runner
+from lrjax.config import experiment, study, tune
+from lrjax.config.checks import ConfigError
+from lrjax.config.values import Fields
+from lrjax.configs import smoke, study_smoke
+
+# One bad value for every field of an experiment, and what its message says.
+BAD = {
+  "model": ("resnet9000", "config.model must be one of"),
+  "stem": ("tiny", "config.stem must be one of ['cifar', 'imagenet'], got 'tiny'"),
+  "half_precision": (1, "config.half_precision must be true or false, got 1"),
+  "dataset": ("", "config.dataset must be a built-in dataset name"),
+  "data_dir": (None, "config.data_dir must be text, got None"),
+  "train_split": ("", "config.train_split must be non-empty text"),
+  "test_split": (3, "config.test_split must be non-empty text, got 3"),
+  "validation_fraction": (1.0, "config.validation_fraction must be a number in [0, 1), got 1.0"),
+  "validation_split": (0, "config.validation_split must be text, got 0"),
+  "train_limit": (-1, "config.train_limit must be an integer >= 0, got -1"),
+  "augment": ("yes", "config.augment must be true or false, got 'yes'"),
+  "pad": (1.5, "config.pad must be an integer >= 0, got 1.5"),
+  "flip": (None, "config.flip must be true or false, got None"),
+  "optimizer": ("lion", "config.optimizer must be one of ['sgd', 'adam', 'adamw'"),
+  "momentum": (-0.9, "config.momentum must be a finite number >= 0, got -0.9"),
+  "nesterov": ("false", "config.nesterov must be true or false, got 'false'"),
+  "weight_decay": (float("inf"), "config.weight_decay must be a finite number >= 0, got inf"),
+  "batch_size": (0, "config.batch_size must be a positive integer, got 0"),
+  "num_epochs": (True, "config.num_epochs must be a positive integer, got True"),
+  "schedule": ({"value": 0.1}, "config.schedule must be a schedule config with a 'name'"),
+  "seed": (-1, "config.seed must be an integer >= 0, got -1"),
+  "eval_batch_size": (0, "config.eval_batch_size must be a positive integer, got 0"),
+  "checkpoint_every_epochs": (0, "config.checkpoint_every_epochs must be a positive integer"),
+  "checkpoint_every_steps": (-5, "config.checkpoint_every_steps must be an integer >= 0"),
+  "keep_checkpoints": (0, "config.keep_checkpoints must be a positive integer, got 0"),
+  "log_every_steps": (0, "config.log_every_steps must be a positive integer, got 0"),
+  "progress": (0, "config.progress must be true or false, got 0"),
+  "tensorboard": ("no", "config.tensorboard must be true or false, got 'no'"),
+  "snapshot_ensemble": (1, "config.snapshot_ensemble must be true or false, got 1"),
+  "bn_recompute_batches": (0, "config.bn_recompute_batches must be a positive integer, got 0"),
+  "runtime": ({"threads": -1}, "config.runtime.threads must be an integer >= 0"),
+  "user": ([1], "config.user must be a dict, got [1]"),
+}
+
+
+def _one_line(error: pytest.ExceptionInfo, message: str) -> None:
+  assert message in str(error.value), str(error.value)
+  assert "\n" not in str(error.value)
+
+
+def test_every_field_of_an_experiment_has_a_bad_value_here():
+  assert set(BAD) == set(experiment.CHECKS)
+
+
+@pytest.mark.parametrize("field", sorted(BAD))
+def test_a_bad_value_of_any_field_is_one_line_naming_it(field):
+  config = smoke.get_config().to_dict()
+  config[field] = BAD[field][0]
+  with pytest.raises(ConfigError) as error:
+    experiment.parse(config)
+  _one_line(error, BAD[field][1])
+
+
+@pytest.mark.parametrize("field", sorted(set(BAD) - {"runtime"}))
+def test_a_bad_value_in_an_arm_s_overrides_names_the_arm_and_the_field(field):
+  config = study_smoke.get_config().to_dict()
+  config["study"]["arms"] = {"linear": {field: BAD[field][0]}}
+  with pytest.raises(ConfigError) as error:
+    study.parse(config)
+  _one_line(error, BAD[field][1].replace("config.", "config.study.arms.linear.", 1))
+
+
+def test_an_arm_may_not_change_the_study_s_runtime():
+  config = study_smoke.get_config().to_dict()
+  config["study"]["arms"] = {"linear": {"runtime": {"threads": 2}}}
+  with pytest.raises(ConfigError, match=r"config.study.arms.linear.runtime: every arm of a study"):
+    study.parse(config)
+
+
+def test_a_field_an_experiment_does_not_have_is_named_in_an_arm_too():
+  config = study_smoke.get_config().to_dict()
+  config["study"]["arms"] = {"linear": {"learning_rate": 0.1}}
+  with pytest.raises(ConfigError, match=r"config.study.arms.linear: the config has no field"):
+    study.parse(config)
+
+
+# One bad value for every field of a study, and what its message says.
+STUDY_BAD = {
+  "schedules": ([1], "config.study.schedules must map arm names to schedules"),
+  "arms": ({"a": 3}, "config.study.arms.a must be a dict of overrides, got 3"),
+  "order": (["constant", "nope"], "config.study.order must list distinct names"),
+  "labels": ({"constant": 1}, "config.study.labels must map arm names to text"),
+  "seeds": ([0, 0], "config.study.seeds must not repeat a value, got [0, 0]"),
+  "population": ("sometimes", "config.study.population must be one of"),
+  "budgets": ([0], "config.study.budgets must be epochs >= 1, got [0]"),
+  "tune": ({"lr_scale": [0]}, "config.study.tune.lr_scale must be positive numbers"),
+  "train_fn": ("no_colon", "config.study.train_fn must be 'package.module:function'"),
+  "steps_per_epoch": (0, "config.study.steps_per_epoch must be an integer >= 1"),
+}
+
+
+def test_every_field_of_a_study_has_a_bad_value_here():
+  assert set(STUDY_BAD) == set(study.FIELDS)
+
+
+@pytest.mark.parametrize("field", sorted(STUDY_BAD))
+def test_a_bad_study_field_is_one_line_naming_it(field):
+  config = study_smoke.get_config().to_dict()
+  config["study"][field] = STUDY_BAD[field][0]
+  if field == "steps_per_epoch":
+    config["study"]["train_fn"] = "function_fns:train"
+  with pytest.raises(ConfigError) as error:
+    study.parse(config)
+  _one_line(error, STUDY_BAD[field][1])
+
+
+def test_a_bad_tuning_grid_value_names_the_grid_and_the_point():
+  config = study_smoke.get_config().to_dict()
+  config["validation_fraction"] = 0.125
+  config["study"]["tune"] = {"lr_scale": [1.0], "grid": {"batch_size": [32, 0]}}
+  with pytest.raises(ConfigError) as error:
+    study.parse(config)
+  _one_line(error, "config.study.tune.grid (batch_size) at lr_1-batch_size_0:")
+  assert "batch_size must be a positive integer, got 0" in str(error.value)
+
+
+def test_an_arm_left_out_of_the_order_is_refused_not_dropped():
+  config = study_smoke.get_config().to_dict()
+  config["study"]["order"] = ["constant", "linear"]
+  with pytest.raises(ConfigError) as error:
+    study.parse(config)
+  _one_line(error, "config.study.order leaves out ['cosine'], which config.study.arms")
+
+
+def test_a_bad_config_is_refused_before_anything_trains(tmp_path):
+  config = study_smoke.get_config()
+  config.study.arms = {"cosine": {"weight_decay": -1.0}}
+  with pytest.raises(ConfigError, match=r"config.study.arms.cosine.weight_decay must be"):
+    runner.compare(config, str(tmp_path), quiet=True)
+  assert not os.path.exists(tmp_path / "runs") and not os.path.exists(tmp_path / "study.json")
+
+
+def test_a_study_never_overrides_a_field_the_user_set():
+  config = study_smoke.get_config()
+  config.snapshot_ensemble = False
+  parsed = study.parse(config)
+  assert all(not parsed.run(n, 0).snapshot_ensemble for n in parsed.names)
+
+
+def test_an_experiment_is_frozen_and_replaced_with_checks():
+  parsed = experiment.Experiment.of(smoke.get_config())
+  with pytest.raises(AttributeError):
+    parsed.batch_size = 64
+  with pytest.raises(AttributeError, match="read-only"):
+    parsed.schedule.name = "constant"
+  assert parsed.replace({"batch_size": 64}).batch_size == 64 and parsed.batch_size == 32
+  assert isinstance(parsed.user, Fields) and experiment.Experiment.of(parsed) is parsed
+  assert experiment.parse(parsed.to_dict()) == parsed  # what config.json records reads back
+
+
+def test_every_default_is_in_one_place():
+  """`Experiment.default()` is `lrjax.configs.default` parsed; no field has another default."""
+  from lrjax.configs import default
+
+  assert experiment.Experiment.default().to_dict() == {
+    **default.get_config().to_dict(),
+    "user": {},
+  }
+  missing = default.get_config().to_dict()
+  del missing["validation_fraction"]
+  with pytest.raises(ConfigError, match="config has no field 'validation_fraction'; start from"):
+    experiment.parse(missing)
+
+
+def test_a_tune_grid_point_names_its_overrides():
+  t = tune.parse({"lr_scale": [1.0], "grid": {"weight_decay": [0.0, 1e-4]}}, (0,))
+  assert [p.id for p in t.points()] == ["lr_1-weight_decay_0.0", "lr_1-weight_decay_0.0001"]
