@@ -11,7 +11,7 @@ import time
 import function_study_config
 import numpy as np
 import pytest
-from test_scaling import finish, start_lrjax
+from studies import finish, start_lrjax
 
 from lrjax.compare.results import report_workdir
 from lrjax.compare.runner import compare

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from onednn_common import needs_onednn
-from test_scaling import NAMES, SEEDS, finish, start_lrjax
+from studies import NAMES, SEEDS, finish, start_lrjax
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "old_study_smoke")
 

@@ -8,60 +8,17 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from studies import NAMES, SEEDS, finish, hashes, reference_study, start_lrjax, without_times
 
 from lrjax.files.claim import Claim, ClaimedError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES, SEEDS = ("constant", "linear", "cosine"), (0, 1)
-
-
-def start_lrjax(*args, env_extra=None, prefix=()):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env_extra or {})}
-  env.pop("XLA_FLAGS", None)
-  env.pop("PJRT_NPROC", None)
-  return subprocess.Popen(
-    [*prefix, sys.executable, "-m", "lrjax", *args],
-    cwd=ROOT,
-    env=env,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.STDOUT,
-    text=True,
-  )
-
-
-def finish(*procs, codes=(0,)):
-  outs = [p.communicate(timeout=600)[0] for p in procs]
-  for p, out in zip(procs, outs):
-    assert p.returncode in codes, out
-  return outs
-
-
-def hashes(workdir, seeds=SEEDS):
-  return {
-    (n, s): json.load(open(os.path.join(workdir, "runs", n, f"seed_{s}", "summary.json")))[
-      "params_sha256"
-    ]
-    for n in NAMES
-    for s in seeds
-  }
-
-
-def without_times(md):
-  # Wall times differ from run to run; everything else must not.
-  md = re.sub(r"## Wall time.*", "", md, flags=re.S)
-  return re.sub(r"\d+(\.\d+)?\s*s\b", "<t>", md)
 
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("one")
-  finish(start_lrjax("compare", "--config", "study_smoke", "--workdir", str(workdir)))
-  return workdir
+  return reference_study(tmp_path_factory)
 
 
 @pytest.mark.slow
@@ -136,10 +93,16 @@ def test_a_second_train_on_a_busy_workdir_stops_with_a_message(tmp_path):
   assert not (tmp_path / "claim.json").exists()  # released at the end
 
 
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+  """The run the stopped ones must end as: `TRAIN`, uninterrupted."""
+  workdir = tmp_path_factory.mktemp("whole")
+  finish(start_lrjax(*TRAIN, "--workdir", str(workdir)))
+  return workdir
+
+
 @pytest.mark.slow
-def test_sigterm_saves_the_current_step_and_the_same_command_resumes_bitwise(tmp_path):
-  whole = tmp_path / "whole"
-  finish(start_lrjax(*TRAIN, "--workdir", str(whole)))
+def test_sigterm_saves_the_current_step_and_the_same_command_resumes_bitwise(tmp_path, whole):
   cut = tmp_path / "cut"
   proc = start_lrjax(*TRAIN, "--workdir", str(cut))
   deadline = time.time() + 120
@@ -175,9 +138,8 @@ def _preempt_mid_epoch(workdir):
 
 
 @pytest.mark.slow
-def test_a_resume_under_other_threads_keeps_the_bits_or_is_refused(tmp_path):
-  whole, cut = tmp_path / "whole", tmp_path / "cut"
-  finish(start_lrjax(*TRAIN, "--workdir", str(whole)))
+def test_a_resume_under_other_threads_keeps_the_bits_or_is_refused(tmp_path, whole):
+  cut = tmp_path / "cut"
   _preempt_mid_epoch(cut)
   threads = json.load(open(cut / "config.json"))["runtime"]["threads"]
   # Asked for other numerics: refused in one line, nothing trained.

@@ -6,7 +6,7 @@ import importlib.util
 import json
 
 import pytest
-from test_scaling import finish, start_lrjax
+from studies import finish, start_lrjax
 
 TUNE = '{"lr_scale": [0.5, 2.0], "seeds": [0]}'
 STUDY = ["compare", "--config", "study_smoke", f"--config.study.tune={TUNE}"]
