@@ -34,6 +34,8 @@ sys.path.insert(0, HERE)
 from timing import build_run  # noqa: E402
 
 from lrjax import runtime  # noqa: E402
+from lrjax.config import experiment  # noqa: E402
+from lrjax.config.experiment import Experiment  # noqa: E402
 from lrjax.train import train_and_evaluate  # noqa: E402
 
 TRAIN_GFLOP_PER_IMAGE = {"resnet50": 7.8, "resnet20": 0.25, "tiny": 0.001}
@@ -41,29 +43,19 @@ TRAIN_GFLOP_PER_IMAGE = {"resnet50": 7.8, "resnet20": 0.25, "tiny": 0.001}
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
 
 
-class Config(dict):
-  """The few ConfigDict behaviours the training loop uses, without ml_collections."""
-
-  def __getattr__(self, key):
-    try:
-      return self[key]
-    except KeyError:
-      raise AttributeError(key) from None
-
-  def __setattr__(self, key, value):
-    self[key] = value
-
-  def to_dict(self):
-    return dict(self)
-
-
-def config(model, dataset, batch, epochs=1, **changes) -> Config:
-  c = Config(
+def config(model, dataset, batch, epochs=1, **changes) -> Experiment:
+  """The benchmark's experiment, typed directly: the accelerator image has no ml_collections
+  (which configs/default.py needs), and an `Experiment` is all the engine takes."""
+  c = dict(
     model=model,
     stem="cifar",
     half_precision=False,
     dataset=dataset,
     data_dir="",
+    train_split="train",
+    test_split="test",
+    validation_fraction=0.0,
+    validation_split="",
     train_limit=0,
     augment=False,
     pad=4,
@@ -84,9 +76,11 @@ def config(model, dataset, batch, epochs=1, **changes) -> Config:
     progress=False,
     tensorboard=False,
     snapshot_ensemble=False,
+    bn_recompute_batches=8,
+    runtime={},
+    user={},
   )
-  c.update(changes)
-  return c
+  return experiment.parse({**c, **changes})
 
 
 def _steps_per_second(run, state, batch, schedule, n):

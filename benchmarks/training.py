@@ -162,11 +162,10 @@ def population(
   batch for all members (a study shares its data order), per-member state and schedule.
   `rounds` repeats the probe and keeps the median ratio.
   """
-  import copy
-
+  from lrjax.config.experiment import Experiment
   from lrjax.train import strategy
 
-  base = config or bench_config(model, "synthetic:28x28x1:2048:256:10")
+  base = Experiment.of(config or bench_config(model, "synthetic:28x28x1:2048:256:10"))
   kinds = [
     {"name": "constant", "value": 0.1},
     {"name": "linear_decay", "init_value": 0.1, "total_steps": 10_000},
@@ -175,9 +174,7 @@ def population(
   ]
   runs = []
   for i in range(k):
-    c = copy.deepcopy(base)
-    c.schedule = kinds[i % len(kinds)]
-    runs.append(build_run(c))
+    runs.append(build_run(base.replace({"schedule": kinds[i % len(kinds)]})))
   probes = [strategy.probe(runs, steps=n) for _ in range(rounds)]
   best = sorted(probes, key=lambda p: p["ratio"])[len(probes) // 2]
   return {

@@ -1,13 +1,16 @@
-"""Statistics over seeds: per-schedule summaries and paired comparisons against a baseline.
+"""Statistics over seeds: per-arm summaries and paired comparisons against a baseline.
 
-A study's results hold one run per (schedule, seed). Runs of different schedules that share a seed
-share the initialisation and data order, so schedules are compared seed by seed (a paired t-test)
-rather than as two independent samples: the seed-to-seed spread cancels out of the differences.
-Comparing k schedules with one baseline makes k tests; their p-values are Holm-adjusted so that the
-chance of calling any equal schedule different stays at most alpha (the verdict reads the adjusted
-p-value).
+A study's results hold one run per (arm, seed); an arm is a schedule, or any set of overrides
+(an optimizer, a weight decay). Runs of different arms that share a seed share the
+initialisation and data order, so arms are compared seed by seed (a paired t-test) rather than
+as two independent samples: the seed-to-seed spread cancels out of the differences. Comparing k
+arms with one baseline makes k tests; their p-values are Holm-adjusted so that the chance of
+calling any equal arm different stays at most alpha (the verdict reads the adjusted p-value).
 
-Missing data: a (schedule, seed) run that is absent, or whose metric is absent, None or not finite,
+A results dict names its arms under "arms" and each run's under "arm"; `upgrade` reads one
+written before they had those names ("schedules", "schedule").
+
+Missing data: an (arm, seed) run that is absent, or whose metric is absent, None or not finite,
 counts as missing; every statistic reports the `n` it was computed from.
 
 Every function given `results` raises ValueError when it has no list of runs.
@@ -15,9 +18,9 @@ Every function given `results` raises ValueError when it has no list of runs.
 Example:
   >>> from lrjax import stats
   >>> accs = {"constant": [0.80, 0.82, 0.81], "cosine": [0.84, 0.85, None]}  # a seed missing
-  >>> runs = [{"schedule": s, "seed": i, "final_test_accuracy": a}
+  >>> runs = [{"arm": s, "seed": i, "final_test_accuracy": a}
   ...         for s in accs for i, a in enumerate(accs[s])]
-  >>> summary = stats.summarize({"schedules": list(accs), "runs": runs}, ["final_test_accuracy"])
+  >>> summary = stats.summarize({"arms": list(accs), "runs": runs}, ["final_test_accuracy"])
   >>> cell = summary["cosine"]["final_test_accuracy"]
   >>> round(cell["mean"], 3), cell["n"], cell["seeds"]
   (0.845, 2, [0, 1])
@@ -47,35 +50,60 @@ def _check_results(results: Any) -> None:
     raise ValueError(f"results must be a mapping with a list of 'runs', got {type(results)!r}")
 
 
-def schedule_names(results: Mapping[str, Any]) -> list[str]:
-  """The schedules in column order: `results["schedules"]`, then any others the runs name.
+def upgrade(results: Mapping[str, Any]) -> dict[str, Any]:
+  """`results` with the names of today: its arms under "arms" and each run's under "arm" (a
+  results.json written before arms had that name says "schedules" and "schedule").
 
   Args:
-    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
+    results: a study's results, of any version.
+
+  Example:
+    >>> from lrjax import stats
+    >>> old = {"schedules": ["cosine"], "runs": [{"schedule": "cosine", "seed": 0}]}
+    >>> new = stats.upgrade(old)
+    >>> new["arms"], new["runs"][0]["arm"]
+    (['cosine'], 'cosine')
   """
   _check_results(results)
-  names = list(results.get("schedules") or [])
+  out = dict(results)
+  if "arms" not in out and "schedules" in out:
+    out["arms"] = out.pop("schedules")
+  out["runs"] = [
+    {("arm" if k == "schedule" and "arm" not in run else k): v for k, v in run.items()}
+    for run in out["runs"]
+  ]
+  return out
+
+
+def arm_names(results: Mapping[str, Any]) -> list[str]:
+  """The arms in column order: `results["arms"]`, then any others the runs name.
+
+  Args:
+    results: a study's results (`{"runs": [...], "arms": [...], ...}`).
+  """
+  _check_results(results)
+  names = list(results.get("arms") or [])
   for run in results["runs"]:
-    if run.get("schedule") is not None and run["schedule"] not in names:
-      names.append(run["schedule"])
+    if run.get("arm") is not None and run["arm"] not in names:
+      names.append(run["arm"])
   return names
 
 
-def label(results: Mapping[str, Any], schedule: str) -> str:
-  """The display name of `schedule` (its key when `results["labels"]` has none).
+def label(results: Mapping[str, Any], arm: str) -> str:
+  """The display name of an arm (its key when `results["labels"]` has none).
 
   Args:
-    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
-    schedule: a schedule's key.
+    results: a study's results (`{"runs": [...], "arms": [...], ...}`).
+    arm: an arm's key.
   """
-  return str((results.get("labels") or {}).get(schedule, schedule))
+  return str((results.get("labels") or {}).get(arm, arm))
 
 
 def seeds_of(results: Mapping[str, Any]) -> list[Any]:
   """The study's seeds: `results["seeds"]`, else those the runs name, sorted.
 
   Args:
-    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
+    results: a study's results (`{"runs": [...], "arms": [...], ...}`).
   """
   _check_results(results)
   if results.get("seeds"):
@@ -84,13 +112,13 @@ def seeds_of(results: Mapping[str, Any]) -> list[Any]:
 
 
 def run_table(results: Mapping[str, Any]) -> dict[tuple[str, Any], Mapping[str, Any]]:
-  """The runs keyed by (schedule, seed); when a cell was run twice the later run counts.
+  """The runs keyed by (arm, seed); when a cell was run twice the later run counts.
 
   Args:
-    results: a study's results (`{"runs": [...], "schedules": [...], ...}`).
+    results: a study's results (`{"runs": [...], "arms": [...], ...}`).
   """
   _check_results(results)
-  return {(run.get("schedule"), run.get("seed")): run for run in results["runs"]}
+  return {(run.get("arm"), run.get("seed")): run for run in results["runs"]}
 
 
 def metric_value(run: Mapping[str, Any] | None, metric: str) -> float | None:
@@ -149,16 +177,16 @@ def _sample_std(values: Sequence[float]) -> float:
 def summarize(
   results: Mapping[str, Any], metrics: Iterable[str] = METRICS
 ) -> dict[str, dict[str, dict[str, Any]]]:
-  """Mean and spread over seeds of each metric, per schedule.
+  """Mean and spread over seeds of each metric, per arm.
 
   Args:
     results: a study's results (see the module docstring for missing data).
     metrics: metric names of a run, dotted for nested records.
 
   Returns:
-    `summary[schedule][metric] = {"mean", "std", "n", "values", "seeds"}`, where `std` is the
+    `summary[arm][metric] = {"mean", "std", "n", "values", "seeds"}`, where `std` is the
     sample standard deviation (ddof=1), nan when n < 2; `mean` is nan when n = 0. `values` and
-    `seeds` are in the study's seed order. Every schedule appears, even one with no runs.
+    `seeds` are in the study's seed order. Every arm appears, even one with no runs.
 
   Raises:
     ValueError: if `results` has no list of runs.
@@ -168,7 +196,7 @@ def summarize(
   seeds = seeds_of(results)
   extra = sorted({s for (_, s) in cells if s not in seeds}, key=repr)
   summary: dict[str, dict[str, dict[str, Any]]] = {}
-  for name in schedule_names(results):
+  for name in arm_names(results):
     summary[name] = {}
     for metric in metrics:
       pairs = [(s, metric_value(cells.get((name, s)), metric)) for s in seeds + extra]
@@ -193,7 +221,7 @@ def paired_stats(
     \bar d \pm t_{1-\alpha/2,\,n-1}\,\frac{s_d}{\sqrt n}, \qquad
     p = 2\,P\!\left(T_{n-1} > \frac{|\bar d|}{s_d/\sqrt n}\right)
 
-  where :math:`d_i` = (schedule - baseline) on seed :math:`i` and :math:`s_d` their sample std.
+  where :math:`d_i` = (arm - baseline) on seed :math:`i` and :math:`s_d` their sample std.
 
   With zero spread (:math:`s_d = 0`, e.g. identical runs) the t statistic is 0/0 or x/0: here
   p = 1 when every difference is 0 and p = 0 otherwise, with the interval collapsed to
@@ -333,11 +361,11 @@ def paired_comparison(
   alpha: float = 0.05,
   adjust: str | None = "holm",
 ) -> list[dict[str, Any]]:
-  """Each schedule against the baseline, paired by seed over the seeds both have.
+  """Each arm against the baseline, paired by seed over the seeds both have.
 
   Args:
     results: a study's results.
-    baseline: the schedule to compare against; default the first of `results["schedules"]`.
+    baseline: the arm to compare against; default the first of `results["arms"]`.
     metric: the run metric compared (dotted for nested records).
     higher_is_better: the metric's direction; default inferred from the name (losses and
       seconds: lower is better).
@@ -346,20 +374,20 @@ def paired_comparison(
       them as they are.
 
   Returns:
-    One row per other schedule, in column order, each `{"schedule", "label", "baseline", "metric",
+    One row per other arm, in column order, each `{"arm", "label", "baseline", "metric",
     "seeds", "differences", "p_adjusted"}` plus the keys of `paired_stats`. Differences are
-    schedule - baseline; `p_value` is the raw p-value, `p_adjusted` the Holm-adjusted one (the
+    arm - baseline; `p_value` is the raw p-value, `p_adjusted` the Holm-adjusted one (the
     raw one with `adjust=None`), and the verdict is read from `p_adjusted`.
 
   Raises:
-    ValueError: if `results` has no runs list or no schedules, `baseline` is not one of them, or
+    ValueError: if `results` has no runs list or no arms, `baseline` is not one of them, or
       `adjust` is not "holm" or None.
   """
   if adjust not in ("holm", None):
     raise ValueError(f"adjust must be 'holm' or None, got {adjust!r}")
-  names = schedule_names(results)
+  names = arm_names(results)
   if not names:
-    raise ValueError("results must name at least one schedule, got none")
+    raise ValueError("results must name at least one arm, got none")
   if baseline is None:
     baseline = names[0]
   if baseline not in names:
@@ -381,7 +409,7 @@ def paired_comparison(
         shared.append(s)
         diffs.append(a - b)
     row = {
-      "schedule": name,
+      "arm": name,
       "label": label(results, name),
       "baseline": baseline,
       "metric": metric,

@@ -61,7 +61,7 @@ def make_results(
       train_acc = np.minimum(0.1 + (final_acc + 0.1) * progress, 1.0)
       test_acc = 0.1 + (final_acc - 0.1) * progress / progress[-1]
       run = {
-        "schedule": name,
+        "arm": name,
         "seed": seed,
         "final_test_accuracy": float(test_acc[-1]),
         "final_test_loss": float(test_loss[-1]),
@@ -90,7 +90,7 @@ def make_results(
     config = {"model": "resnet20", "dataset": "cifar10", "num_epochs": num_epochs}
   return {
     "config": copy.deepcopy(config),
-    "schedules": names,
+    "arms": names,
     "labels": {n: LABELS[n] for n in names},
     "seeds": seeds,
     "runs": runs,
@@ -101,8 +101,8 @@ def with_metric(results: dict, metric: str, table: dict[str, list[float]]) -> di
   """A copy of `results` whose runs of each schedule take `metric` values from `table`, by seed."""
   out = copy.deepcopy(results)
   for run in out["runs"]:
-    if run["schedule"] in table:
-      run[metric] = table[run["schedule"]][run["seed"]]
+    if run["arm"] in table:
+      run[metric] = table[run["arm"]][run["seed"]]
   return out
 
 

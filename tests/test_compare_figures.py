@@ -20,7 +20,7 @@ def test_write_figures(tmp_path):
   paths = figures.write_figures(r, tmp_path)
   names = sorted(os.path.basename(p) for p in paths)
   expected = ["lr_all.png", "lr_schedules.png", "accuracy_overlay.png"]
-  expected += [f"curves_{n}.png" for n in r["schedules"]]
+  expected += [f"curves_{n}.png" for n in r["arms"]]
   assert names == sorted(expected)
   for path in paths:
     assert os.path.dirname(path) == os.path.join(tmp_path, "figures")
@@ -32,7 +32,7 @@ def test_write_figures(tmp_path):
 
 def test_missing_runs_and_a_schedule_without_runs(tmp_path):
   r = make_results(3, 3, 8, missing=(("constant", 0), ("time_based", 1)))
-  r["schedules"].append("linear")
+  r["arms"].append("linear")
   paths = figures.write_figures(r, tmp_path)
   assert not any(p.endswith("curves_linear.png") for p in paths)
   assert any(p.endswith("curves_constant.png") for p in paths)
@@ -81,7 +81,7 @@ def test_lr_curve_drawn_at_every_step_when_the_schedule_is_known(tmp_path):
     steps_per_epoch=10,
     total_steps=30,
   )
-  x, lr = fig_lib._lr_curve(results, run["schedule"])
+  x, lr = fig_lib._lr_curve(results, run["arm"])
   assert len(x) == 30 and x[-1] == 2.9  # steps 0..29 in epochs
   assert lr[0] == pytest.approx(0.1) and lr[10] == pytest.approx(0.1) and lr[9] < 0.01
   assert os.path.getsize(fig_lib.plot_lr_curves(results, str(tmp_path / "lr.png"))) > 10_000

@@ -66,7 +66,7 @@ def test_paired_section_and_verdicts():
 
 def test_missing_runs_and_empty_schedule():
   r = make_results(3, 3, 6, missing=(("time_based", 2),))
-  r["schedules"].append("linear")
+  r["arms"].append("linear")
   r["labels"]["linear"] = "Linear decay"
   md = report.results_markdown(r)
   _, _, accuracy, loss = _table(md)
@@ -104,12 +104,12 @@ def test_csv_one_row_per_run():
   rows = list(csv.DictReader(io.StringIO(report.results_csv(r))))
   assert len(rows) == len(r["runs"]) == 20
   assert tuple(rows[0]) == report.CSV_FIELDS
-  assert (rows[0]["schedule"], rows[0]["seed"], rows[0]["label"]) == ("constant", "0", "Constant")
+  assert (rows[0]["arm"], rows[0]["seed"], rows[0]["label"]) == ("constant", "0", "Constant")
   run = r["runs"][0]
   assert float(rows[0]["final_test_accuracy"]) == run["final_test_accuracy"]
   assert rows[0]["ensemble_accuracy"] == ""
   assert rows[-1]["num_snapshots"] == "2" and float(rows[-1]["ensemble_accuracy"]) > 0
-  assert ("linear", "1") not in {(row["schedule"], row["seed"]) for row in rows}
+  assert ("linear", "1") not in {(row["arm"], row["seed"]) for row in rows}
 
 
 def test_write_reports(tmp_path):
@@ -138,7 +138,7 @@ def test_report_shows_raw_and_holm_p_and_reads_the_verdict_from_holm():
 
 def test_recommendation_is_chosen_on_validation_never_on_test():
   base = make_results(3, 4, 4)
-  names = base["schedules"]
+  names = base["arms"]
   # The last arm is best on test data; the first on validation data, clearly on every seed.
   val = {names[0]: [0.90, 0.91, 0.90, 0.91], names[1]: [0.80, 0.81, 0.80, 0.80]}
   val[names[2]] = [0.85, 0.86, 0.851, 0.86]
@@ -161,3 +161,19 @@ def test_recommendation_is_chosen_on_validation_never_on_test():
 def test_without_validation_data_nothing_is_recommended():
   md = report.results_markdown(make_results(3, 2, 4))
   assert "no finished runs with validation data: nothing recommended" in md
+
+
+def test_a_results_json_written_before_arms_had_their_name_reads_as_today_s(tmp_path):
+  import json
+
+  from lrjax.compare import results as results_lib
+
+  new = make_results(3, 2, 4)
+  old = {k: v for k, v in new.items() if k != "arms"} | {"schedules": new["arms"]}
+  old["runs"] = [{("schedule" if k == "arm" else k): v for k, v in r.items()} for r in new["runs"]]
+  (tmp_path / "results.json").write_text(json.dumps(old))
+  read = results_lib.load(str(tmp_path))
+  assert read["arms"] == new["arms"] and [r["arm"] for r in read["runs"]] == [
+    r["arm"] for r in new["runs"]
+  ]
+  assert report.results_markdown(read) == report.results_markdown(new)

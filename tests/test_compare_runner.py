@@ -97,13 +97,13 @@ def test_study_writes_results_skips_finished_and_resumes(tmp_path, monkeypatch):
   results = runner.compare(config, str(tmp_path), quiet=True)
   assert len(calls) == 4  # the two finished runs were skipped
   assert len(results["runs"]) == 6
-  assert {(r["schedule"], r["seed"]) for r in results["runs"]} == {
+  assert {(r["arm"], r["seed"]) for r in results["runs"]} == {
     (n, s) for n in ("constant", "linear", "cosine_annealing") for s in (0, 1)
   }
   on_disk = json.load(open(tmp_path / "results.json"))
-  assert on_disk["schedules"] == ["constant", "linear", "cosine_annealing"]
+  assert on_disk["arms"] == ["constant", "linear", "cosine_annealing"]
   assert len(on_disk["runs"][0]["curves"]["test_accuracy"]) == 2
-  cosine = [r for r in on_disk["runs"] if r["schedule"] == "cosine_annealing"]
+  cosine = [r for r in on_disk["runs"] if r["arm"] == "cosine_annealing"]
   assert all(r["snapshot_ensemble"]["num_snapshots"] == 2 for r in cosine)
   md = open(tmp_path / "results.md").read()
   assert "| Accuracy |" in md and "| Loss |" in md

@@ -35,7 +35,7 @@ def test_summarize_mean_and_sample_std():
 def test_paired_hand_computed_not_significant():
   base = [0.80, 0.80, 0.80]
   row = stats.paired_comparison(_two(base, [0.81, 0.82, 0.83]))[0]
-  assert row["schedule"] == "time_based" and row["baseline"] == "constant"
+  assert row["arm"] == "time_based" and row["baseline"] == "constant"
   np.testing.assert_allclose(row["differences"], [0.01, 0.02, 0.03], atol=1e-12)
   se = 0.01 / math.sqrt(3)
   assert row["mean_difference"] == pytest.approx(0.02)
@@ -89,23 +89,23 @@ def test_missing_runs_pair_over_shared_seeds():
   summary = stats.summarize(r)
   assert summary["constant"]["final_test_accuracy"]["seeds"] == [0, 2, 3]
   assert summary["time_based"]["seconds"]["n"] == 3
-  rows = {row["schedule"]: row for row in stats.paired_comparison(r)}
+  rows = {row["arm"]: row for row in stats.paired_comparison(r)}
   assert rows["time_based"]["seeds"] == [0, 3] and rows["time_based"]["n"] == 2
   assert rows["drop_based"]["seeds"] == [2, 3]
 
 
 def test_schedule_without_runs():
   r = make_results(3, 2, 4, missing=(("linear", 0),))
-  r["schedules"].append("linear")
+  r["arms"].append("linear")
   cell = stats.summarize(r)["linear"]["final_test_loss"]
   assert cell["n"] == 0 and math.isnan(cell["mean"]) and math.isnan(cell["std"])
   row = stats.paired_comparison(r)[-1]
-  assert row["schedule"] == "linear" and row["n"] == 0 and row["verdict"] == stats.NEEDS_SEEDS
+  assert row["arm"] == "linear" and row["n"] == 0 and row["verdict"] == stats.NEEDS_SEEDS
 
 
 def test_missing_baseline_runs_leave_nothing_to_pair():
   r = make_results(2, 3, 4)
-  r["runs"] = [run for run in r["runs"] if run["schedule"] != "constant"]
+  r["runs"] = [run for run in r["runs"] if run["arm"] != "constant"]
   assert stats.paired_comparison(r)[0]["verdict"] == stats.NEEDS_SEEDS
 
 
@@ -135,7 +135,7 @@ def test_missing_or_non_finite_metrics_count_as_missing():
 def test_explicit_baseline_and_nested_metric():
   r = make_results(3, 2, 4, snapshots=True)
   rows = stats.paired_comparison(r, baseline="drop_based", metric="best_test_accuracy")
-  assert [row["schedule"] for row in rows] == ["constant", "time_based"]
+  assert [row["arm"] for row in rows] == ["constant", "time_based"]
   run = {"snapshot_ensemble": {"ensemble_accuracy": 0.9}}
   assert stats.metric_value(run, "snapshot_ensemble.ensemble_accuracy") == 0.9
   assert stats.metric_value({"snapshot_ensemble": None}, "snapshot_ensemble.x") is None
@@ -154,7 +154,7 @@ def test_direction_inferred_from_name():
     (lambda: stats.paired_comparison(make_results(2, 2, 3), baseline="nope"), "baseline"),
     (lambda: stats.paired_stats([0.1, 0.2], alpha=1.5), "alpha"),
     (lambda: stats.paired_stats([0.1, float("inf")]), "differences"),
-    (lambda: stats.paired_comparison({"schedules": [], "runs": []}), "schedule"),
+    (lambda: stats.paired_comparison({"arms": [], "runs": []}), "arm"),
   ],
 )
 def test_bad_input(call, argument):
@@ -196,7 +196,7 @@ def test_verdict_reads_the_holm_adjusted_p_value():
   )
   se = 0.01 / math.sqrt(3)
   rows = stats.paired_comparison(r)
-  assert [row["schedule"] for row in rows] == ["time_based", "drop_based", "linear"]
+  assert [row["arm"] for row in rows] == ["time_based", "drop_based", "linear"]
   for row in rows:
     assert row["p_value"] == pytest.approx(2 * _sf_df2(0.03 / se))
     assert row["p_adjusted"] == pytest.approx(3 * row["p_value"])

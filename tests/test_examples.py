@@ -19,7 +19,7 @@ import next_token  # noqa: E402
 def test_next_token_compares_wsd_and_cosine_and_resumes_a_finished_study(tmp_path):
   args = ["--workdir", str(tmp_path), "--seeds", "2", "--epochs", "2", "--steps_per_epoch", "30"]
   results = next_token.main([*args, "--eval_size", "512"])
-  assert [r["schedule"] for r in results["runs"]][:3] == ["cosine", "wsd_1sqrt", "constant"]
+  assert [r["arm"] for r in results["runs"]][:3] == ["cosine", "wsd_1sqrt", "constant"]
   assert len(results["runs"]) == 6 and not results["failed"]
   for run in results["runs"]:
     assert 1 / 16 < run["final_test_accuracy"] <= 1  # better than guessing among 16 symbols

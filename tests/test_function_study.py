@@ -36,7 +36,7 @@ def function_config(**study):
 
 def finals(results):
   return {
-    (r["schedule"], r["seed"], r["budget"]): (r["final_test_accuracy"], r["final_test_loss"])
+    (r["arm"], r["seed"], r["budget"]): (r["final_test_accuracy"], r["final_test_loss"])
     for r in results["runs"]
   }
 
@@ -51,7 +51,7 @@ def test_a_function_study_records_every_run_and_reports_it(tmp_path):
   assert summary["final_test_accuracy"] == curves[-1]["test_accuracy"]
   assert summary["final_validation_accuracy"] == curves[-1]["validation_accuracy"]
   assert summary["steps"] == 12 and summary["runtime"]["threads"] >= 1
-  cosine = next(r for r in results["runs"] if r["schedule"] == "cosine")
+  cosine = next(r for r in results["runs"] if r["arm"] == "cosine")
   assert cosine["curves"]["epoch"] == [1, 2, 3]
   assert cosine["curves"]["lr"][-1] < cosine["curves"]["lr"][0]  # the schedule at each epoch end
   report = open(os.path.join(tmp_path, "results.md")).read()
@@ -86,7 +86,7 @@ def test_a_failing_run_fails_alone_in_one_line(tmp_path, fail, reason):
   with pytest.raises(CellsFailed, match="2 cells failed"):
     compare(config, str(tmp_path), quiet=True)
   results = json.load(open(tmp_path / "results.json"))
-  assert {r["schedule"] for r in results["runs"]} == {"constant", "cosine"}
+  assert {r["arm"] for r in results["runs"]} == {"constant", "cosine"}
   line = f"broken seed 0: {FN} {reason}"
   assert results["failed"][0].startswith(line) and len(results["failed"]) == 2
   assert "\n" not in results["failed"][0] and line in open(tmp_path / "results.md").read()
@@ -107,7 +107,7 @@ def test_budgets_train_each_arm_at_each_length_and_recommend_on_validation(tmp_p
       n: sum(
         r["final_validation_accuracy"]
         for r in results["runs"]
-        if r["schedule"] == n and r["budget"] == budget
+        if r["arm"] == n and r["budget"] == budget
       )
       for n in ("constant", "cosine")
     }

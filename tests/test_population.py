@@ -25,7 +25,7 @@ def _study(mode: str):
 
 
 def _by_schedule(results):
-  return {r["schedule"]: r for r in results["runs"]}
+  return {r["arm"]: r for r in results["runs"]}
 
 
 @pytest.fixture(scope="module")

@@ -84,9 +84,9 @@ def test_bad_arms_name_the_field(tmp_path, arms, message):
 def test_every_arm_at_every_budget_with_its_table_and_figure(budget_results):
   workdir, results = budget_results
   assert results["budgets"] == [2, 4] and not results["missing"]
-  runs = {(r["schedule"], r["seed"], r["budget"]) for r in results["runs"]}
+  runs = {(r["arm"], r["seed"], r["budget"]) for r in results["runs"]}
   assert runs == {(n, s, b) for n in ("constant", "linear", "wsd") for s in (0, 1) for b in (2, 4)}
-  linear = [r for r in results["runs"] if r["schedule"] == "linear" and r["seed"] == 0]
+  linear = [r for r in results["runs"] if r["arm"] == "linear" and r["seed"] == 0]
   # {"fraction": 1.0} scales with the budget: the decay ends with each run.
   assert sorted(r["schedule_config"]["total_steps"] for r in linear) == [16, 32]
   md = (workdir / "results.md").read_text()
@@ -101,7 +101,7 @@ def test_every_arm_at_every_budget_with_its_table_and_figure(budget_results):
   assert ", 2 epochs, seeds 0, 1." in md and ", 4 epochs, seeds 0, 1." in md
   assert (workdir / "figures" / "accuracy_vs_budget.png").stat().st_size > 10_000
   rows = (workdir / "results.csv").read_text().splitlines()
-  assert rows[0].startswith("budget,schedule,") and len(rows) == 1 + 12
+  assert rows[0].startswith("budget,arm,") and len(rows) == 1 + 12
 
 
 def test_compute_counts_the_trunk_once(budget_results):
@@ -143,7 +143,7 @@ def test_an_interrupted_fork_resumes_to_the_same_result(tmp_path, monkeypatch, b
   assert sorted(os.listdir(os.path.join(fork, "checkpoints"))) == ["24"]  # the trunk's start
   monkeypatch.undo()
   again = runner.compare(config, str(tmp_path), quiet=True)
-  ours = {(r["schedule"], r["budget"]): r for r in again["runs"]}
-  theirs = {(r["schedule"], r["budget"]): r for r in results["runs"] if r["seed"] == 0}
+  ours = {(r["arm"], r["budget"]): r for r in again["runs"]}
+  theirs = {(r["arm"], r["budget"]): r for r in results["runs"] if r["seed"] == 0}
   for key, run in ours.items():
     np.testing.assert_allclose(run["curves"]["test_loss"], theirs[key]["curves"]["test_loss"])

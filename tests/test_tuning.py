@@ -124,7 +124,7 @@ def test_the_choice_is_the_argmax_of_the_recorded_validation_metric(tuned):
 def test_phase_two_runs_the_chosen_point_and_reuses_the_tuning_seed(tuned):
   workdir, results = tuned
   assert not results["missing"]
-  runs = {(r["schedule"], r["seed"]): r for r in results["runs"]}
+  runs = {(r["arm"], r["seed"]): r for r in results["runs"]}
   assert set(runs) == {(n, s) for n in ("constant", "linear") for s in (0, 1)}
   for name in ("constant", "linear"):
     scale = results["tuning"]["arms"][name]["chosen_lr_scale"]

@@ -41,7 +41,7 @@ def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float 
   sub = stats.at_budget(results, budget)
   summary = stats.summarize(sub, (SELECT_ON, "final_test_accuracy"))
   means = {n: s[SELECT_ON]["mean"] for n, s in summary.items()}
-  ranked = [n for n in stats.schedule_names(sub) if not math.isnan(means[n])]
+  ranked = [n for n in stats.arm_names(sub) if not math.isnan(means[n])]
   if not ranked:
     return {"best": None, "not_worse": [], "rows": [], "test": math.nan}
   best = max(ranked, key=lambda n: means[n])
@@ -50,7 +50,7 @@ def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float 
     if len(ranked) > 1
     else []
   )
-  worse = {r["schedule"] for r in rows if r["verdict"] == "worse"}
+  worse = {r["arm"] for r in rows if r["verdict"] == "worse"}
   return {
     "best": best,
     "not_worse": [n for n in ranked if n != best and n not in worse],
@@ -67,11 +67,11 @@ def recommendation_text(results: Mapping[str, Any], budget: int | None) -> str:
     return "no finished runs with validation data: nothing recommended"
   undecided = []
   for r in rec["rows"]:
-    if r["schedule"] in rec["not_worse"]:
+    if r["arm"] in rec["not_worse"]:
       need = stats.seeds_for(r["std_difference"], 0.01)
       tell = f", {need} would tell 1 pt" if isinstance(need, int) else ""
-      undecided.append(f"{stats.label(results, r['schedule'])} ({r['n']} seeds{tell})")
-  worse = [stats.label(results, r["schedule"]) for r in rec["rows"] if r["verdict"] == "worse"]
+      undecided.append(f"{stats.label(results, r['arm'])} ({r['n']} seeds{tell})")
+  worse = [stats.label(results, r["arm"]) for r in rec["rows"] if r["verdict"] == "worse"]
   return (
     f"{stats.label(results, rec['best'])} (test accuracy {rec['test']:.3f}); "
     f"worse: {', '.join(worse) or 'none'}; undecided: {', '.join(undecided) or 'none'}"
@@ -86,14 +86,14 @@ def compute_epochs(results: Mapping[str, Any], name: str) -> float:
   own = sum(
     r.get("epochs_trained") or 0
     for r in results["runs"]
-    if r["schedule"] == name and seeds and r["seed"] == seeds[0]
+    if r["arm"] == name and seeds and r["seed"] == seeds[0]
   )
   return own + (results.get("trunks", {}).get(name, {}).get(seed, 0) or 0)
 
 
 def budget_lines(results: Mapping[str, Any]) -> list[str]:
   """The Markdown section: accuracy and loss against budget, compute, recommendations."""
-  budgets, names = results["budgets"], stats.schedule_names(results)
+  budgets, names = results["budgets"], stats.arm_names(results)
   lines = ["# Accuracy against budget", ""]
   for title, metric, decimals in (
     ("Test accuracy", "final_test_accuracy", 3),

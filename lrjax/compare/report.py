@@ -17,7 +17,7 @@ from lrjax.files.atomic import write_atomic
 # The chapter's Table 1.1 reports the final-epoch test accuracy and loss.
 TABLE_ROWS = (("Accuracy", "final_test_accuracy", 3), ("Loss", "final_test_loss", 4))
 CSV_FIELDS = (
-  "schedule",
+  "arm",
   "label",
   "seed",
   "final_test_accuracy",
@@ -141,7 +141,7 @@ def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
         row.append(_seeds_needed(r))
       rows.append(row)
     lines += ["", f"{title} ({direction} is better):", ""]
-    header = ["Schedule", "Difference", "95% CI", "p", "p (Holm)", "Verdict", "n"]
+    header = ["Arm", "Difference", "95% CI", "p", "p (Holm)", "Verdict", "n"]
     align = ["l", "r", "r", "r", "r", "l", "r"]
     if accuracy:
       header, align = header + ["Seeds for 1 pt"], align + ["r"]
@@ -175,7 +175,7 @@ def _seeds_needed(row: Mapping[str, Any]) -> str:
 def _snapshot_lines(results: Mapping[str, Any]) -> list[str]:
   cells = stats.run_table(results)
   rows = []
-  for name in stats.schedule_names(results):
+  for name in stats.arm_names(results):
     pairs, counts = [], set()
     for (s, _), run in cells.items():
       ens = stats.metric_value(run, "snapshot_ensemble.ensemble_accuracy")
@@ -187,7 +187,7 @@ def _snapshot_lines(results: Mapping[str, Any]) -> list[str]:
     if not pairs:
       continue
     ens = stats.summarize(
-      {"schedules": [name], "runs": [r for (s, _), r in cells.items() if s == name]},
+      {"arms": [name], "runs": [r for (s, _), r in cells.items() if s == name]},
       ("snapshot_ensemble.ensemble_accuracy", "snapshot_ensemble.last_snapshot_accuracy"),
     )[name]
     gain = stats.paired_stats([e - la for e, la in pairs])
@@ -205,7 +205,7 @@ def _snapshot_lines(results: Mapping[str, Any]) -> list[str]:
     )
   if not rows:
     return []
-  header = ["Schedule", "Snapshots", "Ensemble accuracy", "Last snapshot", "Gain", "p", "n"]
+  header = ["Arm", "Snapshots", "Ensemble accuracy", "Last snapshot", "Gain", "p", "n"]
   return [
     "## Snapshot ensembles",
     "",
@@ -236,7 +236,7 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   Raises:
     ValueError: if `results` has no runs list or no schedules, or `baseline` is not a schedule.
   """
-  names = stats.schedule_names(results)
+  names = stats.arm_names(results)
   if not names:
     raise ValueError("results must name at least one schedule, got none")
   baseline = names[0] if baseline is None else baseline
@@ -258,7 +258,7 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   if not results.get("budgets"):
     lines += _recommendation_lines(results) + [""]
   diverged = [
-    f"{stats.label(results, r['schedule'])} seed {r['seed']} at step {r['diverged']['step']} "
+    f"{stats.label(results, r['arm'])} seed {r['seed']} at step {r['diverged']['step']} "
     f"(lr {r['diverged']['lr']:.4g})"
     for r in results["runs"]
     if r.get("diverged")
@@ -308,18 +308,18 @@ def results_csv(results: Mapping[str, Any]) -> str:
   Snapshot-ensemble columns are always present and empty for runs without an ensemble, so the
   header does not depend on the study. Missing or non-finite values are empty cells.
   """
-  names = stats.schedule_names(results)
+  names = stats.arm_names(results)
   seeds = stats.seeds_of(results)
 
   def order(run: Mapping[str, Any]) -> tuple:
-    s, seed = run.get("schedule"), run.get("seed")
+    s, seed = run.get("arm"), run.get("seed")
     return (names.index(s), seeds.index(seed) if seed in seeds else len(seeds), repr(seed))
 
   out = io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
   writer.writerow(CSV_FIELDS)
   for run in sorted(stats.run_table(results).values(), key=order):
-    row = [run.get("schedule"), stats.label(results, run.get("schedule")), run.get("seed")]
+    row = [run.get("arm"), stats.label(results, run.get("arm")), run.get("seed")]
     for field in CSV_FIELDS[3:]:
       key = f"snapshot_ensemble.{field}" if field in _ENSEMBLE else field
       value = stats.metric_value(run, key)

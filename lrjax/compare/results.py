@@ -44,7 +44,7 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
   return {
     **extra,
     "config": study.to_dict(),
-    "schedules": list(study.names),
+    "arms": list(study.names),
     "seeds": list(study.seeds),
     "budgets": list(study.budgets),
     "labels": dict(study.labels),
@@ -75,7 +75,7 @@ def _run_result(out: RunDir, name: str, seed: int, budget: int | None, forked: b
   if forked and budget is not None:  # a fork trains its cooldown only; the trunk is shared
     trained -= int(schedule["warmup_steps"]) + int(schedule["stable_steps"])
   return {
-    "schedule": name,
+    "arm": name,
     "seed": seed,
     "budget": budget,
     "final_test_accuracy": summary["final_test_accuracy"],
@@ -115,6 +115,17 @@ def report_workdir(workdir: str) -> dict[str, Any]:
   results = collect({**default.get_config().to_dict(), **recorded}, workdir)
   write_results(results, workdir)
   return results
+
+
+def load(path: str) -> dict[str, Any]:
+  """A study's `results.json`, of any version, with today's names (`lrjax.stats.upgrade`).
+
+  Args:
+    path: the file (or the study's workdir, which holds it).
+  """
+  if os.path.isdir(path):
+    path = os.path.join(path, "results.json")
+  return stats.upgrade(read_json(path))
 
 
 def write_results(results: dict[str, Any], workdir: str) -> None:

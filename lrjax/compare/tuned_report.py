@@ -38,7 +38,7 @@ def tuning_lines(results: Mapping[str, Any]) -> list[str]:
     "",
   ]
   rows = []
-  for name in stats.schedule_names(results):
+  for name in stats.arm_names(results):
     for entry in [e for e in tuning["arms"].values() if e["arm"] == name]:
       if "chosen" not in entry:
         rows.append([stats.label(results, name), "phase 1 not finished", "", "", ""])

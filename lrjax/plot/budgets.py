@@ -29,7 +29,7 @@ def plot_budgets(results: Mapping[str, Any], path: str | os.PathLike) -> str:
     raise ValueError("results must have budgets, got none")
   fig = new_figure(7, 4.5)
   ax = fig.add_subplot()
-  for i, name in enumerate(stats.schedule_names(results)):
+  for i, name in enumerate(stats.arm_names(results)):
     xs, means, lows, highs = [], [], [], []
     for b in budgets:
       cell = stats.summarize(stats.at_budget(results, b), ("final_test_accuracy",))[name]

@@ -23,7 +23,7 @@ from lrjax.plot.figure import save as _save
 
 
 def _colors(results: Mapping[str, Any]) -> dict[str, Any]:
-  names = stats.schedule_names(results)
+  names = stats.arm_names(results)
   if len(names) <= 10:
     return {name: f"C{i}" for i, name in enumerate(names)}
   from matplotlib import colormaps
@@ -80,7 +80,7 @@ def _lr_curve(results: Mapping[str, Any], schedule: str):
   """(epochs, lr) of a schedule: at every step (up to 2,000 points) when the run recorded its
   schedule config and steps per epoch, else the per-epoch lr its records hold (seed 0 first)."""
   for run in sorted(
-    (r for r in results.get("runs", []) if r.get("schedule") == schedule),
+    (r for r in results.get("runs", []) if r.get("arm") == schedule),
     key=lambda r: r.get("seed") != 0,
   ):
     config, spe, total = (
@@ -123,7 +123,7 @@ def plot_lr_curves(
     ValueError: if no run recorded an "lr" curve.
   """
   colors = _colors(results)
-  named = {n: c for n in stats.schedule_names(results) if (c := _lr_curve(results, n)) is not None}
+  named = {n: c for n in stats.arm_names(results) if (c := _lr_curve(results, n)) is not None}
   if not named:
     raise ValueError("results must have at least one run with an 'lr' curve, got none")
   if panels:
@@ -179,7 +179,7 @@ def plot_run_curves(results: Mapping[str, Any], schedule: str, path: str | os.Pa
   Raises:
     ValueError: if `schedule` is not in the study or none of its runs recorded curves.
   """
-  names = stats.schedule_names(results)
+  names = stats.arm_names(results)
   if schedule not in names:
     raise ValueError(f"schedule must be one of {names}, got {schedule!r}")
   panels = (("loss", "train_loss", "test_loss"), ("accuracy", "train_accuracy", "test_accuracy"))
@@ -227,7 +227,7 @@ def plot_accuracy_overlay(
     ValueError: if no run recorded a "test_accuracy" curve or a final accuracy.
   """
   colors = _colors(results)
-  names = stats.schedule_names(results)
+  names = stats.arm_names(results)
   bands = {n: b for n in names if (b := _band(results, n, "test_accuracy")) is not None}
   final = {
     n: c
@@ -290,10 +290,10 @@ def write_figures(results: Mapping[str, Any], workdir: str | os.PathLike) -> lis
   """
   folder = os.path.join(os.fspath(workdir), "figures")
   paths = []
-  if any(_lr_curve(results, n) for n in stats.schedule_names(results)):
+  if any(_lr_curve(results, n) for n in stats.arm_names(results)):
     paths.append(plot_lr_curves(results, os.path.join(folder, "lr_schedules.png"), panels=True))
     paths.append(plot_lr_curves(results, os.path.join(folder, "lr_all.png"), panels=False))
-  for name in stats.schedule_names(results):
+  for name in stats.arm_names(results):
     keys = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
     if any(_curves(results, name, key) for key in keys):
       path = os.path.join(folder, f"curves_{_file_name(name)}.png")

@@ -30,7 +30,7 @@ def plot_response(results: Mapping[str, Any], path: str | os.PathLike) -> str:
   entries = list((tuning.get("arms") or {}).values())
   if not entries:
     raise ValueError("results must have a tuning entry with arms, got none")
-  names = [n for n in stats.schedule_names(results) if any(e["arm"] == n for e in entries)]
+  names = [n for n in stats.arm_names(results) if any(e["arm"] == n for e in entries)]
   cols = min(4, len(names))
   rows = math.ceil(len(names) / cols)
   fig = new_figure(3.2 * cols, 2.6 * rows + 0.4)

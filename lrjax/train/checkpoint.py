@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -121,15 +122,27 @@ class Checkpoints:
     )
     self._manager = self._open()
 
-  def restore_intact(self, like: dict[str, Any] | None) -> tuple[dict, dict] | None:
-    """Restores the newest checkpoint that reads back whole (its JSON record alone where `like`
-    is None), setting damaged ones aside; None where there is no checkpoint at all."""
+  def restore_intact(
+    self, like: dict[str, Any], accept: Callable[[dict], bool] = lambda meta: True
+  ) -> tuple[dict | None, dict] | None:
+    """(items, JSON record) of the newest checkpoint that reads back whole, setting damaged ones
+    aside; None where there is no checkpoint at all.
+
+    Args:
+      like: the items' shapes, dtypes and shardings.
+      accept: whether the record's checkpoint is the one wanted; where it is not, its items
+        are not read (they may not even have `like`'s shapes), and None stands for them.
+
+    Raises:
+      DamagedCheckpointError: there are checkpoints, and none reads back whole.
+    """
     if self.latest_step() is None:
       return None
     while (step := self.latest_step()) is not None:
       try:
         with _orbax_errors_silenced():
-          return self.restore(like, step) if like is not None else ({}, self.meta(step))
+          meta = self.meta(step)
+          return self.restore(like, step) if accept(meta) else (None, meta)
       except Exception as e:  # orbax/tensorstore raise many types for damaged bytes
         self._set_aside(step, e)
     raise DamagedCheckpointError(

@@ -24,7 +24,8 @@ class ProgressLine(Observer):
   `labels`."""
 
   def __init__(self, labels: list[str] | None = None):
-    self.labels, self.progress = labels, None
+    self.labels = labels
+    self.progress = None
 
   def start(self, trainer: Trainer, step: int) -> None:
     exp = trainer.run.experiment
@@ -57,7 +58,8 @@ class ForkExports(Observer):
   """`exports` maps a step to the folders of runs that fork off this one (one member) there."""
 
   def __init__(self, exports: dict[int, list[str]], keep: int):
-    self.exports, self.keep = exports, keep
+    self.exports = exports
+    self.keep = keep
 
   def wants_sync(self, trainer: Trainer, step: int) -> bool:
     return step in self.exports

@@ -76,13 +76,14 @@ class Storage:
   closes them. A `stop` handed to it is the loop's (`Stop`: its `save` asks for a checkpoint)."""
 
   def __init__(self, members: Sequence[Any], group_dir: str):
-    self.group_dir, self.members = group_dir, list(members)
+    self.group_dir = group_dir
+    self.members = list(members)
     self.dirs = [RunDir(m.workdir) for m in self.members]
+    # What a checkpoint records of its members, so that another study's members never resume
+    # from it.
     self.names = [os.path.relpath(m.workdir, group_dir) for m in self.members]
     run = self.members[0].run
-    exp = run.experiment
-    self.keep, self.every_steps = exp.keep_checkpoints, exp.checkpoint_every_steps
-    self.every_epochs, self.num_epochs = exp.checkpoint_every_epochs, exp.num_epochs
+    self.experiment = run.experiment
     self.spe = run.steps_per_epoch
     self.main = jax.process_index() == 0
     self._stack = contextlib.ExitStack()
@@ -93,7 +94,7 @@ class Storage:
     if jax.process_count() == 1:  # see `lrjax.files.claim.Claim`
       for folder in dict.fromkeys([self.group_dir, *(m.workdir for m in self.members)]):
         self._stack.enter_context(Claim(folder))
-    self.checkpoints = Checkpoints(self.group_dir, keep=self.keep)
+    self.checkpoints = Checkpoints(self.group_dir, keep=self.experiment.keep_checkpoints)
     self._stack.callback(lambda: self.checkpoints.close())
     return self
 
@@ -109,16 +110,17 @@ class Storage:
     """(train state, step, the epoch's sums, diverged members) where the group's newest intact
     checkpoint stands; `state` and `sums` as given where there is none (or it holds other
     members: then it is deleted)."""
-    found = self.checkpoints.restore_intact(None)
+    ours = lambda meta: meta.get("members", self.names) == self.names
+    found = self.checkpoints.restore_intact(state.checkpoint_items(), accept=ours)
     if found is None:
       return state, 0, sums, {}
-    if found[1].get("members", self.names) != self.names:  # the study changed: not these runs
+    items, meta = found
+    if items is None:  # other members (the study changed): these checkpoints do not apply
       self.checkpoints.close()
       shutil.rmtree(self.checkpoints.directory)
-      self.checkpoints = Checkpoints(self.group_dir, keep=self.keep)
+      self.checkpoints = Checkpoints(self.group_dir, keep=self.experiment.keep_checkpoints)
       return state, 0, sums, {}
     self._check_runtime()
-    items, meta = self.checkpoints.restore_intact(state.checkpoint_items())
     diverged = {int(k): v for k, v in meta.get("diverged", {}).items()}
     return state.replace(**items), int(meta["step"]), Sums.from_dict(meta["partial"]), diverged
 
@@ -152,21 +154,22 @@ class Storage:
   # ------------------------------------------------------------------------- saving
 
   def wants_sync(self, step: int) -> bool:
-    return bool(self.every_steps) and step % self.every_steps == 0
+    every = self.experiment.checkpoint_every_steps
+    return bool(every) and step % every == 0
 
   def save_mid_epoch(
     self, step: int, state: Any, partial: dict, diverged: dict, stop: Any
   ) -> None:
     """Inside an epoch: every `checkpoint_every_steps` steps, and where a stop asks."""
-    every = self.every_steps and step % self.every_steps == 0
-    if every or (stop is not None and stop.save):
+    if self.wants_sync(step) or (stop is not None and stop.save):
       self._save(step, state, partial, diverged)
 
   def save_epoch_end(self, step: int, state: Any, diverged: dict, stop: Any) -> None:
     """At an epoch's end: every `checkpoint_every_epochs` epochs, the last, and where a stop
     asks."""
     epochs = step // self.spe
-    if epochs % self.every_epochs == 0 or epochs == self.num_epochs or (stop and stop.save):
+    every = epochs % self.experiment.checkpoint_every_epochs == 0
+    if every or epochs == self.experiment.num_epochs or (stop is not None and stop.save):
       self._save(step, state, Sums.zero(len(self.members)).to_dict(), diverged)
 
   def _save(self, step: int, state: Any, sums: dict, diverged: dict) -> None:

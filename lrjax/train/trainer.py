@@ -46,7 +46,8 @@ class NonFiniteLossError(RuntimeError):
 
   def __init__(self, message: str, step: int = -1, lr: float = math.nan):
     super().__init__(message)
-    self.step, self.lr = step, lr
+    self.step = step
+    self.lr = lr
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +140,6 @@ class Trainer:
     keep: claim the folders, resume from and save checkpoints, stop on SIGTERM/SIGINT, and write
       each member's files (`lrjax.train.storage`); False for a run that leaves nothing (the range
       test).
-    exports: a trunk's forks: step -> the folders of the runs that start from this one there.
 
   Raises:
     ValueError: for no members, several members without `vmapped`, or members that differ in
@@ -167,9 +167,14 @@ class Trainer:
       same = (r.steps_per_epoch, r.experiment.seed, r.model)
       if same != (r0.steps_per_epoch, r0.experiment.seed, r0.model):
         raise ValueError("a population's runs must share their model, data, batch size and seed")
-    self.members, self.group_dir, self.vmapped = list(members), group_dir, vmapped
-    self.run, self.observers, self.evaluate = r0, list(observers), evaluate
-    self.max_steps, self.keep = max_steps, keep
+    self.members = list(members)
+    self.group_dir = group_dir
+    self.vmapped = vmapped
+    self.run = r0
+    self.observers = list(observers)
+    self.evaluate = evaluate
+    self.max_steps = max_steps
+    self.keep = keep
     self.schedules = tuple(m.run.schedule for m in members)
     self.indices = jnp.arange(len(members), dtype=jnp.int32)
 
