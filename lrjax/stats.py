@@ -7,8 +7,8 @@ as two independent samples: the seed-to-seed spread cancels out of the differenc
 arms with one baseline makes k tests; their p-values are Holm-adjusted so that the chance of
 calling any equal arm different stays at most alpha (the verdict reads the adjusted p-value).
 
-A results dict names its arms under "arms" and each run's under "arm"; `upgrade` reads one
-written before they had those names ("schedules", "schedule").
+A results dict names its arms under "arms" and each run's under "arm"
+(`lrjax.compare.results.load` reads a results.json written before they had those names).
 
 Missing data: an (arm, seed) run that is absent, or whose metric is absent, None or not finite,
 counts as missing; every statistic reports the `n` it was computed from.
@@ -48,31 +48,6 @@ NEEDS_SEEDS = "needs >= 2 seeds"
 def _check_results(results: Any) -> None:
   if not isinstance(results, Mapping) or not isinstance(results.get("runs"), Sequence):
     raise ValueError(f"results must be a mapping with a list of 'runs', got {type(results)!r}")
-
-
-def upgrade(results: Mapping[str, Any]) -> dict[str, Any]:
-  """`results` with the names of today: its arms under "arms" and each run's under "arm" (a
-  results.json written before arms had that name says "schedules" and "schedule").
-
-  Args:
-    results: a study's results, of any version.
-
-  Example:
-    >>> from lrjax import stats
-    >>> old = {"schedules": ["cosine"], "runs": [{"schedule": "cosine", "seed": 0}]}
-    >>> new = stats.upgrade(old)
-    >>> new["arms"], new["runs"][0]["arm"]
-    (['cosine'], 'cosine')
-  """
-  _check_results(results)
-  out = dict(results)
-  if "arms" not in out and "schedules" in out:
-    out["arms"] = out.pop("schedules")
-  out["runs"] = [
-    {("arm" if k == "schedule" and "arm" not in run else k): v for k, v in run.items()}
-    for run in out["runs"]
-  ]
-  return out
 
 
 def arm_names(results: Mapping[str, Any]) -> list[str]:

@@ -3,9 +3,10 @@
     python scripts/config_path.py [workdir]      # runs `lrjax compare --config study_smoke`
 
 Runs the smoke study in this process under a profiler and records every call of a function of
-lrjax whose arguments hold a config (an `ml_collections.ConfigDict`: the study's, or a run's made
-from it). A *stop* is such a function; a *climb back up* is a call into one of them from a module
-of a lower layer (`scripts/layers.py`), the nearest lrjax frame being the caller. Prints the
+lrjax whose arguments hold a config: an `ml_collections.ConfigDict` (what a config file gives),
+or one of the typed objects it is checked into (`Experiment`, `Study`), where they exist. A
+*stop* is such a function; a *climb back up* is a call into one of them from a module of a lower
+layer (`scripts/layers.py`), the nearest lrjax frame being the caller. Prints the
 counts and the climbs. For an older checkout, put it first on PYTHONPATH: its modules are
 placed by the same layers (`OLD_NAMES` maps the modules that moved).
 """
@@ -46,6 +47,14 @@ def layer(module: str) -> int:
 def trace(workdir: str) -> dict:
   import ml_collections
 
+  kinds: tuple[type, ...] = (ml_collections.ConfigDict,)
+  try:
+    from lrjax.config.experiment import Experiment
+    from lrjax.config.study import Study
+
+    kinds += (Experiment, Study)
+  except ImportError:  # a checkout from before the typed config
+    pass
   stops: dict[str, str] = {}
   climbs: set[tuple[str, str]] = set()
   all_climbs: set[tuple[str, str]] = set()
@@ -64,7 +73,7 @@ def trace(workdir: str) -> dict:
     if up:
       all_climbs.add((name_of(back), name_of(frame)))
     args = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-    if not any(isinstance(frame.f_locals.get(a), ml_collections.ConfigDict) for a in args):
+    if not any(isinstance(frame.f_locals.get(a), kinds) for a in args):
       return
     here = name_of(frame)
     stops[here] = code.co_filename
@@ -81,6 +90,7 @@ def trace(workdir: str) -> dict:
   finally:
     sys.setprofile(None)
   return {
+    "parsed_in": sorted(n for n in stops if n.startswith("lrjax.config.")),
     "stops": len(stops),
     "files": len(set(stops.values())),
     "climbs": len(climbs),

@@ -269,3 +269,33 @@ def test_an_epoch_s_time_includes_waiting_for_its_last_steps(tmp_path, monkeypat
   second = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")][1]
   assert second["seconds"] >= 0.25
   assert second["images_per_second"] <= 8 * 32 / 0.25
+
+
+def test_every_observer_sees_every_moment_whoever_stops_the_loop(tmp_path):
+  """Observers share nothing and do not depend on each other's order: one that stops the loop
+  at an epoch's end does not keep the others from seeing it (a fork's export is due there)."""
+  from lrjax.train.trainer import Member, Observer, Stop, Trainer
+
+  class Stopper(Observer):
+    def see(self, trainer, moment):
+      return Stop("enough") if moment.epoch_end else None
+
+  class Recorder(Observer):
+    def __init__(self):
+      self.seen = []
+
+    def start(self, trainer, step):
+      self.seen.append(("start", step))
+
+    def see(self, trainer, moment):
+      self.seen.append((moment.step, moment.epoch_end, len(moment.history[0])))
+      with pytest.raises(AttributeError):  # read-only: a moment's history cannot change
+        moment.history[0].append({})
+
+  run = build_run(smoke_config(num_epochs=3, log_every_steps=4))
+  for observers in ([Stopper(), Recorder()], [Recorder(), Stopper()]):
+    recorder = next(o for o in observers if isinstance(o, Recorder))
+    folder = str(tmp_path / type(observers[0]).__name__)
+    result = Trainer([Member(run, folder)], folder, observers=observers).fit()
+    assert recorder.seen == [("start", 0), (4, False, 0), (8, False, 0), (8, True, 1)]
+    assert result.step == 8 and len(result.history[0]) == 1 and result.summaries

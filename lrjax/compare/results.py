@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from lrjax import stats
@@ -117,15 +118,41 @@ def report_workdir(workdir: str) -> dict[str, Any]:
   return results
 
 
+def upgrade(results: Mapping[str, Any]) -> dict[str, Any]:
+  """`results` with the names of today: its arms under "arms" and each run's under "arm" (a
+  results.json written before arms had that name says "schedules" and "schedule").
+
+  Args:
+    results: a study's results, of any version.
+
+  Example:
+    >>> from lrjax.compare import results
+    >>> old = {"schedules": ["cosine"], "runs": [{"schedule": "cosine", "seed": 0}]}
+    >>> new = results.upgrade(old)
+    >>> new["arms"], new["runs"][0]["arm"]
+    (['cosine'], 'cosine')
+  """
+  if not isinstance(results, Mapping) or not isinstance(results.get("runs"), list):
+    raise ValueError(f"results must be a mapping with a list of 'runs', got {type(results)!r}")
+  out = dict(results)
+  if "arms" not in out and "schedules" in out:
+    out["arms"] = out.pop("schedules")
+  out["runs"] = [
+    {("arm" if k == "schedule" and "arm" not in run else k): v for k, v in run.items()}
+    for run in out["runs"]
+  ]
+  return out
+
+
 def load(path: str) -> dict[str, Any]:
-  """A study's `results.json`, of any version, with today's names (`lrjax.stats.upgrade`).
+  """A study's `results.json`, of any version, with today's names (`upgrade`).
 
   Args:
     path: the file (or the study's workdir, which holds it).
   """
   if os.path.isdir(path):
     path = os.path.join(path, "results.json")
-  return stats.upgrade(read_json(path))
+  return upgrade(read_json(path))
 
 
 def write_results(results: dict[str, Any], workdir: str) -> None:

@@ -254,7 +254,8 @@ class Trainer:
           stop = self._stop(diverged, signal if mid else None, step)
           partial = sums.here(seconds)
           moment = Moment(step, False, tuple(fetched), state, _frozen(history), diverged, partial)
-          stop = stop or self._tell(moment)
+          told = self._tell(moment)  # every observer sees every moment, a stop's too
+          stop = stop or told
           if storage is not None and mid:
             storage.save_mid_epoch(step, state, partial, diverged, stop)
           if stop is not None or ends:
@@ -274,7 +275,8 @@ class Trainer:
           storage.save_epoch_end(step, state, diverged, stop)
         sums = Sums.zero(k)
         moment = Moment(step, True, (), state, _frozen(history), diverged, sums.to_dict())
-        stop = stop or self._tell(moment)
+        told = self._tell(moment)  # a fork exported here must be, even where the loop stops
+        stop = stop or told
       summaries = []
       if stop is None or stop.error is None:
         summaries = [self._summary(state, history, diverged, i) for i in range(k)]
