@@ -66,7 +66,7 @@ def import_path_of(train_fn: Callable | str) -> str:
     >>> from lrjax.import_path import import_path_of
     >>> from lrjax.stats import holm
     >>> import_path_of(holm)
-    'lrjax.stats:holm'
+    'lrjax.stats.paired:holm'
   """
   if isinstance(train_fn, str):
     return train_fn

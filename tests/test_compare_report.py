@@ -54,8 +54,8 @@ def test_paired_section_and_verdicts():
   md = report.results_markdown(make_results(3, 3, 6))
   assert "## Paired comparison with Constant" in md
   assert "Accuracy (higher is better):" in md and "Loss (lower is better):" in md
-  assert "| Difference | 95% CI | p | p (Holm) | Verdict | n |" in md
-  assert "Holm's method" in md
+  assert "| Difference | Interval (family 95%) | p | p (Holm) | p (perm.) | Verdict | n |" in md
+  assert "Holm-adjusted" in md and "sign-flip" in md
   # the fixture's accuracy rises by 0.01 per schedule with small seed noise
   number = r"(< 0\.001|[\d.]+)"
   assert re.search(
@@ -131,9 +131,12 @@ def test_report_shows_raw_and_holm_p_and_reads_the_verdict_from_holm():
     {"constant": [0.5, 0.5, 0.5], "time_based": up, "drop_based": up, "linear": up},
   )
   md = report.results_markdown(r)
-  # raw p 0.035 (significant alone), Holm 3 x 0.035 = 0.105: undecided with these seeds, and
-  # the spread of the differences (0.01) would need 8 seeds to tell a 1-point difference.
-  assert "| +0.030 | [+0.005, +0.055] | 0.035 | 0.105 | undecided with 3 seeds | 3 | 8 |" in md
+  # raw p 0.035 (significant alone), Holm 3 x 0.035 = 0.105: undecided with these seeds; its
+  # interval at the family's level (t at 1 - 0.05/6, df 2) includes 0 as the verdict says; the
+  # sign-flip p of 3 seeds all one way is 2/8; the spread of the differences (0.01) would need
+  # 10 seeds to detect a 1-point difference (the noncentral t; the normal approximation said 8).
+  row = "| +0.030 | [-0.014, +0.074] | 0.035 | 0.105 | 0.250 | undecided with 3 seeds | 3 | 10 |"
+  assert row in md
 
 
 def test_recommendation_is_chosen_on_validation_never_on_test():
@@ -147,7 +150,8 @@ def test_recommendation_is_chosen_on_validation_never_on_test():
   line = next(x for x in md.splitlines() if x.startswith("Chosen on final validation accuracy"))
   first, last = (LABELS[names[0]], LABELS[names[2]])
   assert f": {first} (test accuracy " in line
-  assert re.search(rf"worse: {LABELS[names[1]]}, {last}; undecided: none\.$", line), line
+  worse = rf"worse: {LABELS[names[1]]} \(-\d+\.\d pt \[.*\]\), {last} \(-\d+\.\d pt \[.*\]\)"
+  assert re.search(rf"{worse}; equivalent: none; undecided: none\.$", line), line
   # Scrambling the test metrics changes no word of the recommendation.
   scrambled = with_metric(results, "final_test_accuracy", {n: [0.5] * 4 for n in names})
   again = next(
@@ -177,3 +181,60 @@ def test_a_results_json_written_before_arms_had_their_name_reads_as_today_s(tmp_
     r["arm"] for r in new["runs"]
   ]
   assert report.results_markdown(read) == report.results_markdown(new)
+
+
+def _budget_results():
+  """Two budgets' runs of three arms, with validation accuracies that choose a different arm at
+  each budget."""
+  short, long = make_results(3, 3, 4), make_results(3, 3, 4)
+  for budget, r, best in ((2, short, "time_based"), (4, long, "drop_based")):
+    table = {
+      a: [0.80 + (0.02 if a == best else 0.0) + 0.001 * s for s in range(3)] for a in r["arms"]
+    }
+    runs = with_metric(r, "final_validation_accuracy", table)["runs"]
+    for run in runs:
+      run["budget"] = budget
+    r["runs"] = runs
+  return {**short, "runs": short["runs"] + long["runs"], "budgets": [2, 4]}
+
+
+def test_each_budget_s_section_recommends_what_the_budget_list_does(tmp_path):
+  results = _budget_results()
+  report.write_reports(results, tmp_path)
+  md = (tmp_path / "results.md").read_text()
+  for budget, best in ((2, "Time based decay"), (4, "Drop based decay")):
+    listed = next(x for x in md.splitlines() if x.startswith(f"- {budget} epochs: "))
+    assert listed.startswith(f"- {budget} epochs: {best} (test accuracy")
+    section = md.split(f"# At {budget} epochs", 1)[1].split("# At ", 1)[0]
+    recommendation = section.split("## Recommendation", 1)[1].split("##", 1)[0]
+    assert f"): {best} (test accuracy" in recommendation, recommendation
+    assert "nothing recommended" not in recommendation
+
+
+def test_results_json_holds_the_conclusion(tmp_path):
+  from lrjax.compare.conclusion import conclusion
+
+  out = conclusion(_budget_results())
+  assert {k: v["arm"] for k, v in out["recommended"].items()} == {
+    "2": "time_based",
+    "4": "drop_based",
+  }
+  verdicts = out["recommended"]["2"]["verdicts"]
+  assert {v["arm"] for v in verdicts} == {"constant", "drop_based"}
+  assert all(v["verdict"] == "worse" and v["mean_difference"] < 0 for v in verdicts)
+  assert all(v["ci_high_adjusted"] < 0 and v["p_adjusted"] < 0.05 for v in verdicts)
+  rows = out["comparisons"]["4"]["final_test_accuracy"]
+  assert [r["baseline"] for r in rows] == ["constant", "constant"]
+  assert set(rows[0]) >= {"p_permutation", "p_equivalence_adjusted", "margin", "test"}
+
+
+def test_the_verdicts_read_the_test_the_study_declared():
+  up = [0.52, 0.53, 0.54, 0.55, 0.56]
+  r = with_metric(
+    make_results(2, 5, 4), "final_test_accuracy", {"constant": [0.5] * 5, "time_based": up}
+  )
+  assert "| better | 5 |" in report.results_markdown(r)  # the t-test: p = 0.0016
+  r["config"] = {**r.get("config", {}), "study": {"test": "permutation", "margin": 0.0}}
+  md = report.results_markdown(r)
+  assert "the verdict reads the exact sign-flip test" in md and "no equivalence margin" in md
+  assert "| 0.062 | undecided with 5 seeds | 5 |" in md  # 2/32: no lower with 5 seeds

@@ -102,6 +102,8 @@ STUDY_BAD = {
   "tune": ({"lr_scale": [0]}, "config.study.tune.lr_scale must be positive numbers"),
   "train_fn": ("no_colon", "config.study.train_fn must be 'package.module:function'"),
   "steps_per_epoch": (0, "config.study.steps_per_epoch must be an integer >= 1"),
+  "test": ("wilcoxon", "config.study.test must be one of ['t', 'permutation'], got 'wilcoxon'"),
+  "margin": (-0.1, "config.study.margin must be a number in [0, 1), got -0.1"),
 }
 
 

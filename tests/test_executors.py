@@ -327,3 +327,33 @@ def test_the_time_left_counts_only_the_cells_this_process_trained(monkeypatch):
   now[0] += 60
   progress.finished(Cell(), "test accuracy 0.9")
   assert "about 1m00s left" in lines[-1]  # one cell left at 60 s per trained cell
+
+
+def test_the_loop_waits_as_long_as_its_executor_asks():
+  """An executor's `poll` is the loop's: a Slurm cluster's 30 s is not hammered every 2 s."""
+  from lrjax.executors import base
+
+  class Cell:
+    id, after = "c", ()
+
+    def label(self):
+      return "a seed 0"
+
+  class Slow(base.Executor):
+    capacity, poll = None, 30.0
+
+    def __init__(self):
+      self.timeouts = []
+
+    def submit(self, cells, work):
+      return ["h"]
+
+    def wait(self, handles, timeout):
+      self.timeouts.append(timeout)
+      return [("h", base.Done([]))]
+
+  executor = Slow()
+  ran = base.run_cells(
+    [Cell()], executor, None, finished=lambda c: False, describe=str, say=lambda t: None
+  )
+  assert ran == base.Ran([]) and executor.timeouts == [30.0]

@@ -27,7 +27,7 @@ EXTRA_OF_PATH = {
   "lrjax/runtime/": "train",
   "lrjax/files/": "train",
   "lrjax/lr_finder.py": "train",
-  "lrjax/stats.py": "train",
+  "lrjax/stats/": "train",
   "lrjax/config/": "train",
   "lrjax/optimizers.py": "train",
   "lrjax/plot/": "plot",

@@ -3,9 +3,11 @@ spent, and a recommendation per budget.
 
 At each budget the recommended arm is the one with the highest mean final *validation* accuracy
 (test data chooses nothing; its test accuracy is reported beside it); every other arm is
-compared with it seed by seed on the same validation metric (paired t-test, Holm-adjusted over
-the arms): one significantly lower is worse, and the others are undecided with the seeds the study
-has (with how many seeds their spread would need to tell a 1-point difference). A study without
+compared with it seed by seed on the same validation metric, as one family
+(`lrjax.stats.paired_comparison`: paired t-test, Holm-adjusted over the arms, intervals at the
+family's level): one significantly lower is worse, one that two one-sided tests put within half
+a point is equivalent, and the others are undecided with the seeds the study has (with how many
+seeds their spread would need to detect a 1-point difference). A study without
 validation data recommends nothing. A forked arm's runs at each budget are runs of their own
 (they resume from the trunk's checkpoint where their cooldown starts), so they are compared
 exactly as independent runs are.
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrjax import stats
+from lrjax.compare import declared
 
 
 def epochs(n: int) -> str:
@@ -35,24 +38,29 @@ SELECT_ON = "final_validation_accuracy"
 
 
 def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float = 0.05) -> dict:
-  """`{"best", "not_worse": [arms undecided against it], "rows", "test"}` at `budget` (None: a
-  study without budgets): chosen on validation accuracy (see the module docstring); `test` the
-  best's mean test accuracy."""
-  sub = stats.at_budget(results, budget)
+  """`{"best", "budget", "not_worse": [arms not worse than it], "rows", "test"}` at `budget`:
+  chosen on validation accuracy (see the module docstring); `rows` every other arm against it
+  (`lrjax.stats.paired_comparison` on the validation metric); `test` the best's mean test
+  accuracy. `budget` None: all of `results` (a study without budgets, or one budget's results
+  already, `lrjax.stats.at_budget`)."""
+  sub = results if budget is None else stats.at_budget(results, budget)
   summary = stats.summarize(sub, (SELECT_ON, "final_test_accuracy"))
   means = {n: s[SELECT_ON]["mean"] for n, s in summary.items()}
   ranked = [n for n in stats.arm_names(sub) if not math.isnan(means[n])]
   if not ranked:
-    return {"best": None, "not_worse": [], "rows": [], "test": math.nan}
+    return {"best": None, "budget": budget, "not_worse": [], "rows": [], "test": math.nan}
   best = max(ranked, key=lambda n: means[n])
   rows = (
-    stats.paired_comparison(sub, baseline=best, metric=SELECT_ON, alpha=alpha)
+    stats.paired_comparison(
+      sub, baseline=best, metric=SELECT_ON, alpha=alpha, **declared.tests(sub, SELECT_ON)
+    )
     if len(ranked) > 1
     else []
   )
   worse = {r["arm"] for r in rows if r["verdict"] == "worse"}
   return {
     "best": best,
+    "budget": budget,
     "not_worse": [n for n in ranked if n != best and n not in worse],
     "rows": rows,
     "test": summary[best]["final_test_accuracy"]["mean"],
@@ -60,22 +68,29 @@ def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float 
 
 
 def recommendation_text(results: Mapping[str, Any], budget: int | None) -> str:
-  """The recommendation at `budget` in words (None: a study without budgets): the arm chosen on
-  validation accuracy with its test accuracy, the arms worse than it, and those undecided."""
+  """The recommendation at `budget` in words (None: as `recommendation`): the arm chosen on
+  validation accuracy with its test accuracy, then every other arm against it on validation,
+  by verdict, each with its difference and family-level interval in points."""
   rec = recommendation(results, budget)
   if rec["best"] is None:
     return "no finished runs with validation data: nothing recommended"
-  undecided = []
+  parts = {v: [] for v in ("worse", "equivalent", "undecided", "better")}
   for r in rec["rows"]:
-    if r["arm"] in rec["not_worse"]:
+    if r["verdict"] not in parts:
+      continue
+    low, high = r["ci_low_adjusted"], r["ci_high_adjusted"]
+    what = f"{100 * r['mean_difference']:+.1f} pt"
+    if math.isfinite(low):
+      what += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    if r["verdict"] == "undecided":
       need = stats.seeds_for(r["std_difference"], 0.01)
-      tell = f", {need} would tell 1 pt" if isinstance(need, int) else ""
-      undecided.append(f"{stats.label(results, r['arm'])} ({r['n']} seeds{tell})")
-  worse = [stats.label(results, r["arm"]) for r in rec["rows"] if r["verdict"] == "worse"]
-  return (
-    f"{stats.label(results, rec['best'])} (test accuracy {rec['test']:.3f}); "
-    f"worse: {', '.join(worse) or 'none'}; undecided: {', '.join(undecided) or 'none'}"
-  )
+      tell = f"; {need} would detect 1 pt" if isinstance(need, int) else ""
+      what += f", {r['n']} seeds{tell}"
+    parts[r["verdict"]].append(f"{stats.label(results, r['arm'])} ({what})")
+  said = [f"{stats.label(results, rec['best'])} (test accuracy {rec['test']:.3f})"]
+  for verdict in ("worse", "equivalent", "undecided"):
+    said.append(f"{verdict}: {', '.join(parts[verdict]) or 'none'}")
+  return "; ".join(said)
 
 
 def compute_epochs(results: Mapping[str, Any], name: str) -> float:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrjax import stats
-from lrjax.compare import budgets
+from lrjax.compare import budgets, declared
 from lrjax.compare.tuned_report import tuning_lines
 from lrjax.files.atomic import write_atomic
 
@@ -109,31 +109,39 @@ def _caption(results: Mapping[str, Any], num_seeds: int) -> str:
 
 def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
   base = stats.label(results, baseline)
+  tests = declared.tests(results, "final_test_accuracy")
+  reads = "the exact sign-flip test" if tests["test"] == "permutation" else "the paired t-test"
+  equivalent = (
+    f"For accuracy, *equivalent* means two one-sided tests (Holm-adjusted) put the difference "
+    f"within ±{100 * tests['margin']:g} points, and *seeds for 1 pt*"
+    if tests["margin"]
+    else "For accuracy (no equivalence margin declared), *seeds for 1 pt*"
+  )
   lines = [
     f"## Paired comparison with {_md(base)}",
     "",
-    f"Difference = schedule - {_md(base)} on the same seed, over the seeds both ran; "
-    "95% CI from the t distribution; p from a two-sided paired t-test; p (Holm) adjusted by "
-    "Holm's method for the table's comparisons, which the verdict reads. A difference the seeds "
-    "cannot tell apart from none is *undecided*; for accuracy, *seeds for 1 pt* is how many "
-    "seeds the observed spread of the differences would need to tell a 1-point difference "
-    "(two-sided 5%, power 80%).",
+    f"Difference = arm - {_md(base)} on the same seed, over the seeds both ran. One family "
+    "of tests per metric, declared before it is read (`config.study.test`, `.margin`): p from "
+    "the two-sided paired t-test; p (perm.) from the exact sign-flip test, which assumes no "
+    "normality (with n seeds it cannot go below 2/2^n); the verdict reads "
+    f"{reads}, Holm-adjusted over the table's comparisons (p (Holm)); the interval is the "
+    "t-test's at the Bonferroni level of the family (95% over all its comparisons), so with the "
+    "t-test declared one that excludes 0 always comes with a verdict. "
+    f"{equivalent} is how many seeds the observed spread of the differences would "
+    "need to detect a 1-point difference (two-sided 5%, power 80%, from the noncentral t). A "
+    "difference the seeds cannot tell is *undecided*.",
   ]
   for title, metric, decimals in TABLE_ROWS:
     direction = "lower" if not stats.higher_is_better_for(metric) else "higher"
     rows, accuracy = [], stats.higher_is_better_for(metric)
-    for r in stats.paired_comparison(results, baseline, metric):
-      ci = (
-        f"[{_num(r['ci_low'], decimals, True)}, {_num(r['ci_high'], decimals, True)}]"
-        if math.isfinite(r["ci_low"])
-        else "n/a"
-      )
+    for r in stats.paired_comparison(results, baseline, metric, **declared.tests(results, metric)):
       row = [
         _md(r["label"]),
         _num(r["mean_difference"], decimals, True),
-        ci,
+        interval(r, decimals),
         _p(r["p_value"]),
         _p(r["p_adjusted"]),
+        _p(r["p_permutation"]),
         verdict_text(r),
         str(r["n"]),
       ]
@@ -141,8 +149,9 @@ def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
         row.append(_seeds_needed(r))
       rows.append(row)
     lines += ["", f"{title} ({direction} is better):", ""]
-    header = ["Arm", "Difference", "95% CI", "p", "p (Holm)", "Verdict", "n"]
-    align = ["l", "r", "r", "r", "r", "l", "r"]
+    header = ["Arm", "Difference", "Interval (family 95%)", "p", "p (Holm)", "p (perm.)"]
+    header += ["Verdict", "n"]
+    align = ["l", "r", "r", "r", "r", "r", "l", "r"]
     if accuracy:
       header, align = header + ["Seeds for 1 pt"], align + ["r"]
     lines += _table(header, rows, align)
@@ -154,17 +163,38 @@ def _recommendation_lines(results: Mapping[str, Any]) -> list[str]:
     "## Recommendation",
     "",
     "Chosen on final validation accuracy (test data chooses nothing); the others against it on "
-    "the same metric, paired by seed (t-test, Holm-adjusted, 5%): "
+    "the same metric, paired by seed, as one family (t-test, Holm-adjusted, 5%; differences in "
+    "points with their family-level intervals): "
     + budgets.recommendation_text(results, None)
     + ".",
   ]
 
 
 def verdict_text(row: Mapping[str, Any]) -> str:
-  """A paired row's verdict in words: better, worse, or undecided with the seeds it had."""
-  if row["verdict"].startswith("no significant difference"):
+  """A paired row's verdict in words: better, worse, equivalent within its margin, or undecided
+  with the seeds it had.
+
+  Args:
+    row: a row of `lrjax.stats.paired_comparison`.
+  """
+  if row["verdict"] == "undecided":
     return f"undecided with {row['n']} seeds"
+  if row["verdict"] == "equivalent":
+    return f"equivalent within ±{100 * row['margin']:g} pt"
   return row["verdict"]
+
+
+def interval(row: Mapping[str, Any], decimals: int) -> str:
+  """A paired row's family-level interval, `[low, high]`, or n/a with fewer than two seeds.
+
+  Args:
+    row: a row of `lrjax.stats.paired_comparison`.
+    decimals: the digits after the point.
+  """
+  low, high = row["ci_low_adjusted"], row["ci_high_adjusted"]
+  if not math.isfinite(low):
+    return "n/a"
+  return f"[{_num(low, decimals, True)}, {_num(high, decimals, True)}]"
 
 
 def _seeds_needed(row: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from lrjax import stats
 from lrjax.compare import folders, phases, report, tuned_results
+from lrjax.compare.conclusion import conclusion
 from lrjax.config.study import Study
 from lrjax.files import run_dir
 from lrjax.files.atomic import read_json, write_json
@@ -42,7 +43,7 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
           continue
         runs.append(_run_result(RunDir(out), name, seed, budget, forked=study.forked(name)))
   extra = {"tuning": tuned_results.collect(workdir, study)} if study.tune is not None else {}
-  return {
+  out = {
     **extra,
     "config": study.to_dict(),
     "arms": list(study.names),
@@ -56,6 +57,7 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
     "environment": records.environment(),
     "written": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
   }
+  return {**out, "conclusion": conclusion(out)}
 
 
 def failures(workdir: str) -> list[str]:

@@ -22,6 +22,10 @@
   cooldown starts: the same run as an independent one, for a fraction of the compute.
 * Population. `config.study.population`: "auto" (default), "always" or "never": whether a seed's
   arms that differ in their schedule alone train as one vmapped program (`lrjax.train.strategy`).
+* The tests, declared before any result is read (`lrjax.stats.paired`): `config.study.test`, the
+  difference test the verdicts read, "t" (the paired t-test, default) or "permutation" (the exact
+  sign-flip test); `config.study.margin`, the equivalence margin of an accuracy (default 0.005,
+  half a point; 0: no equivalence test).
 
 `parse` checks all of it, and builds every arm's run at the first seed and budget (and every
 tuning point), so an arm's bad override is one line naming it before anything trains.
@@ -39,6 +43,7 @@ from lrjax.config.checks import ConfigError
 from lrjax.config.experiment import Experiment
 from lrjax.config.values import Fields, frozen, plain
 from lrjax.runtime.spec import Spec
+from lrjax.stats.paired import ACCURACY_MARGIN, TESTS
 
 FIELDS = (
   "schedules",
@@ -51,6 +56,8 @@ FIELDS = (
   "tune",
   "train_fn",
   "steps_per_epoch",
+  "test",
+  "margin",
 )
 POPULATION = ("auto", "always", "never")
 FORK = "wsd_fork"
@@ -73,6 +80,8 @@ class Study:
     train_fn: the user's training function ("package.module:function"), or None for the engine.
     steps_per_epoch: the training function's updates per epoch (None without one).
     population: "auto", "always" or "never".
+    test: the difference test the verdicts read, "t" or "permutation".
+    margin: the equivalence margin of an accuracy (0: none).
     source: `config.study` as given (what `study.json` records).
   """
 
@@ -86,6 +95,8 @@ class Study:
   train_fn: str | None
   steps_per_epoch: int | None
   population: str
+  test: str
+  margin: float
   source: Fields
 
   @classmethod
@@ -259,6 +270,8 @@ def parse(config: Any) -> Study:
     train_fn=train_fn,
     steps_per_epoch=steps,
     population=population,
+    test=checks.one_of(TESTS)(study.get("test", None) or "t", "config.study.test"),
+    margin=checks.number(0.0, 1.0)(study.get("margin", ACCURACY_MARGIN), "config.study.margin"),
     source=study,
   )
   _check_arms(out)
