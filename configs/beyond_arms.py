@@ -63,7 +63,7 @@ def budget_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
 
 
 # Each arm at 0.25x, 0.5x, 1x, 2x and 4x its schedule (16x from end to end), on one tuning seed.
-TUNE = {"lr_scale": {"log_range": [0.25, 4.0], "num": 5}, "seeds": (0,)}
+TUNE = {"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}  # tuning seeds: 1000, 1001
 TUNED = ("wsd_1sqrt", "schedule_free_sgd", "prodigy")  # beside the chapter's seven
 
 

@@ -85,3 +85,17 @@ def train(job):
   if fail == "missing":
     del out["test_accuracy"]
   return out | {"curves": curves}
+
+
+def planted(job):
+  """A response planted in a training function: validation accuracy falls off quadratically in
+  log2(lr_scale) away from `config.user.best` (default 1), plus seed noise 20 times smaller than
+  the step between neighbouring points; test accuracy is noise alone. Trains nothing."""
+  best = job.config.user.get("best", 1.0)
+  noise = np.random.default_rng([job.seed, 17]).normal(scale=0.0025)
+  distance = np.log2(job.lr_scale / best)
+  return {
+    "validation_accuracy": float(0.9 - 0.05 * distance**2 + noise),
+    "test_accuracy": float(0.5 + np.random.default_rng(job.seed).normal(scale=0.01)),
+    "test_loss": 1.0,
+  }

@@ -127,7 +127,7 @@ def test_preemption_reaches_the_function_and_the_resume_ends_as_uninterrupted(tm
 
 
 def test_tuning_a_function_reads_its_validation_metrics_only(tmp_path):
-  tune = {"lr_scale": (0.01, 0.1, 1.0), "seeds": (0,)}
+  tune = {"lr_scale": (0.01, 0.1, 1.0), "seeds": (7,), "strategy": "grid"}
   config = function_config(seeds=(0, 1), tune=tune)
   plain = compare(config, str(tmp_path / "plain"), quiet=True)["tuning"]["arms"]
   config.user.scramble_test = True
@@ -136,10 +136,10 @@ def test_tuning_a_function_reads_its_validation_metrics_only(tmp_path):
     n: a["chosen"] for n, a in plain.items()
   }
   for arm in plain.values():
-    best = max(arm["grid"], key=lambda p: (p["values"]["0"], -p["lr_scale"]))
+    best = max(arm["grid"], key=lambda p: (p["values"]["7"], -p["lr_scale"]))
     assert arm["chosen"] == best["point"]
   assert {p["lr_scale"] for p in plain["cosine"]["grid"]} == {0.01, 0.1, 1.0}
-  assert scrambled["tuning"]["compute"]["phase_2_runs"] == 2
+  assert scrambled["tuning"]["compute"]["phase_2_runs"] == 4  # two arms x two final seeds
 
 
 RAY = ["--executor", "ray", "--ray.cpus_per_cell=1", "--ray.num_cpus=2"]
@@ -243,11 +243,43 @@ def test_a_finished_run_of_another_config_is_refused_not_reported(tmp_path):
 
 
 def test_a_new_grid_that_moves_a_choice_refuses_the_old_phase_2_runs(tmp_path):
-  config = function_config(tune={"lr_scale": (0.01, 0.1, 1.0), "seeds": (0,)})
+  config = function_config(tune={"lr_scale": (0.01, 0.1, 1.0), "seeds": (7,)})
   before = compare(config, str(tmp_path), quiet=True)["tuning"]["arms"]
   # Only a grid whose new point wins moves the choice: the lowest scale alone.
-  config.study.tune = {"lr_scale": (0.001,), "seeds": (0,)}
+  config.study.tune = {"lr_scale": (0.001,), "seeds": (7,)}
   if all(a["chosen"] == "lr_0.001" for a in before.values()):
     pytest.skip("the old choice was already the new one")
-  with pytest.raises(ValueError, match=r"seed_1 .* another config.schedule"):
+  with pytest.raises(ValueError, match=r"seed_\d .* another config.schedule"):
     compare(config, str(tmp_path), quiet=True)
+
+
+def test_halving_keeps_the_better_half_at_each_rung_and_chooses_the_planted_best(tmp_path):
+  tune = {"lr_scale": {"log_range": [0.25, 4.0], "num": 5}, "seeds": (1000, 1001, 1002)}
+  config = function_config(train_fn="function_fns:planted", seeds=(0, 1), tune=tune)
+  config.study.schedules = {"constant": {"name": "constant", "value": 1.0}}
+  results = compare(config, str(tmp_path), quiet=True)
+  entry = results["tuning"]["arms"]["constant"]
+  rungs = entry["rungs"]
+  assert [r["seeds"] for r in rungs] == [[1000], [1001], [1002]]
+  assert [len(r["trained"]) for r in rungs] == [5, 3, 2]  # 5, then the better 3, then 2
+  assert set(rungs[0]["kept"]) == {"lr_0.5", "lr_1", "lr_2"}  # the three nearest the best
+  assert rungs[1]["kept"][0] == "lr_1" and len(rungs[1]["kept"]) == 2
+  assert rungs[2]["kept"] == ["lr_1"] and entry["chosen"] == "lr_1"
+  # 5 + 3 + 2 tuning runs, every run trained to its end; the dropped points are marked skipped.
+  assert results["tuning"]["compute"]["phase_1_runs"] == 10
+  skipped = os.path.join(tmp_path, "runs", "constant", "tune", "lr_0.25", "seed_1001")
+  assert os.path.exists(os.path.join(skipped, "skipped.json"))
+  assert results["tuning"]["strategy"] == "halving"
+  assert "successive halving" in (tmp_path / "results.md").read_text()
+  # No final run is a tuning run, and the final seeds trained the chosen point alone.
+  assert {(r["arm"], r["seed"]) for r in results["runs"]} == {("constant", 0), ("constant", 1)}
+  assert not os.path.exists(os.path.join(tmp_path, "runs", "constant", "tune", "lr_1", "seed_0"))
+
+
+def test_a_tuning_seed_may_not_be_a_final_seed():
+  from lrjax.config.checks import ConfigError
+  from lrjax.config.study import parse
+
+  config = function_config(tune={"lr_scale": [1.0], "seeds": (1, 7)})
+  with pytest.raises(ConfigError, match=r"config.study.tune.seeds \[1\] are final seeds too"):
+    parse(config)

@@ -92,7 +92,7 @@ def test_every_arm_at_every_budget_with_its_table_and_figure(budget_results):
   md = (workdir / "results.md").read_text()
   assert md.startswith("# Accuracy against budget")
   assert "| Arm | 2 ep | 4 ep |" in md and "# At 2 epochs" in md and "# At 4 epochs" in md
-  assert "Chosen on final validation accuracy (test data chooses nothing)" in md
+  assert "Chosen on final validation accuracy (validation data chooses); confirmed on" in md
   line = next(x for x in md.splitlines() if x.startswith("- 2 epochs: "))
   pattern = r"- 2 epochs: (\S+) \(test accuracy 0\.\d{3}\); worse: .*; equivalent: .*; "
   pattern += r"undecided: .*"

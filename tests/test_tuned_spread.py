@@ -8,23 +8,23 @@ import json
 import pytest
 from studies import finish, start_lrjax
 
-TUNE = '{"lr_scale": [0.5, 2.0], "seeds": [0]}'
+TUNE = '{"lr_scale": [0.5, 2.0]}'  # halving on tuning seeds 1000, 1001: two rungs to wait for
 STUDY = ["compare", "--config", "study_smoke", f"--config.study.tune={TUNE}"]
 
 
-def _outcome(workdir) -> tuple[dict, dict]:
-  """(chosen point per arm, params_sha256 per final run) from the study's results."""
+def _outcome(workdir) -> tuple[dict, dict, dict]:
+  """(chosen point per arm, what each rung kept, params_sha256 per final run) from the study's
+  results."""
   results = json.load(open(workdir / "results.json"))
   chosen = {k: e["chosen"] for k, e in results["tuning"]["arms"].items()}
+  rungs = {k: e["rungs"] for k, e in results["tuning"]["arms"].items()}
   assert not results["missing"]
   finals = {}
-  for name, entry in results["tuning"]["arms"].items():
+  for name in results["tuning"]["arms"]:
     for seed in (0, 1):
-      sub = f"tune/{entry['chosen']}/seed_{seed}" if seed == 0 else f"seed_{seed}"
-      finals[name, seed] = json.load(open(workdir / "runs" / name / sub / "summary.json"))[
-        "params_sha256"
-      ]
-  return chosen, finals
+      summary = workdir / "runs" / name / f"seed_{seed}" / "summary.json"
+      finals[name, seed] = json.load(open(summary))["params_sha256"]
+  return chosen, rungs, finals
 
 
 @pytest.fixture(scope="module")

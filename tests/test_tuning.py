@@ -31,6 +31,8 @@ from lrjax.files.run_dir import RunDir, State
     ({"lr_scale": [1.0], "seeds": [-1]}, r"config.study.tune.seeds must be a list of integers"),
     ({"lr_scale": [1.0], "grid": {"weight_decay": []}}, r"tune.grid.weight_decay must be a non-"),
     ({"lr_scale": [1.0], "scales": [1.0]}, r"config.study.tune has no field 'scales'"),
+    ({"lr_scale": [1.0], "strategy": "hyperband"}, r"config.study.tune.strategy must be one of"),
+    ({"lr_scale": [1.0], "seeds": [1]}, r"config.study.tune.seeds \[1\] are final seeds too"),
   ],
 )
 def test_a_bad_tune_field_is_one_line_naming_it(spec, message):
@@ -40,7 +42,8 @@ def test_a_bad_tune_field_is_one_line_naming_it(spec, message):
 
 def test_a_log_range_spans_its_ends_and_extensions_continue_its_steps():
   tune = tune_lib.parse({"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}, (3, 4))
-  assert tune.scales == (0.25, 0.5, 1.0, 2.0, 4.0) and tune.seeds == (3,)  # the first seed
+  assert tune.scales == (0.25, 0.5, 1.0, 2.0, 4.0) and tune.seeds == (1000, 1001)  # not 3, 4
+  assert tune.strategy == "halving" and tune.rungs() == [(1000,), (1001,)]
   assert [p.id for p in tune.points()] == ["lr_0.25", "lr_0.5", "lr_1", "lr_2", "lr_4"]
   assert [p.lr_scale for p in tune.extension("low", 2)] == [0.0625]
   assert [p.lr_scale for p in tune.extension("high", 1)] == [8.0]
@@ -94,7 +97,7 @@ def tuned_config(**tune):
   config.study.order = ["constant", "linear"]
   config.study.seeds = [0, 1]
   config.study.population = "never"
-  config.study.tune = {"lr_scale": [0.5, 2.0], "seeds": [0], **tune}
+  config.study.tune = {"lr_scale": [0.5, 2.0], "seeds": [7], **tune}
   return config
 
 
@@ -109,11 +112,11 @@ def test_the_choice_is_the_argmax_of_the_recorded_validation_metric(tuned):
   study = study_lib.parse(tuned_config())
   for name in ("constant", "linear"):
     entry = results["tuning"]["arms"][name]
-    values = {g["lr_scale"]: g["values"]["0"] for g in entry["grid"]}
+    values = {g["lr_scale"]: g["values"]["7"] for g in entry["grid"]}
     best = max(sorted(values), key=lambda s: values[s])  # ties: the smaller scale
     assert entry["chosen_lr_scale"] == best
     summary = json.load(
-      open(folders.tune_dir(str(workdir), name, f"lr_{best:g}", 0) + "/summary.json")
+      open(folders.tune_dir(str(workdir), name, f"lr_{best:g}", 7) + "/summary.json")
     )
     assert values[best] == summary["final_validation_accuracy"]
     assert phases.chosen(str(workdir), study, name).lr_scale == best
@@ -121,7 +124,7 @@ def test_the_choice_is_the_argmax_of_the_recorded_validation_metric(tuned):
     assert entry["edge"] in ("low", "high")
 
 
-def test_phase_two_runs_the_chosen_point_and_reuses_the_tuning_seed(tuned):
+def test_phase_two_trains_the_chosen_point_on_every_final_seed(tuned):
   workdir, results = tuned
   assert not results["missing"]
   runs = {(r["arm"], r["seed"]): r for r in results["runs"]}
@@ -131,21 +134,24 @@ def test_phase_two_runs_the_chosen_point_and_reuses_the_tuning_seed(tuned):
     base = 0.05
     for seed in (0, 1):
       assert runs[name, seed]["curves"]["lr"][0] == pytest.approx(base * scale)
-    # Seed 0 is the tuning seed: its final run is the tuning run, not trained again.
-    assert not os.path.exists(folders.run_dir(str(workdir), name, 0))
-    assert os.path.exists(folders.run_dir(str(workdir), name, 1) + "/summary.json")
+    # The tuning seed (7) measures nothing: every final seed trains the chosen point itself.
+    for seed in (0, 1):
+      assert os.path.exists(folders.run_dir(str(workdir), name, seed) + "/summary.json")
+    entry = results["tuning"]["arms"][name]
+    tuned_mean = entry["grid"][[g["point"] for g in entry["grid"]].index(entry["chosen"])]
+    finals = [runs[name, s]["final_validation_accuracy"] for s in (0, 1)]
+    assert entry["optimism"] == pytest.approx(tuned_mean["values"]["7"] - sum(finals) / 2)
   compute = results["tuning"]["compute"]
-  assert compute["phase_1_runs"] == 4 and compute["phase_2_runs"] == 2
-  assert compute["phase_2_reused_from_phase_1"] == 2
+  assert compute["phase_1_runs"] == 4 and compute["phase_2_runs"] == 4
 
 
 def test_results_show_the_response_figure_and_the_chosen_values(tuned):
   workdir, results = tuned
   on_disk = json.load(open(workdir / "results.json"))
-  assert on_disk["tuning"]["arms"]["linear"]["grid"][0]["values"].keys() == {"0"}
+  assert on_disk["tuning"]["arms"]["linear"]["grid"][0]["values"].keys() == {"7"}
   md = (workdir / "results.md").read_text()
   assert "## Tuning" in md and "![Learning-rate response](figures/lr_response.png)" in md
-  assert "test data chose nothing" in md
+  assert "the final seeds' test data chose nothing and confirms" in md and "Optimism" in md
   for name, label in (("constant", "constant"), ("linear", "linear")):
     scale = results["tuning"]["arms"][name]["chosen_lr_scale"]
     assert f"| {label} | {scale:g} |" in md
@@ -156,7 +162,8 @@ def test_results_show_the_response_figure_and_the_chosen_values(tuned):
 def test_an_edge_extends_the_grid_where_the_results_call_for_it(tmp_path):
   # Small learning rates (0.0025 and 0.005 here): more is better, so the best lies on the grid's
   # high edge after 16 steps.
-  config = tuned_config(lr_scale=[0.05, 0.1], extend_edges=1)
+  config = tuned_config(lr_scale=[0.05, 0.1], extend_edges=1, seeds=[0])
+  config.study.seeds = [1]  # tuning on seed 0, whose 16 steps at these rates favour the higher
   config.study.order = ["constant"]
   del config.study.schedules["linear"]
   results = runner.compare(config, str(tmp_path), quiet=True)
@@ -191,15 +198,17 @@ def load_data_with_permuted_test_labels():
 
 
 def test_selection_reads_no_test_data(tmp_path):
-  chosen, accuracies = [], []
+  chosen, accuracies, recommended = [], [], []
   for loader in ("load_data", "load_data_with_permuted_test_labels"):
     config = tuned_config(lr_scale=[0.25, 1.0, 4.0])
     config.dataset = f"test_tuning:{loader}"
     results = runner.compare(config, str(tmp_path / loader), quiet=True)
     chosen.append({n: e["chosen"] for n, e in results["tuning"]["arms"].items()})
     accuracies.append(sorted(r["final_test_accuracy"] for r in results["runs"]))
+    recommended.append(results["conclusion"]["recommended"]["all"]["arm"])
   assert chosen[0] == chosen[1]  # the same point for every arm
-  assert accuracies[0] != accuracies[1]  # while the test metrics did change
+  assert recommended[0] == recommended[1]  # and the same recommended arm
+  assert accuracies[0] != accuracies[1]  # while the test metrics, the confirmation's, changed
 
 
 def test_a_tuned_study_killed_in_phase_one_resumes_to_the_same_results(
@@ -253,7 +262,7 @@ def test_budgets_tune_per_budget_and_recommend_on_validation(tmp_path):
       entry = results["tuning"]["arms"][f"{n}@{b}"]
       assert entry["budget"] == b and "chosen" in entry
   md = (tmp_path / "results.md").read_text()
-  assert "Chosen on final validation accuracy (test data chooses nothing)" in md
+  assert "Chosen on final validation accuracy (validation data chooses); confirmed on" in md
   assert md.count("## Tuning") == 2  # one per budget
   assert headings_never_skip_a_level(md)
   assert all(math.isfinite(r["final_validation_accuracy"]) for r in results["runs"])

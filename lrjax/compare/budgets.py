@@ -1,13 +1,15 @@
 """A study across budgets: final accuracy and loss per arm and budget, the compute each approach
 spent, and a recommendation per budget.
 
-At each budget the recommended arm is the one with the highest mean final *validation* accuracy
-(test data chooses nothing; its test accuracy is reported beside it); every other arm is
-compared with it seed by seed on the same validation metric, as one family
-(`lrjax.stats.paired_comparison`: paired t-test, Holm-adjusted over the arms, intervals at the
-family's level): one significantly lower is worse, one that two one-sided tests put within half
-a point is equivalent, and the others are undecided with the seeds the study has (with how many
-seeds their spread would need to detect a 1-point difference). A study without
+At each budget the recommended arm is the one with the highest mean final *validation* accuracy:
+validation data chooses. The final seeds' *test* accuracy, which chose nothing, confirms: every
+other arm is compared with the recommended one seed by seed, as one family of tests declared
+before it is read (`lrjax.stats.paired_comparison` with `config.study.test` and `.margin`:
+Holm-adjusted over the arms, intervals at the family's level): one significantly lower is worse,
+one significantly higher is better (the choice on validation did not hold on test), one that two
+one-sided tests put within the margin is equivalent, and the others are undecided with the seeds
+the study has (with how many seeds their spread would need to detect a 1-point difference). A
+study without
 validation data recommends nothing. A forked arm's runs at each budget are runs of their own
 (they resume from the trunk's checkpoint where their cooldown starts), so they are compared
 exactly as independent runs are.
@@ -34,13 +36,14 @@ def _cell(summary: Mapping[str, Any], decimals: int) -> str:
   return f"{summary['mean']:.{decimals}f}{spread}"
 
 
-SELECT_ON = "final_validation_accuracy"
+SELECT_ON = "final_validation_accuracy"  # what chooses the recommended arm
+CONFIRM_ON = "final_test_accuracy"  # what confirms it: data that chose nothing
 
 
 def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float = 0.05) -> dict:
   """`{"best", "budget", "not_worse": [arms not worse than it], "rows", "test"}` at `budget`:
-  chosen on validation accuracy (see the module docstring); `rows` every other arm against it
-  (`lrjax.stats.paired_comparison` on the validation metric); `test` the best's mean test
+  chosen on validation accuracy (see the module docstring); `rows` every other arm against it on
+  test accuracy, the confirmation (`lrjax.stats.paired_comparison`); `test` the best's mean test
   accuracy. `budget` None: all of `results` (a study without budgets, or one budget's results
   already, `lrjax.stats.at_budget`)."""
   sub = results if budget is None else stats.at_budget(results, budget)
@@ -52,7 +55,7 @@ def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float 
   best = max(ranked, key=lambda n: means[n])
   rows = (
     stats.paired_comparison(
-      sub, baseline=best, metric=SELECT_ON, alpha=alpha, **declared.tests(sub, SELECT_ON)
+      sub, baseline=best, metric=CONFIRM_ON, alpha=alpha, **declared.tests(sub, CONFIRM_ON)
     )
     if len(ranked) > 1
     else []
@@ -69,8 +72,8 @@ def recommendation(results: Mapping[str, Any], budget: int | None, alpha: float 
 
 def recommendation_text(results: Mapping[str, Any], budget: int | None) -> str:
   """The recommendation at `budget` in words (None: as `recommendation`): the arm chosen on
-  validation accuracy with its test accuracy, then every other arm against it on validation,
-  by verdict, each with its difference and family-level interval in points."""
+  validation accuracy with its test accuracy, then every other arm against it on test data (the
+  confirmation), by verdict, each with its difference and family-level interval in points."""
   rec = recommendation(results, budget)
   if rec["best"] is None:
     return "no finished runs with validation data: nothing recommended"
@@ -88,6 +91,8 @@ def recommendation_text(results: Mapping[str, Any], budget: int | None) -> str:
       what += f", {r['n']} seeds{tell}"
     parts[r["verdict"]].append(f"{stats.label(results, r['arm'])} ({what})")
   said = [f"{stats.label(results, rec['best'])} (test accuracy {rec['test']:.3f})"]
+  if parts["better"]:  # the choice on validation did not hold on test: say so first
+    said.append(f"better on test: {', '.join(parts['better'])}")
   for verdict in ("worse", "equivalent", "undecided"):
     said.append(f"{verdict}: {', '.join(parts[verdict]) or 'none'}")
   return "; ".join(said)
@@ -129,8 +134,10 @@ def budget_lines(results: Mapping[str, Any]) -> list[str]:
     lines.append(f"- {stats.label(results, n)}: {compute_epochs(results, n):g}{how}")
   lines += ["", "## Recommendation per budget", ""]
   lines.append(
-    "Chosen on final validation accuracy (test data chooses nothing); the others against it on "
-    "the same metric, paired by seed (t-test, Holm-adjusted, 5%):"
+    "Chosen on final validation accuracy (validation data chooses); confirmed on the final "
+    "seeds' test accuracy, which chose nothing: every other arm against it, paired by seed, one "
+    "family declared before it was read (differences in points, intervals at the family's "
+    "level):"
   )
   lines.append("")
   for b in budgets:

@@ -32,9 +32,9 @@ def train_cell(study: Study, workdir: str, cell: Cell, *, quiet: bool = False) -
 
   A population cell trains its unfinished runs that have no checkpoint of their own as one
   vmapped program; runs that started alone (an earlier try in another mode) finish alone. A
-  trunk cell hands each fork its checkpoint where the fork's cooldown starts. An extension of a
-  tuning grid that its arm's results do not call for is marked skipped (and returns no
-  summaries); a phase-2 cell trains each arm at its chosen point.
+  trunk cell hands each fork its checkpoint where the fork's cooldown starts. A phase-1 run its
+  arm's results do not call for (an extension past an edge, a point a rung dropped) is marked
+  skipped (and returns no summaries); a phase-2 cell trains each arm at its chosen point.
 
   Raises:
     ClaimedError: another live process holds one of the cell's runs.
@@ -43,10 +43,12 @@ def train_cell(study: Study, workdir: str, cell: Cell, *, quiet: bool = False) -
   """
   dirs = [RunDir(d) for d in cell.dirs(workdir)]
   if cell.condition is not None and not all(d.finished() for d in dirs):
-    side, level = cell.condition
-    if not phases.extension_needed(workdir, study, cell.names[0], cell.budget, side, level):
+    if not phases.needed(
+      workdir, study, cell.names[0], cell.budget, cell.condition, cell.points[0]
+    ):
+      why = {"edge": "the best point is not on this edge", "rung": "the rung before dropped it"}
       for folder in dirs:
-        folder.skip(f"the best point is not on the {side} edge")
+        folder.skip(why[cell.condition[0]])
       return []
   runs = cell.runs(study, workdir)
   out = {d.path: d.summary() for d in dirs if d.finished()}
@@ -112,7 +114,7 @@ def work(study: Study, workdir: str, cell: Cell, *, quiet: bool = True) -> Outco
 def describe(summaries: list[dict]) -> str:
   """A finished cell's result in words, for the study's progress line."""
   if not summaries:
-    return "not needed (the grid's best point is not on this edge)"
+    return "not needed (the results before it did not call for it)"
   return ", ".join(_score(s) for s in summaries)
 
 

@@ -2,7 +2,7 @@
 read the study's verdicts instead of parsing its Markdown.
 
 * `recommended`: per budget ("all" without budgets), the arm chosen on validation accuracy, its
-  mean test accuracy, and every other arm's verdict against it on validation data
+  mean test accuracy, and every other arm's verdict against it on test data, the confirmation
   (`lrjax.compare.budgets.recommendation`);
 * `comparisons`: per budget, for each metric of the report's table, every arm against the first
   (the baseline) on test data (`lrjax.stats.paired_comparison`): the report's paired tables.
@@ -67,6 +67,7 @@ def conclusion(results: Mapping[str, Any]) -> dict[str, Any]:
     out["recommended"][key] = {
       "arm": rec["best"],
       "selected_on": budgets.SELECT_ON,
+      "confirmed_on": budgets.CONFIRM_ON,
       "test_accuracy": _finite(rec["test"]),
       "verdicts": [verdict_row(r) for r in rec["rows"]],
     }

@@ -44,7 +44,9 @@ class Cell:
   exports: tuple[tuple[int, tuple[int, ...]], ...] = ()  # a trunk's: (step, budgets forking)
   after: tuple[Cell, ...] = ()
   points: tuple[str, ...] = ()  # a tuned study's: each run's point id, or CHOSEN (phase 2)
-  condition: tuple[str, int] | None = None  # an extension's (side, level): trains if needed
+  # A phase-1 run's: ("edge", side, level) past an edge, or ("rung", r) of a later rung; it
+  # trains where the results before it call for it (`lrjax.compare.phases.needed`).
+  condition: tuple | None = None
 
   def _point(self, i: int) -> str:
     return self.points[i] if self.points else ""
@@ -148,16 +150,16 @@ def plan(study: Study, workdir: str, say: Callable[[str], None] = print) -> list
 
 
 def _tuned(study: Study, runs: dict, together, add) -> None:
-  """Phase 1 (each arm's grid for the tuning seeds, and the extensions past its edges), then
-  phase 2 (the arms at their chosen points for the other seeds), budget by budget."""
+  """Phase 1 (each arm's rungs, `lrjax.compare.phases`), then phase 2 (the arms at their chosen
+  points on the final seeds), budget by budget."""
   tune, names = study.tune, study.names
-  grid = tune.points()
-  seed0, budget0 = tune.seeds[0], study.budget_list()[0]
+  grid, rungs = tune.points(), tune.rungs()
   # One decision for the study: an arm's grid as one population, where that is faster.
+  seed0, budget0 = rungs[0][0], study.budget_list()[0]
   vmapped = not tune.grid and together([study.run(names[0], seed0, budget0, p) for p in grid])
   for budget in study.budget_list():
     phase1: dict[str, list[Cell]] = {n: [] for n in names}
-    for seed in tune.seeds:
+    for seed in rungs[0]:  # rung 0: the whole grid
       for name in names:
         for group in [grid] if vmapped else [[p] for p in grid]:
           group_runs = [study.run(name, seed, budget, p) for p in group]
@@ -173,32 +175,60 @@ def _tuned(study: Study, runs: dict, together, add) -> None:
             )
           )
     for name in names:
-      base = list(phase1[name])
-      for side in ("low", "high"):
-        before = list(base)
-        for level in range(1, tune.extend_edges + 1):
-          cells = [
-            add(
-              seed,
-              [name],
-              budget,
-              [study.run(name, seed, budget, p)],
-              points=(p.id,),
-              condition=(side, level),
-              after=tuple(before),
-            )
-            for p in tune.extension(side, level)
-            for seed in tune.seeds
-          ]
-          before += cells
-          phase1[name] += cells
+      extensions = _edges(study, name, budget, list(phase1[name]), add)
+      phase1[name] += extensions
+      points = grid + [p for side, level in _levels(tune) for p in tune.extension(side, level)]
+      for r, seeds in enumerate(rungs[1:], start=1):  # later rungs: what the rung before kept
+        before = tuple(phase1[name])
+        phase1[name] += [
+          add(
+            seed,
+            [name],
+            budget,
+            [study.run(name, seed, budget, p)],
+            points=(p.id,),
+            condition=("rung", r),
+            after=before,
+          )
+          for p in points
+          for seed in seeds
+        ]
     arms_together = vmapped and study.schedule_only()
-    for seed in [s for s in study.seeds if s not in tune.seeds]:
+    for seed in study.seeds:
       for group in [list(names)] if arms_together else [[n] for n in names]:
         after = tuple(c for n in group for c in phase1[n])
         group_runs = [runs[n, seed, budget] for n in group]
         points = (CHOSEN,) * len(group)
         add(seed, group, budget, group_runs, points=points, population=len(group) > 1, after=after)
+
+
+def _levels(tune) -> list[tuple[str, int]]:
+  return [(side, level) for side in ("low", "high") for level in range(1, tune.extend_edges + 1)]
+
+
+def _edges(study: Study, name: str, budget, base: list[Cell], add) -> list[Cell]:
+  """The extensions past each edge of an arm's grid, on the first rung's seeds: each level after
+  the rung and the levels before it, trained where the best point lies on that edge."""
+  tune, out = study.tune, []
+  for side in ("low", "high"):
+    before = list(base)
+    for level in range(1, tune.extend_edges + 1):
+      cells = [
+        add(
+          seed,
+          [name],
+          budget,
+          [study.run(name, seed, budget, p)],
+          points=(p.id,),
+          condition=("edge", side, level),
+          after=tuple(before),
+        )
+        for p in tune.extension(side, level)
+        for seed in tune.rungs()[0]
+      ]
+      before += cells
+      out += cells
+  return out
 
 
 def finished(workdir: str, cell: Cell) -> bool:

@@ -162,9 +162,10 @@ def _recommendation_lines(results: Mapping[str, Any]) -> list[str]:
   return [
     "## Recommendation",
     "",
-    "Chosen on final validation accuracy (test data chooses nothing); the others against it on "
-    "the same metric, paired by seed, as one family (t-test, Holm-adjusted, 5%; differences in "
-    "points with their family-level intervals): "
+    "Chosen on final validation accuracy (validation data chooses); confirmed on the final "
+    "seeds' test accuracy, which chose nothing: every other arm against it, paired by seed, one "
+    "family declared before it was read (differences in points, intervals at the family's "
+    "level): "
     + budgets.recommendation_text(results, None)
     + ".",
   ]

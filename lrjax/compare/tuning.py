@@ -1,11 +1,12 @@
 """Tuned studies: every arm at its own best point of a grid, chosen on validation data.
 
-What a study tunes is `config.study.tune` (`lrjax.config.tune`: the grid, its seeds, its metric,
-its extensions past an edge). The protocol (`PROTOCOL`): phase 1 trains each arm at each grid
-point for the tuning seeds and chooses, per arm (and budget), the point with the best mean
-validation metric over the tuning seeds, a diverged run counting as the worst (ties: the smaller
-scale); phase 2 trains each arm at its chosen point for the study's seeds, paired as every study
-is, and the report's tables and tests read phase 2's test metrics. Test data chooses nothing.
+What a study tunes is `config.study.tune` (`lrjax.config.tune`: the grid, its seeds, its strategy,
+its metric, its extensions past an edge). The protocol (`PROTOCOL`, per strategy): phase 1 tunes
+each arm on tuning seeds that are never final seeds, by seed-wise successive halving (or the whole
+grid on every tuning seed), and chooses, per arm (and budget), the best point by mean validation
+metric, a diverged run counting as the worst (ties: the smaller scale); phase 2 trains each arm at
+its chosen point on the final seeds, paired as every study is. Validation data chooses the points
+and the recommended arm; the final seeds' test data chooses nothing and confirms.
 """
 
 from __future__ import annotations
@@ -17,13 +18,25 @@ from typing import Any
 from lrjax.config.tune import Point
 
 CHOSEN = "chosen"  # the point a phase-2 cell trains: its arm's choice, read when the cell runs
-PROTOCOL = (
-  "Phase 1 trains each arm at each point of its grid for the tuning seeds and chooses, per arm, "
-  "the point with the best mean {metric} over those seeds (a diverged run counts as the worst; "
-  "ties go to the smaller scale); phase 2 trains each arm at its chosen point for the study's "
-  "seeds, with the same initialisation and data order per seed for every arm. The tables and "
-  "tests below read phase 2's test metrics; test data chose nothing."
-)
+PROTOCOL = {
+  "halving": (
+    "Phase 1 tunes each arm on seeds no final run uses ({seeds}), by seed-wise successive "
+    "halving: every point of its grid on the first, the better half by mean {metric} over the "
+    "seeds so far on the next, and so on, every run trained to the end; the arm's point is the "
+    "best the last rung kept (a diverged run counts as the worst; ties go to the smaller scale). "
+    "Phase 2 trains each arm at its point on the final seeds ({final}), with the same "
+    "initialisation and data order per seed for every arm. Validation data chose each point and "
+    "the recommended arm; the final seeds' test data chose nothing and confirms."
+  ),
+  "grid": (
+    "Phase 1 tunes each arm on seeds no final run uses ({seeds}): every point of its grid on "
+    "every tuning seed; the arm's point has the best mean {metric} over them (a diverged run "
+    "counts as the worst; ties go to the smaller scale). Phase 2 trains each arm at its point on "
+    "the final seeds ({final}), with the same initialisation and data order per seed for every "
+    "arm. Validation data chose each point and the recommended arm; the final seeds' test data "
+    "chose nothing and confirms."
+  ),
+}
 
 
 # ------------------------------------------------------------------ choosing on validation data
@@ -45,14 +58,19 @@ def rank_value(values: Sequence[float | None], higher_is_better: bool) -> float:
   return mean if higher_is_better else -mean
 
 
-def choose(table: Sequence[tuple[Point, Sequence[float | None]]], higher_is_better: bool) -> Point:
-  """The point of `table` ((point, its values per tuning seed)) with the best mean; ties go to
+def rank(table: Sequence[tuple[Point, Sequence[float | None]]], higher_is_better: bool) -> list:
+  """The points of `table` ((point, its values per tuning seed)), best mean first; ties go to
   the smaller scale, then the earlier point."""
   if not table:
     raise ValueError("table must hold at least one point, got none")
-  order = sorted(range(len(table)), key=lambda i: (table[i][0].lr_scale, i))
-  best = max(order, key=lambda i: (rank_value(table[i][1], higher_is_better), -order.index(i)))
-  return table[best][0]
+  key = lambda i: (-rank_value(table[i][1], higher_is_better), table[i][0].lr_scale, i)
+  return [table[i][0] for i in sorted(range(len(table)), key=key)]
+
+
+def choose(table: Sequence[tuple[Point, Sequence[float | None]]], higher_is_better: bool) -> Point:
+  """The point of `table` ((point, its values per tuning seed)) with the best mean; ties go to
+  the smaller scale, then the earlier point."""
+  return rank(table, higher_is_better)[0]
 
 
 def at_edge(point: Point, scales: Sequence[float]) -> str | None:

@@ -5,11 +5,15 @@
   `{"log_range": [lo, hi], "num": n}`, n log-spaced factors from lo to hi;
 * `grid`: optionally, `{field: [values, ...]}`: any config field an arm may override, crossed with
   `lr_scale`;
-* `seeds`: the tuning seeds (default: the study's first seed, whose final run is then a tuning run
-  reused, not trained again);
+* `seeds`: the tuning seeds, none of them a final seed (default 1000, 1001): seeds that choose
+  never measure, so no final run is a run that was chosen for being lucky;
+* `strategy`: `"halving"` (default): seed-wise successive halving, every point on the first
+  tuning seed, the better half (by the tuning metric, over the seeds so far) on the next, and so
+  on: the points that matter get every seed, at about twice the cost of one seed, and no run is
+  cut short; `"grid"`: every point on every tuning seed;
 * `metric`: `"validation_accuracy"` (default, higher is better) or `"validation_loss"`;
-* `extend_edges`: up to this many more factors past an edge of the grid where the best point lies
-  on it (default 0).
+* `extend_edges`: up to this many more factors past an edge of the grid where the best point of
+  the first rung lies on it (default 0).
 
 How a point is chosen from what the grid's runs give is `lrjax.compare.tuning`'s.
 """
@@ -28,7 +32,9 @@ from lrjax.config.checks import ConfigError
 from lrjax.config.values import frozen, plain
 
 METRICS = {"validation_accuracy": True, "validation_loss": False}  # -> higher is better
-FIELDS = ("lr_scale", "grid", "seeds", "metric", "extend_edges")
+FIELDS = ("lr_scale", "grid", "seeds", "strategy", "metric", "extend_edges")
+SEEDS = (1000, 1001)  # the default tuning seeds: beside any study's final seeds 0, 1, 2, ...
+STRATEGIES = ("halving", "grid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Tune:
     scales: the factors of the schedule, ascending.
     grid: (field, values) of the other fields crossed with them.
     seeds: the tuning seeds.
+    strategy: "halving" or "grid" (see the module docstring).
     metric: the validation metric that chooses.
     extend_edges: factors past an edge the grid may grow by.
     ratio: between neighbouring scales: the step of an extension past an edge.
@@ -71,9 +78,16 @@ class Tune:
   scales: tuple[float, ...]  # ascending
   grid: tuple[tuple[str, tuple], ...]
   seeds: tuple[int, ...]
+  strategy: str
   metric: str
   extend_edges: int
   ratio: float  # between neighbouring scales: the step of an extension past an edge
+
+  def rungs(self) -> list[tuple[int, ...]]:
+    """The tuning seeds of each rung: one seed a rung for halving, all at once for a grid."""
+    if self.strategy == "halving":
+      return [(s,) for s in self.seeds]
+    return [tuple(self.seeds)]
 
   @property
   def higher_is_better(self) -> bool:
@@ -142,7 +156,7 @@ def parse(spec: Any, study_seeds: tuple[int, ...]) -> Tune | None:
 
   Args:
     spec: `config.study.tune` (a mapping; None or empty: the study tunes nothing).
-    study_seeds: the study's seeds (the first is the default tuning seed).
+    study_seeds: the study's final seeds (no tuning seed may be one of them).
 
   Returns:
     The `Tune`, or None.
@@ -152,9 +166,9 @@ def parse(spec: Any, study_seeds: tuple[int, ...]) -> Tune | None:
 
   Example:
     >>> from lrjax.config import tune
-    >>> t = tune.parse({"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}, (3, 4))
-    >>> t.scales, t.seeds, [p.id for p in t.extension("high", 1)]
-    ((0.25, 0.5, 1.0, 2.0, 4.0), (3,), ['lr_8'])
+    >>> t = tune.parse({"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}, (0, 1))
+    >>> t.scales, t.seeds, t.rungs(), [p.id for p in t.extension("high", 1)]
+    ((0.25, 0.5, 1.0, 2.0, 4.0), (1000, 1001), [(1000,), (1001,)], ['lr_8'])
   """
   spec = frozen(spec)
   if not spec:
@@ -175,8 +189,15 @@ def parse(spec: Any, study_seeds: tuple[int, ...]) -> Tune | None:
       raise ConfigError(
         f"config.study.tune.grid.{field} must be a non-empty list, got {plain(values)!r}"
       )
-  tune_seeds = spec.get("seeds", None) or study_seeds[:1]
-  tune_seeds = checks.seeds(tune_seeds, "config.study.tune.seeds")
+  tune_seeds = checks.seeds(spec.get("seeds", None) or SEEDS, "config.study.tune.seeds")
+  shared = sorted(set(tune_seeds) & set(study_seeds))
+  if shared:
+    raise ConfigError(
+      f"config.study.tune.seeds {shared} are final seeds too (config.study.seeds): seeds that "
+      f"choose a point must not measure it; use seeds the study does not (default {list(SEEDS)})"
+    )
+  strategy = spec.get("strategy", "halving")
+  checks.one_of(STRATEGIES)(strategy, "config.study.tune.strategy")
   metric = spec.get("metric", "validation_accuracy")
   checks.one_of(list(METRICS))(metric, "config.study.tune.metric")
   extend = checks.count(0)(spec.get("extend_edges", 0), "config.study.tune.extend_edges")
@@ -185,6 +206,7 @@ def parse(spec: Any, study_seeds: tuple[int, ...]) -> Tune | None:
     scales=scales,
     grid=tuple((f, tuple(v)) for f, v in grid.items()),
     seeds=tune_seeds,
+    strategy=strategy,
     metric=metric,
     extend_edges=extend,
     ratio=ratio,
