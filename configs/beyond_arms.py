@@ -5,12 +5,17 @@
 * "schedule_free_sgd": Schedule-Free SGD (Defazio et al. 2024), a 5% linear warmup to a constant
   lr of 10x the SGD peak (its fast iterate z takes plain steps: SGD's momentum 0.9 scales steps by
   1 / (1 - 0.9) = 10), evaluated at its averaged point.
-* "prodigy", "dog": learning-rate-free (Mishchenko and Defazio 2023; Ivgi et al. 2023) with
-  optax's defaults; their schedule is a constant multiplier of 1.
+* "prodigy": learning-rate-free (Mishchenko and Defazio 2023) with optax's defaults, on the
+  schedule optax recommends for it: a multiplier warming up over the first 5% to 1, then falling
+  linearly to 0 at the end.
+* "dog": learning-rate-free (Ivgi et al. 2023) with optax's defaults; its schedule a constant
+  multiplier of 1, as its authors run it.
 
-The tuned variants ("tuned", "tuned_budgets") train every arm over a grid of factors of its
-schedule first (`TUNE`: 0.25x to 4x, five points, one tuning seed) and compare the arms each at
-its best factor on validation data (`lrjax.compare.tuning`), over five seeds.
+Every arm shares the study's momentum and weight decay (`lrjax.optimizers` applies the same
+coupled L2 to every optimizer but adamw); none overrides a shared setting. The tuned variants
+("tuned", "tuned_budgets") tune every arm over a grid of factors of its schedule (`TUNE`: 0.25x
+to 4x, five points, by successive halving on tuning seeds that are not final seeds) and compare
+the arms each at its best factor on validation data (`lrjax.compare.tuning`), over five seeds.
 """
 
 from __future__ import annotations
@@ -43,7 +48,15 @@ def beyond_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
         "init_value": 0.0,
       },
     },
-    "prodigy": {"optimizer": "prodigy", "schedule": constant_one},
+    "prodigy": {
+      "optimizer": "prodigy",
+      "schedule": {
+        "name": "warmup",
+        "schedule": {"name": "linear_decay", "init_value": 1.0, "total_steps": {"fraction": 0.95}},
+        "warmup_steps": {"fraction": 0.05},
+        "init_value": 0.0,
+      },
+    },
     "dog": {"optimizer": "dog", "schedule": constant_one},
   }
 
@@ -62,7 +75,7 @@ def budget_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
   }
 
 
-# Each arm at 0.25x, 0.5x, 1x, 2x and 4x its schedule (16x from end to end), on one tuning seed.
+# Each arm at 0.25x, 0.5x, 1x, 2x and 4x its schedule (16x from end to end), tuned by halving.
 TUNE = {"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}  # tuning seeds: 1000, 1001
 TUNED = ("wsd_1sqrt", "schedule_free_sgd", "prodigy")  # beside the chapter's seven
 

@@ -6,13 +6,19 @@ optax's schedule-free optimizers do not read a schedule of their own here (optax
 `schedule_free` reads a schedule one step late, its count starting at 1; lrjax passes the value,
 not the schedule).
 
-* "sgd" (momentum, Nesterov, coupled L2 weight decay), "adam" (L2), "adamw" (decoupled decay):
-  `config.momentum`, `config.nesterov`, `config.weight_decay` apply.
-* From `optax.contrib`, with optax's documented defaults for everything but the learning rate:
-  "schedule_free_sgd", "schedule_free_adamw" (Defazio et al. 2024; evaluated at their averaged
-  point, `eval_params`), "prodigy", "dadapt_adamw", "dog" (learning-rate-free: the schedule is a
-  multiplier, 1.0 by default, and may still drive a warmup), and "mechanize" (Mechanic around
-  SGD with `config.momentum`).
+* "sgd" (momentum, Nesterov), "adam", "adamw": `config.momentum`, `config.nesterov` apply.
+* From `optax.contrib`, with optax's documented defaults for everything but the learning rate
+  and the momentum: "schedule_free_sgd" (its b1 is `config.momentum`), "schedule_free_adamw"
+  (Defazio et al. 2024; evaluated at their averaged point, `eval_params`), "prodigy",
+  "dadapt_adamw", "dog" (learning-rate-free: the schedule is a multiplier, 1.0 by default, and may
+  still drive a warmup), and "mechanize" (Mechanic around SGD with `config.momentum`).
+
+Weight decay is set up alike for every optimizer, so that arms that differ in their optimizer
+do not also differ in their regularisation without a word: `config.weight_decay` is coupled L2
+on the kernels (the gradient plus `weight_decay * kernel`, BatchNorm scales and biases left
+alone, as the Flax examples do), added before the optimizer's own update, for every optimizer
+but "adamw", whose decay is decoupled (its definition). The contrib optimizers' own
+`weight_decay` arguments stay at their defaults: none is applied twice.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import optax
 from optax import contrib
 
 _CONTRIB = {
-  "schedule_free_sgd": lambda lr, momentum, nesterov: contrib.schedule_free_sgd(lr),
+  "schedule_free_sgd": lambda lr, momentum, nesterov: contrib.schedule_free_sgd(lr, b1=momentum),
   "schedule_free_adamw": lambda lr, momentum, nesterov: contrib.schedule_free_adamw(lr),
   "prodigy": lambda lr, momentum, nesterov: contrib.prodigy(lr),
   "dadapt_adamw": lambda lr, momentum, nesterov: contrib.dadapt_adamw(lr),
@@ -60,16 +66,15 @@ def make_optimizer(
     raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
 
   def build(learning_rate):
-    if name in _CONTRIB:
-      return _CONTRIB[name](learning_rate, momentum, nesterov)
     if name == "adamw":
       return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=_decay_mask)
-    base = (
-      optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
-      if name == "sgd"
-      else optax.adam(learning_rate, b1=b1, b2=b2)
-    )
-    if weight_decay:
+    if name in _CONTRIB:
+      base = _CONTRIB[name](learning_rate, momentum, nesterov)
+    elif name == "sgd":
+      base = optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+    else:
+      base = optax.adam(learning_rate, b1=b1, b2=b2)
+    if weight_decay:  # the same coupled L2 for every optimizer (see the module docstring)
       return optax.chain(optax.add_decayed_weights(weight_decay, mask=_decay_mask), base)
     return base
 
@@ -77,7 +82,17 @@ def make_optimizer(
 
 
 def eval_params(name: str, opt_state: Any, params: Any) -> Any:
-  """The parameters to evaluate: the averaged point x for schedule-free, else `params`."""
-  if name in SCHEDULE_FREE:
-    return contrib.schedule_free_eval_params(opt_state.inner_state, params)
-  return params
+  """The parameters to evaluate: the averaged point x for schedule-free, else `params`.
+
+  Args:
+    name: the optimizer's name.
+    opt_state: its state (`make_optimizer`'s: the schedule-free state inside, chained after the
+      weight decay's where there is one).
+    params: the parameters it updates.
+  """
+  if name not in SCHEDULE_FREE:
+    return params
+  inner = opt_state.inner_state
+  if isinstance(inner, tuple) and not hasattr(inner, "z"):  # chained: (decay, schedule-free)
+    inner = inner[-1]
+  return contrib.schedule_free_eval_params(inner, params)

@@ -243,3 +243,42 @@ def test_the_verdicts_read_the_test_the_study_declared():
   md = report.results_markdown(r)
   assert "the verdict reads the exact sign-flip test" in md and "no equivalence margin" in md
   assert "| 0.062 | undecided with 5 seeds | 5 |" in md  # 2/32: no lower with 5 seeds
+
+
+def test_the_arms_table_reads_each_arm_s_shape_warmup_and_reasons():
+  from lrjax.compare import arms_table
+
+  warm = {
+    "name": "scale",
+    "factor": 2.0,
+    "schedule": {
+      "name": "warmup",
+      "schedule": {"name": "constant", "value": 1.0},
+      "warmup_steps": 5,
+      "init_value": 0.0,
+    },
+  }
+  assert arms_table.shape(warm) == "warmup(constant)"  # a tuning factor is no part of it
+  assert arms_table.warmup_steps(warm, 100) == 5
+  triangle = {"name": "triangle", "peak_value": 0.1, "warmup_steps": 10, "total_steps": 40}
+  assert arms_table.warmup_steps(triangle, 40) == 10
+  decay = {"name": "linear_decay", "init_value": 0.1, "total_steps": 40}
+  assert arms_table.warmup_steps(decay, 40) == 0
+  per = {"name": "per_epoch", "schedule": decay, "steps_per_epoch": 4}
+  assert arms_table.shape(per) == "per_epoch(linear_decay)"
+
+
+def test_every_report_shows_how_its_arms_are_set_up(tmp_path):
+  from lrjax.compare import runner
+  from lrjax.configs import study_smoke
+
+  config = study_smoke.get_config()
+  config.study.seeds = (0,)
+  config.study.arms = {"linear": {"weight_decay": 0.0, "why": {"weight_decay": "a test reason"}}}
+  runner.compare(config, str(tmp_path), quiet=True)
+  md = (tmp_path / "results.md").read_text()
+  assert "## How the arms are set up" in md
+  row = "| Linear decay | sgd | 0.9 | 0 | `linear_decay` | step | none | weight_decay: a test "
+  row += "reason |"
+  assert row in md
+  assert "| Constant | sgd | 0.9 | 0.0005 | `constant` | step | none |  |" in md

@@ -183,3 +183,22 @@ def test_every_default_is_in_one_place():
 def test_a_tune_grid_point_names_its_overrides():
   t = tune.parse({"lr_scale": [1.0], "grid": {"weight_decay": [0.0, 1e-4]}}, (0,))
   assert [p.id for p in t.points()] == ["lr_1-weight_decay_0.0", "lr_1-weight_decay_0.0001"]
+
+
+def test_an_arm_that_changes_a_shared_setting_says_why_or_is_refused():
+  config = study_smoke.get_config().to_dict()
+  config["study"]["arms"] = {"linear": {"weight_decay": 0.0}}
+  with pytest.raises(ConfigError) as error:
+    study.parse(config)
+  _one_line(error, "config.study.arms.linear sets weight_decay=0.0 where every arm shares 0.0005")
+  assert "config.study.arms.linear.why.weight_decay" in str(error.value)
+  config["study"]["arms"] = {"linear": {"weight_decay": 0.0, "why": {"weight_decay": "a test"}}}
+  parsed = study.parse(config)
+  assert parsed.reasons("linear") == {"weight_decay": "a test"}
+  assert parsed.run("linear", 0).weight_decay == 0.0 and parsed.schedule_only() is False
+  # What an arm is, its schedule and optimizer, needs no reason; the study's own value none.
+  config["study"]["arms"] = {"linear": {"optimizer": "adam", "weight_decay": 5e-4}}
+  assert study.parse(config).run("linear", 0).optimizer == "adam"
+  config["study"]["arms"] = {"linear": {"why": {"weight_decay": ""}}}
+  with pytest.raises(ConfigError, match=r"config.study.arms.linear.why must map a field"):
+    study.parse(config)

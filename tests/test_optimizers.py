@@ -117,3 +117,26 @@ def test_a_snapshot_epoch_prepares_the_schedule_free_eval_state_once(tmp_path, m
   out = train_and_evaluate(config, str(tmp_path), quiet=True)
   assert out["snapshot_ensemble"]["num_snapshots"] == 2
   assert len(seen) == 2  # one per epoch
+
+
+@pytest.mark.parametrize("name", (*NEW, "sgd", "adam"))
+def test_weight_decay_is_the_same_coupled_l2_for_every_optimizer(name):
+  """Arms that differ in their optimizer differ in nothing else: `weight_decay` is the same
+  coupled L2 on the kernels (not on biases) before every optimizer's own update but adamw's."""
+  direct = {**DIRECT, "sgd": lambda lr: optax.sgd(lr, momentum=0.9), "adam": optax.adam}
+  mask = {"kernel": True, "bias": False}
+  theirs = optax.chain(optax.add_decayed_weights(0.1, mask=mask), direct[name](0.05))
+  ours = optimizers.make_optimizer(name, weight_decay=0.1)
+  p1 = p2 = {"kernel": jnp.full((2, 2), 2.0), "bias": jnp.full((2,), 2.0)}
+  s1, s2 = ours.init(p1), theirs.init(p2)
+  grads = {"kernel": jnp.full((2, 2), 0.5), "bias": jnp.full((2,), 0.5)}
+  for _ in range(3):
+    s1.hyperparams["learning_rate"] = jnp.asarray(0.05)
+    u1, s1 = ours.update(grads, s1, p1)
+    u2, s2 = theirs.update(grads, s2, p2)
+    p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  if name in optimizers.SCHEDULE_FREE:  # its averaged point is found inside the chain
+    x = optimizers.eval_params(name, s1, p1)
+    assert jax.tree.structure(x) == jax.tree.structure(p1)

@@ -93,7 +93,8 @@ def _call(study: Study, workdir: str, cell: Cell, i: int) -> dict:
   name, folder = cell.names[i], RunDir(cell.dirs(workdir)[i]).make()
   point = cell.point(i, study, workdir)
   run = study.run(name, cell.seed, cell.budget, point)
-  overrides = {**study.arms[name], **dict(point.overrides if point else ())}
+  own = {k: v for k, v in study.arms[name].items() if k != "why"}
+  overrides = {**own, **dict(point.overrides if point else ())}
   scale = point.lr_scale if point else 1.0
   with Claim(folder.path):
     return function.run(study, run, name, overrides, scale, folder.path)

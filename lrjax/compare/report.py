@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrjax import stats
-from lrjax.compare import budgets, declared
+from lrjax.compare import arms_table, budgets, declared
 from lrjax.compare.tuned_report import tuning_lines
 from lrjax.files.atomic import write_atomic
 
@@ -283,6 +283,9 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   lines = ["# Learning-rate schedules compared", ""]
   lines += _table(header, rows, ["l"] + ["r"] * len(names))
   lines += ["", _caption(results, len(seeds)), ""]
+  setup = arms_table.lines(results)
+  if setup:
+    lines += setup + [""]
   tuned = tuning_lines(results)
   if tuned:
     lines += tuned + [""]

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lrjax import stats
-from lrjax.compare import folders, phases, report, tuned_results
+from lrjax.compare import arms_table, folders, phases, report, tuned_results
 from lrjax.compare.conclusion import conclusion
 from lrjax.config.study import Study
 from lrjax.files import run_dir
@@ -46,6 +46,7 @@ def collect(config: Any, workdir: str) -> dict[str, Any]:
   out = {
     **extra,
     "config": study.to_dict(),
+    "arms_setup": arms_table.setup(study, runs),
     "arms": list(study.names),
     "seeds": list(study.seeds),
     "budgets": list(study.budgets),

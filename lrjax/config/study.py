@@ -3,10 +3,15 @@
 * Arms. `config.study.arms` maps an arm's name to config overrides (any field but `runtime`:
   `schedule`, `optimizer`, `batch_size`, ...); `config.study.schedules` maps a name to a schedule
   config and is shorthand for an arm that overrides the schedule only (the chapter's study). Both
-  may be given. `config.study.order` lists every arm in column order, the first being the
-  baseline of the paired comparison (default: sorted names); an arm it leaves out is refused, not
-  dropped. `config.study.labels` maps an arm's name to the name its tables and figures show
-  (default: the name, underscores as spaces). Every arm of a seed starts from the same weights
+  may be given. Arms are set up alike: what an arm is (its `schedule`, `optimizer`, `wsd_fork`,
+  and `user` fields of your own) is its own, but every other field is the study's, shared by
+  every arm (weight decay, momentum, batch size, augmentation, ...); an arm that sets one to
+  another value must say why beside it, `"why": {"weight_decay": "the authors' setting"}`, or
+  the study is refused in one line naming the arm and the setting. `config.study.order` lists
+  every arm in column order, the first being the baseline of the paired comparison (default:
+  sorted names); an arm it leaves out is refused, not dropped. `config.study.labels` maps an
+  arm's name to the name its tables and figures show (default: the name, underscores as
+  spaces). Every arm of a seed starts from the same weights
   and sees the same data order, whatever it overrides: both derive from the seed alone.
 * Budgets. `config.study.budgets` lists training lengths in epochs; every arm is trained at
   every budget (its `num_epochs`), and durations written as `{"fraction": f}` scale with it.
@@ -38,7 +43,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from lrjax.config import checks, experiment, tune
+from lrjax.config import checks, experiment, study_arms, tune
 from lrjax.config.checks import ConfigError
 from lrjax.config.experiment import Experiment
 from lrjax.config.values import Fields, frozen, plain
@@ -60,8 +65,8 @@ FIELDS = (
   "margin",
 )
 POPULATION = ("auto", "always", "never")
-FORK = "wsd_fork"
-FORK_FIELDS = {"peak_value", "warmup_epochs", "cooldown", "decay_shape", "end_value"}
+FORK = study_arms.FORK
+WHY = study_arms.WHY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +131,15 @@ class Study:
 
   def schedule_only(self) -> bool:
     """True when the arms differ in their schedule alone (the population mode applies)."""
-    return all(set(arm) <= {"schedule"} for arm in self.arms.values())
+    return all(set(arm) - {WHY} <= {"schedule"} for arm in self.arms.values())
+
+  def reasons(self, name: str) -> dict[str, str]:
+    """The arm's reasons for the shared settings it changes (`why`), field -> text.
+
+    Args:
+      name: the arm.
+    """
+    return dict(self.arms[name].get(WHY) or {})
 
   def budget_list(self) -> tuple[int | None, ...]:
     """The budgets, or (None,) for a study at `experiment.num_epochs` alone."""
@@ -159,7 +172,7 @@ class Study:
     Raises:
       ConfigError: an override the experiment cannot take, naming it.
     """
-    arm = dict(self.arms[name])
+    arm = {k: v for k, v in self.arms[name].items() if k != WHY}
     where = f"config.study.arms.{name}"
     if point is not None:
       arm |= dict(point.overrides)
@@ -246,8 +259,8 @@ def parse(config: Any) -> Study:
     raise ConfigError(f"config.study has no field {unknown[0]!r}; its fields are {list(FIELDS)}")
   base = experiment.parse({k: v for k, v in config.items() if k != experiment.STUDY})
   study = frozen(source)
-  arms = _arms(study)
-  names = _order(study, arms)
+  arms = study_arms.arms(study)
+  names = study_arms.order(study, arms)
   seeds = checks.seeds(study.get("seeds"), "config.study.seeds")
   budgets = checks.seeds(study.get("budgets", None) or (), "config.study.budgets", empty=True)
   if any(b < 1 for b in budgets):
@@ -274,43 +287,8 @@ def parse(config: Any) -> Study:
     margin=checks.number(0.0, 1.0)(study.get("margin", ACCURACY_MARGIN), "config.study.margin"),
     source=study,
   )
-  _check_arms(out)
+  study_arms.check(out)
   return out
-
-
-def _arms(study: Fields) -> dict[str, Fields]:
-  schedules = study.get("schedules", None) or {}
-  given = study.get("arms", None) or {}
-  for where, value in (("schedules", schedules), ("arms", given)):
-    if not isinstance(value, Mapping):
-      raise ConfigError(f"config.study.{where} must map arm names to {where}, got {plain(value)!r}")
-  arms = {n: {"schedule": s} for n, s in schedules.items()}
-  for name, overrides in given.items():
-    if not isinstance(overrides, Mapping):
-      raise ConfigError(
-        f"config.study.arms.{name} must be a dict of overrides, got {plain(overrides)!r}"
-      )
-    arms[name] = {**arms.get(name, {}), **overrides}
-  if not arms:
-    raise ConfigError("config.study.schedules must name at least one schedule, got none")
-  return {n: Fields(a) for n, a in arms.items()}
-
-
-def _order(study: Fields, arms: dict[str, Fields]) -> tuple[str, ...]:
-  order = list(study.get("order", None) or sorted(arms))
-  unknown = [n for n in order if n not in arms]
-  if unknown or len(set(order)) != len(order):
-    raise ConfigError(
-      f"config.study.order must list distinct names of the study's arms {sorted(arms)}, got {order}"
-    )
-  left_out = [n for n in arms if n not in order]
-  if left_out:
-    raise ConfigError(
-      f"config.study.order leaves out {left_out}, which config.study.arms (or .schedules) "
-      f"defines: add {'it' if len(left_out) == 1 else 'them'} to the order, or remove "
-      f"{'it' if len(left_out) == 1 else 'them'} from the arms"
-    )
-  return tuple(order)
 
 
 def _train_fn(study: Fields) -> tuple[str | None, int | None]:
@@ -326,62 +304,3 @@ def _train_fn(study: Fields) -> tuple[str | None, int | None]:
       f"function's updates per epoch, to resolve schedules in epochs), got {steps!r}"
     )
   return path, steps
-
-
-def _check_fork(name: str, spec: Any) -> None:
-  where = f"config.study.arms.{name}.{FORK}"
-  if not isinstance(spec, Mapping) or not {"peak_value", "cooldown"} <= set(spec) <= FORK_FIELDS:
-    raise ConfigError(
-      f"{where} must have peak_value and cooldown (of {sorted(FORK_FIELDS)}), got {plain(spec)!r}"
-    )
-  if not checks.is_number(spec["cooldown"]) or not 0 < spec["cooldown"] < 1:
-    raise ConfigError(f"{where}.cooldown must be a fraction in (0, 1), got {spec['cooldown']!r}")
-  checks.count(0)(spec.get("warmup_epochs", 0), f"{where}.warmup_epochs")
-
-
-def _check_arms(study: Study) -> None:
-  """Every arm's run at the first seed and each budget, and at every tuning point: built now,
-  so that a bad override is refused before anything trains."""
-  for name in study.names:
-    arm = study.arms[name]
-    if "runtime" in arm:
-      raise ConfigError(
-        f"config.study.arms.{name}.runtime: every arm of a study runs under the study's one "
-        "runtime (the same bits whatever the executor): set config.runtime instead"
-      )
-    if FORK in arm:
-      _check_fork(name, arm[FORK])
-      if study.train_fn is not None:
-        raise ConfigError(
-          f"config.study.arms.{name}: a forked arm (wsd_fork) needs lrjax's engine to hand its "
-          "trunk's checkpoint to each budget; with config.study.train_fn, use a plain "
-          "warmup_stable_decay schedule"
-        )
-      if study.tune is not None and study.budgets:
-        raise ConfigError(
-          f"config.study.arms.{name}: a forked arm (wsd_fork) shares one trunk per seed over its "
-          "budgets, which a tuned study cannot give each budget's point; tune it as a plain "
-          "warmup_stable_decay schedule"
-        )
-    for budget in study.budget_list():
-      study.run(name, study.seeds[0], budget)
-    if study.tune is not None:
-      for point in study.tune.all_points().values():
-        _check_point(study, name, point)
-  e = study.experiment
-  if study.tune is not None and study.train_fn is None:
-    if not e.validation_fraction and not e.validation_split:
-      raise ConfigError(
-        "config.study.tune chooses on validation data: set config.validation_fraction (e.g. "
-        "0.1) or config.validation_split"
-      )
-
-
-def _check_point(study: Study, name: str, point: tune.Point) -> None:
-  try:
-    study.run(name, study.tune.seeds[0], study.budget_list()[0], point)
-  except ConfigError as e:
-    fields = ", ".join(f for f, _ in point.overrides)
-    if not fields:
-      raise
-    raise ConfigError(f"config.study.tune.grid ({fields}) at {point.id}: {e}") from None
