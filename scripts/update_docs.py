@@ -39,6 +39,7 @@ BENCHMARK_BLOCKS = {
   "onednn-builds": "onednn_builds",
   "tuning-grid": "tuning_grid",
   "local-workers": "local_workers",
+  "tuning-runs": "tuning_runs",
 }
 # Command-line option -> (block, docs/<folder> its figures are copied to, the command it reads).
 STUDY_BLOCKS = {

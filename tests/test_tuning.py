@@ -266,3 +266,15 @@ def test_budgets_tune_per_budget_and_recommend_on_validation(tmp_path):
   assert md.count("## Tuning") == 2  # one per budget
   assert headings_never_skip_a_level(md)
   assert all(math.isfinite(r["final_validation_accuracy"]) for r in results["runs"])
+
+
+def test_a_tuning_run_evaluates_validation_alone_at_its_end(tuned):
+  workdir, results = tuned
+  chosen = results["tuning"]["arms"]["linear"]["chosen"]
+  run = RunDir(folders.tune_dir(str(workdir), "linear", chosen, 7))
+  first, last = run.records()
+  assert "validation_accuracy" not in first and "test_accuracy" not in first  # mid-run: none
+  assert "validation_accuracy" in last and "test_accuracy" not in last  # no phase reads test
+  assert run.summary()["final_test_accuracy"] is None
+  final = RunDir(folders.run_dir(str(workdir), "linear", 0))  # a final run: everything
+  assert all("test_accuracy" in r and "validation_accuracy" in r for r in final.records())

@@ -15,6 +15,7 @@ import os
 from lrjax import runtime as runtime_lib
 from lrjax.compare import folders, phases
 from lrjax.compare.plan import Cell
+from lrjax.compare.tuning import CHOSEN
 from lrjax.config.study import Study
 from lrjax.executors.base import Done, Failed, Held, Outcome, Stopped
 from lrjax.files.claim import Claim, ClaimedError
@@ -83,7 +84,13 @@ def train_cell(study: Study, workdir: str, cell: Cell, *, quiet: bool = False) -
       # A population's folder is <root>/_population/<group>: members are labelled from <root>.
       root = os.path.dirname(os.path.dirname(group_dir))
       observers.append(ProgressLine([os.path.relpath(m.workdir, root) for m in members]))
-    result = Trainer(members, group_dir, vmapped=vmapped, observers=observers).fit()
+    # A tuning run chooses on its final validation metric, and no phase reads its test data:
+    # it evaluates validation alone, at its last epoch (`lrjax.compare.tuning`).
+    tuning = bool(cell.points) and CHOSEN not in cell.points
+    evaluation = {"splits": ("validation",), "every_epoch": False} if tuning else {}
+    result = Trainer(
+      members, group_dir, vmapped=vmapped, observers=observers, **evaluation
+    ).fit()
     out.update({dirs[i].path: s for i, s in zip(group, result.summaries)})
   return [out[d.path] for d in dirs]
 
@@ -123,6 +130,9 @@ def _score(summary: dict) -> str:
   if summary.get("diverged"):
     d = summary["diverged"]
     return f"diverged at step {d['step']} (lr {d['lr']:.4g})"
+  if summary.get("final_test_accuracy") is None:  # a tuning run: validation alone
+    accuracy, loss = summary["final_validation_accuracy"], summary["final_validation_loss"]
+    return f"validation accuracy {accuracy:.4f}, loss {loss:.4f}"
   return (
     f"test accuracy {summary['final_test_accuracy']:.4f}, loss {summary['final_test_loss']:.4f}"
   )

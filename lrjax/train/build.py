@@ -195,11 +195,18 @@ class Run:
     ]
     return np.concatenate(out)
 
-  def evaluate(self, state: step_lib.TrainState, *, prepared: bool = False) -> dict[str, float]:
+  def evaluate(
+    self,
+    state: step_lib.TrainState,
+    *,
+    prepared: bool = False,
+    splits: tuple[str, ...] = ("test", "validation"),
+  ) -> dict[str, float]:
     """Loss and accuracy of `state` (at its `eval_state`, unless `prepared`) on the test split,
-    and on the validation split where the dataset has one (`validation_loss`, ...)."""
+    and on the validation split where the dataset has one (`validation_loss`, ...); `splits`:
+    those of the two to evaluate."""
     state = state if prepared else self.eval_state(state)
-    splits = ("test", "validation") if self.dataset.has_validation else ("test",)
+    splits = tuple(s for s in splits if s == "test" or self.dataset.has_validation)
     out = {}
     for split in splits:
       sums = [self.steps.evaluate(state, batch) for batch, _ in self._batches(split)]

@@ -69,12 +69,14 @@ class RunProgress:
     end = "\n" if self.tty else ""
     who = f"{label}: " if label else ""
     # Validation first: it is what chooses (best epoch, tuning); the test figures are reported.
-    v = record.get("validation_accuracy")
-    val = f"val loss {record['validation_loss']:.4f} acc {v:.4f}  " if v is not None else ""
+    evaluated = ""  # a tuning run evaluates validation alone, at its last epoch
+    for split, short in (("validation", "val"), ("test", "test")):
+      if f"{split}_accuracy" in record:
+        loss, acc = record[f"{split}_loss"], record[f"{split}_accuracy"]
+        evaluated += f"{short} loss {loss:.4f} acc {acc:.4f}  "
     self.stream.write(
       f"{end}{who}epoch {record['epoch'] + 1}/{self.num_epochs}: lr {record['lr']:.4g}  "
-      f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  {val}"
-      f"test loss {record['test_loss']:.4f} acc {record['test_accuracy']:.4f}  "
+      f"train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}  {evaluated}"
       f"{record['seconds']:.1f}s  {record['images_per_second']:,.0f} img/s  "
       f"{duration(self.time_left())} left\n"
     )

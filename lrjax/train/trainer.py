@@ -136,6 +136,9 @@ class Trainer:
     vmapped: train K > 1 members as one vmapped program.
     observers: see each `Moment` (`lrjax.train.observers`).
     evaluate: evaluate each live member at each epoch's end.
+    splits: the splits evaluated ("test", "validation"; a tuning run needs validation alone).
+    every_epoch: evaluate at every epoch's end, else at the last alone (a tuning run reads its
+      final validation metric, and draws no curve).
     max_steps: stop after this many updates (the range test), else after `num_epochs`.
     keep: claim the folders, resume from and save checkpoints, stop on SIGTERM/SIGINT, and write
       each member's files (`lrjax.train.storage`); False for a run that leaves nothing (the range
@@ -154,6 +157,8 @@ class Trainer:
     vmapped: bool = False,
     observers: Sequence[Observer] = (),
     evaluate: bool = True,
+    splits: tuple[str, ...] = ("test", "validation"),
+    every_epoch: bool = True,
     max_steps: int | None = None,
     keep: bool = True,
   ):
@@ -173,6 +178,8 @@ class Trainer:
     self.run = r0
     self.observers = list(observers)
     self.evaluate = evaluate
+    self.splits = tuple(splits)
+    self.every_epoch = every_epoch
     self.max_steps = max_steps
     self.keep = keep
     self.schedules = tuple(m.run.schedule for m in members)
@@ -346,11 +353,12 @@ class Trainer:
         "seconds": sums.seconds / k,
         "images_per_second": ips,
       }
-      if self.evaluate:
+      last = epoch + 1 == run.experiment.num_epochs
+      if self.evaluate and (self.every_epoch or last):
         # Once per epoch: a schedule-free run recomputes its BatchNorm statistics here.
         member_state = m.run.eval_state(self.member_state(state, i))
-        record.update(m.run.evaluate(member_state, prepared=True))
-        if epoch in m.run.snapshot_epochs:
+        record.update(m.run.evaluate(member_state, prepared=True, splits=self.splits))
+        if epoch in m.run.snapshot_epochs and "test" in self.splits:
           predictions[i] = m.run.predict(member_state, prepared=True)
       out[i] = record
     return out, predictions
