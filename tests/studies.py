@@ -53,7 +53,6 @@ def without_times(md):
   return re.sub(r"\d+(\.\d+)?\s*s\b", "<t>", md)
 
 
-
 def reference_study(tmp_path_factory) -> pathlib.Path:
   """`lrjax compare --config study_smoke` on a fresh workdir with default settings, in one
   process: trained once per test session (the first test that asks trains it; the others, in

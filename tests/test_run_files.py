@@ -166,10 +166,26 @@ def test_one_summary_builder_with_one_best_epoch_rule():
   from lrjax.train import records
 
   epochs = [
-    {"epoch": 0, "step": 4, "test_accuracy": 0.5, "test_loss": 1.0, "train_loss": 1.2,
-     "validation_accuracy": 0.7, "validation_loss": 0.9, "seconds": 1.0},
-    {"epoch": 1, "step": 8, "test_accuracy": 0.6, "test_loss": 0.9, "train_loss": 1.0,
-     "validation_accuracy": 0.7, "validation_loss": 0.8, "seconds": 2.0},
+    {
+      "epoch": 0,
+      "step": 4,
+      "test_accuracy": 0.5,
+      "test_loss": 1.0,
+      "train_loss": 1.2,
+      "validation_accuracy": 0.7,
+      "validation_loss": 0.9,
+      "seconds": 1.0,
+    },
+    {
+      "epoch": 1,
+      "step": 8,
+      "test_accuracy": 0.6,
+      "test_loss": 0.9,
+      "train_loss": 1.0,
+      "validation_accuracy": 0.7,
+      "validation_loss": 0.8,
+      "seconds": 2.0,
+    },
   ]
   out = records.summary(epochs, {"name": "constant"}, {"threads": 1})
   assert (out["best_epoch"], out["test_accuracy_at_best_epoch"]) == (0, 0.5)  # earliest of equals

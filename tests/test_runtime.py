@@ -115,7 +115,7 @@ def test_setup_changes_the_process_once_where_it_starts(tmp_path):
     "  cli.main(['lrjax', 'compare', '--config', 'study_smoke', '--workdir', sys.argv[1],\n"
     "            '--config.study.seeds=(0,)', '--config.num_epochs=1',\n"
     "            '--config.study.order=(\"constant\",)',\n"
-    "            '--config.study.schedules={\"constant\": {\"name\": \"constant\",'\n"
+    '            \'--config.study.schedules={"constant": {"name": "constant",\'\n'
     "            ' \"value\": 0.1}}'])\n"
     "except SystemExit as e:\n"
     "  assert not e.code, e\n"

@@ -88,9 +88,7 @@ def train_cell(study: Study, workdir: str, cell: Cell, *, quiet: bool = False) -
     # it evaluates validation alone, at its last epoch (`lrjax.compare.tuning`).
     tuning = bool(cell.points) and CHOSEN not in cell.points
     evaluation = {"splits": ("validation",), "every_epoch": False} if tuning else {}
-    result = Trainer(
-      members, group_dir, vmapped=vmapped, observers=observers, **evaluation
-    ).fit()
+    result = Trainer(members, group_dir, vmapped=vmapped, observers=observers, **evaluation).fit()
     out.update({dirs[i].path: s for i, s in zip(group, result.summaries)})
   return [out[d.path] for d in dirs]
 

@@ -165,9 +165,7 @@ def _recommendation_lines(results: Mapping[str, Any]) -> list[str]:
     "Chosen on final validation accuracy (validation data chooses); confirmed on the final "
     "seeds' test accuracy, which chose nothing: every other arm against it, paired by seed, one "
     "family declared before it was read (differences in points, intervals at the family's "
-    "level): "
-    + budgets.recommendation_text(results, None)
-    + ".",
+    "level): " + budgets.recommendation_text(results, None) + ".",
   ]
 
 

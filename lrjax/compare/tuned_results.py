@@ -108,4 +108,3 @@ def collect(workdir: str, study: Study) -> dict[str, Any]:
     "arms": arms,
     "compute": compute,
   }
-

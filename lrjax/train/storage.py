@@ -157,9 +157,7 @@ class Storage:
     every = self.experiment.checkpoint_every_steps
     return bool(every) and step % every == 0
 
-  def save_mid_epoch(
-    self, step: int, state: Any, partial: dict, diverged: dict, stop: Any
-  ) -> None:
+  def save_mid_epoch(self, step: int, state: Any, partial: dict, diverged: dict, stop: Any) -> None:
     """Inside an epoch: every `checkpoint_every_steps` steps, and where a stop asks."""
     if self.wants_sync(step) or (stop is not None and stop.save):
       self._save(step, state, partial, diverged)
