@@ -11,6 +11,12 @@
 * "dog": learning-rate-free (Ivgi et al. 2023) with optax's defaults; its schedule a constant
   multiplier of 1, as its authors run it.
 
+The tuned study adds, beside the chapter's per-epoch forms, the per-step decays to zero that
+current practice runs ("linear_to_zero", "cosine_to_zero": a new rate every step, 0 at the last),
+and WSD with a linear cooldown beside the 1-sqrt one ("wsd_linear"), the comparison of Hägele et
+al. 2024 (the chapter's "linear" changes once an epoch and never reaches 0: 0.1, 0.067, 0.033 at
+3 epochs; its "cosine_annealing" restarts every epoch).
+
 Every arm shares the study's momentum and weight decay (`lrjax.optimizers` applies the same
 coupled L2 to every optimizer but adamw); none overrides a shared setting. The tuned variants
 ("tuned", "tuned_budgets") tune every arm over a grid of factors of its schedule (`TUNE`: 0.25x
@@ -32,6 +38,9 @@ LABELS = {
   "prodigy": "Prodigy",
   "dog": "DoG",
   "cosine": "Cosine decay",
+  "linear_to_zero": "Linear to 0, per step",
+  "cosine_to_zero": "Cosine to 0, per step",
+  "wsd_linear": "WSD linear",
 }
 
 
@@ -61,6 +70,19 @@ def beyond_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
   }
 
 
+def per_step_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
+  """The per-step decays to zero and WSD's linear cooldown that the tuned study adds."""
+  return {
+    "linear_to_zero": {
+      "schedule": {"name": "linear_decay", "init_value": peak, "total_steps": {"fraction": 1.0}}
+    },
+    "cosine_to_zero": {
+      "schedule": {"name": "cosine_decay", "init_value": peak, "decay_steps": {"fraction": 1.0}}
+    },
+    "wsd_linear": {"wsd_fork": {"peak_value": peak, "cooldown": 0.2, "decay_shape": "linear"}},
+  }
+
+
 def budget_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
   """Constant, linear decay to zero, cosine to zero, and forked WSD 1-sqrt, at any budget."""
   return {
@@ -77,7 +99,15 @@ def budget_arms(peak: float = 0.1) -> dict[str, dict[str, Any]]:
 
 # Each arm at 0.25x, 0.5x, 1x, 2x and 4x its schedule (16x from end to end), tuned by halving.
 TUNE = {"lr_scale": {"log_range": [0.25, 4.0], "num": 5}}  # tuning seeds: 1000, 1001
-TUNED = ("wsd_1sqrt", "schedule_free_sgd", "prodigy")  # beside the chapter's seven
+# Beside the chapter's seven.
+TUNED = (
+  "linear_to_zero",
+  "cosine_to_zero",
+  "wsd_1sqrt",
+  "wsd_linear",
+  "schedule_free_sgd",
+  "prodigy",
+)
 
 
 def wsd_schedule(peak: float, cooldown: float = 0.2, shape: str = "1-sqrt") -> dict[str, Any]:
@@ -95,11 +125,11 @@ def wsd_schedule(peak: float, cooldown: float = 0.2, shape: str = "1-sqrt") -> d
 def use_variant(config: Any, variant: str, budgets: tuple[int, ...], peak: float = 0.1) -> None:
   """Turns a study of the chapter's schedules into its "beyond" variant (the four arms added),
   its "budgets" variant (`budget_arms` at each of `budgets`), or their tuned forms ("tuned": the
-  chapter's seven, WSD, Schedule-Free SGD and Prodigy; "tuned_budgets": `budget_arms` with WSD
-  as a plain schedule per budget), each arm at its own factor chosen on validation data; any
-  other variant: unchanged."""
+  chapter's seven, `per_step_arms`, WSD 1-sqrt, Schedule-Free SGD and Prodigy; "tuned_budgets":
+  `budget_arms` with WSD as a plain schedule per budget), each arm at its own factor chosen on
+  validation data; any other variant: unchanged."""
   if variant == "tuned":
-    arms = beyond_arms(peak)
+    arms = {**beyond_arms(peak), **per_step_arms(peak)}
     config.study.arms = {n: arms[n] for n in TUNED}
     config.study.order = (*CHAPTER_SCHEDULES, *TUNED)
     config.study.labels = {**CHAPTER_LABELS, **LABELS}

@@ -10,10 +10,11 @@ tensorflow-datasets or the binary archive (--config.data_dir). For the cheaper t
 network: --config.model=preact_resnet_tutorial --config.augment=False. "beyond" adds WSD 1-sqrt,
 Schedule-Free SGD, Prodigy and DoG (33 runs); "budgets" trains constant, linear, cosine and
 forked WSD at 12, 25, 50 and 100 epochs (3 seeds; the forks cost one 80-epoch trunk and their
-cooldowns per seed). "tuned" trains the chapter's seven, WSD 1-sqrt, Schedule-Free SGD and Prodigy
-each at 0.25x-4x its learning rate on one tuning seed (50 runs of 100 epochs), chooses each arm's
-factor on 5,000 held-out training images, and compares them over 5 seeds (40 more runs): 90 runs,
-about 3,500 PFLOP; an accelerator's work.
+cooldowns per seed). "tuned" tunes the chapter's seven, linear and cosine decay to 0
+per step, WSD with a 1-sqrt and a linear cooldown, Schedule-Free SGD and Prodigy (13 arms) each at
+0.25x-4x its learning rate by successive halving on tuning seeds 1000 and 1001 (104 runs of 100
+epochs), chooses each arm's factor on 5,000 held-out training images, and compares them over 5
+final seeds (65 more runs): 169 runs, about 6,600 PFLOP; an accelerator's work.
 """
 
 import ml_collections

@@ -14,14 +14,15 @@ two CPU cores. "medium" trains 5 seeds (35 runs), enough for the paired t-test t
 apart (4 degrees of freedom instead of 1). "beyond" adds WSD with a 1-sqrt cooldown,
 Schedule-Free SGD, Prodigy and DoG to the seven (22 runs, about 12 minutes). "budgets" trains
 constant, linear and cosine decay and forked WSD at budgets of 1, 2, 4 and 8 epochs (2 seeds,
-34 cells, about 20 minutes). "tuned" tunes the chapter's seven, WSD 1-sqrt, Schedule-Free SGD
-and Prodigy each at 0.5x-8x its learning rate by seed-wise successive halving on tuning seeds
-1000 and 1001 (5 points on the first, the better 3 on the second: 80 runs, and 16x or 0.25x where
-an arm's best lies on that edge), chooses each arm's factor on the validation split (10% of the
-training images, held out), and trains the arms at their chosen factors on the 5 final seeds
-(50 more runs), whose test data confirms. "tuned_budgets" does the same for constant, linear,
-cosine and WSD at budgets of 1, 2 and 4 epochs. (Timings of the tuned variants under this
-protocol are on their results pages once rerun.)
+34 cells, about 20 minutes). "tuned" tunes the chapter's seven, linear and cosine decay to 0
+per step, WSD with a 1-sqrt and a linear cooldown, Schedule-Free SGD and Prodigy (13 arms) each
+at 0.5x-8x its learning rate by seed-wise successive halving on tuning seeds 1000 and 1001 (5
+points on the first, the better 3 on the second: 104 runs, and 16x or 0.25x where an arm's best
+lies on that edge), chooses each arm's factor on the validation split (10% of the training
+images, held out), and trains the arms at their chosen factors on the 5 final seeds (65 more
+runs), whose test data confirms. "tuned_budgets" does the same for constant, linear,
+cosine and WSD at budgets of 1, 2 and 4 epochs (159 runs). With `--executor local` on 2 CPU
+cores "tuned" takes about 40 minutes and "tuned_budgets" about 28 (docs/results).
 """
 
 import ml_collections

@@ -13,6 +13,12 @@ not the schedule).
   "dadapt_adamw", "dog" (learning-rate-free: the schedule is a multiplier, 1.0 by default, and may
   still drive a warmup), and "mechanize" (Mechanic around SGD with `config.momentum`).
 
+A warmup that starts at 0 gives Prodigy and D-Adaptation a first step at rate 0, where optax's
+step size estimate is 0 / 0 and every later step NaN. Their authors' reference implementations
+(the `prodigyopt` and `dadaptation` packages) update the estimate only `if lr > 0`; lrjax does
+the same: at rate 0 the estimate is kept and the update is 0, the moments update as optax's do.
+At any positive rate the steps are optax's.
+
 Weight decay is set up alike for every optimizer, so that arms that differ in their optimizer
 do not also differ in their regularisation without a word: `config.weight_decay` is coupled L2
 on the kernels (the gradient plus `weight_decay * kernel`, BatchNorm scales and biases left
@@ -27,14 +33,15 @@ import functools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 from optax import contrib
 
 _CONTRIB = {
   "schedule_free_sgd": lambda lr, momentum, nesterov: contrib.schedule_free_sgd(lr, b1=momentum),
   "schedule_free_adamw": lambda lr, momentum, nesterov: contrib.schedule_free_adamw(lr),
-  "prodigy": lambda lr, momentum, nesterov: contrib.prodigy(lr),
-  "dadapt_adamw": lambda lr, momentum, nesterov: contrib.dadapt_adamw(lr),
+  "prodigy": lambda lr, momentum, nesterov: _idle_at_zero_rate(contrib.prodigy(lr), lr),
+  "dadapt_adamw": lambda lr, momentum, nesterov: _idle_at_zero_rate(contrib.dadapt_adamw(lr), lr),
   "dog": lambda lr, momentum, nesterov: contrib.dog(lr),
   "mechanize": lambda lr, momentum, nesterov: contrib.mechanize(
     optax.sgd(lr, momentum=momentum or None, nesterov=nesterov)
@@ -42,6 +49,21 @@ _CONTRIB = {
 }
 OPTIMIZERS = ("sgd", "adam", "adamw", *_CONTRIB)
 SCHEDULE_FREE = ("schedule_free_sgd", "schedule_free_adamw")
+
+
+def _idle_at_zero_rate(
+  inner: optax.GradientTransformationExtraArgs, learning_rate: Any
+) -> optax.GradientTransformationExtraArgs:
+  """`inner` (Prodigy or D-Adapt AdamW) with its step-size estimate kept at a zero rate."""
+
+  def update(updates, state, params=None, **extra_args):
+    new_updates, new_state = inner.update(updates, state, params, **extra_args)
+    idle = jnp.asarray(learning_rate) == 0
+    new_updates = jax.tree.map(lambda u: jnp.where(idle, jnp.zeros_like(u), u), new_updates)
+    estim_lr = jnp.where(idle, state.estim_lr, new_state.estim_lr)
+    return new_updates, new_state._replace(estim_lr=estim_lr)
+
+  return optax.GradientTransformationExtraArgs(inner.init, update)
 
 
 def _decay_mask(params: Any) -> Any:

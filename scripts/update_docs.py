@@ -9,8 +9,8 @@ under docs/ (each name in exactly one file):
 - the studies' results pages (`STUDY_BLOCKS`): a study's results.md under a line saying when and
   with which versions and runtime it ran, its figures copied to docs/<folder>/ (--study,
   --study-medium, ... each a workdir);
-- `front-results`: the README's table, the first table of the tuned study's report and its caption
-  (with --study-tuned);
+- `front-results`: the README's evidence, the first table of the tuned study's report with its
+  caption and its Recommendation paragraph (with --study-tuned);
 - `benchmarks`: benchmarks/results.md as `python benchmarks/run.py` last wrote it (--bench), and
   with it `BENCHMARK_BLOCKS`: the .md files the other benchmark scripts last wrote.
 """
@@ -40,6 +40,7 @@ BENCHMARK_BLOCKS = {
   "tuning-grid": "tuning_grid",
   "local-workers": "local_workers",
   "tuning-runs": "tuning_runs",
+  "compile-cache": "compile_cache",
 }
 # Command-line option -> (block, docs/<folder> its figures are copied to, the command it reads).
 STUDY_BLOCKS = {
@@ -143,6 +144,20 @@ def first_table(md: str) -> str:
   return found.group(0)
 
 
+def recommendation(md: str) -> str:
+  """The paragraph of a report's Recommendation section: the arm chosen on validation data and
+  every other arm's verdict against it, in the report's words."""
+  found = re.search(r"^#+ Recommendation\n\n(.+?)\n(\n|\Z)", md, flags=re.M | re.S)
+  if not found:
+    raise SystemExit("the report has no Recommendation section")
+  return found.group(1) + "\n"
+
+
+def front(md: str) -> str:
+  """The README's evidence: the tuned study's first table with its caption, and its reading."""
+  return first_table(md) + "\n" + recommendation(md)
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--train-out", help="stdout of `lrjax train --config fashion_mnist`")
@@ -170,7 +185,7 @@ def main() -> None:
     if getattr(args, option):
       study_block(getattr(args, option), name, folder)
   if args.study_tuned:
-    replace_block("front-results", first_table(block("study-tuned-results")))
+    replace_block("front-results", front(block("study-tuned-results")))
   if args.bench:
     replace_block("benchmarks", open(os.path.join(ROOT, "benchmarks", "results.md")).read())
     for name, stem in BENCHMARK_BLOCKS.items():

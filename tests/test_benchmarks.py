@@ -150,3 +150,41 @@ def test_tuning_grid_table():
   md = tuning_grid.markdown(result)
   assert "the grid of `linear` in `study_fashion_mnist:tuned` (2 points)" in md
   assert "| convnet | 12 ms | 10 ms | 1.20 |" in md
+
+
+def test_compile_cache_table_alternates_and_gives_the_ratio(monkeypatch):
+  import compile_cache
+
+  calls = []
+
+  def study(env):
+    calls.append("off" if env else "on")
+    return (90.0 if env else 81.0), (7 if not env else 0)
+
+  def cells(processes):
+    on, off = compile_cache.WAYS
+    return {on: [10.0, 12.0, 11.0], off: [13.0, 13.0, 14.0]}
+
+  monkeypatch.setattr(compile_cache, "_study_seconds", study)
+  monkeypatch.setattr(compile_cache, "_cell_seconds", cells)
+  result = compile_cache.measure(rounds=2)
+  assert calls == ["on", "off", "off", "on"]  # alternating: drift falls on both alike
+  md = compile_cache.markdown(result)
+  assert "the cache held 7 programs at the end" in md
+  assert "| without a compile cache | 90.0 |" in md
+  assert "With the cache the study takes 0.90x its time without one." in md
+  assert "| with the study's compile cache | 11.0 (10.0-12.0) |" in md
+  assert "With the cache a fresh process takes 0.85x its time without one." in md
+
+
+def test_the_compile_cache_cell_is_a_valid_train_command():
+  import compile_cache
+
+  from lrjax.config import experiment
+  from lrjax.config.loading import load
+
+  assert compile_cache.CELL[:4] == ["-m", "lrjax", "train", "--config"]
+  spec, *flags = compile_cache.CELL[4:]
+  overrides = [tuple(f.removeprefix("--config.").split("=", 1)) for f in flags]
+  exp = experiment.parse(load(spec, overrides))
+  assert (exp.num_epochs, exp.train_limit, exp.model) == (1, 12_800, "convnet")

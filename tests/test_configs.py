@@ -193,3 +193,28 @@ def test_the_beyond_and_budget_studies_plan_their_arms():
   budgets = study.parse(configs.load("study_fashion_mnist:budgets"))
   assert budgets.budgets == (1, 2, 4, 8) and budgets.fork("wsd_1sqrt")["cooldown"] == 0.2
   assert study.parse(configs.load("study_cifar10:budgets")).budgets == (12, 25, 50, 100)
+
+
+def test_the_tuned_study_sets_per_step_decays_beside_the_chapter_s():
+  from lrjax.config import study
+  from lrjax.config.durations import resolve_schedule
+
+  tuned = study.parse(configs.load("study_fashion_mnist:tuned"))
+  assert len(tuned.names) == 13 and tuned.names[:7] == tuple(CHAPTER_SCHEDULES)
+
+  def rates(name, steps=(0, 1, 150, 240, 270, 299)):
+    schedule = resolve_schedule(tuned.run(name, 0).schedule, 100, 300)
+    return [float(schedule(t)) for t in steps]
+
+  # The chapter's linear changes once an epoch and ends at a third of its start; the per-step
+  # forms change every step and reach 0 at the last.
+  assert rates("linear")[1] == rates("linear")[0] and rates("linear")[-1] > 0.03
+  for name in ("linear_to_zero", "cosine_to_zero"):
+    r = rates(name)
+    assert r[0] == pytest.approx(0.1) and r[1] < r[0] and r[-1] < 1e-3
+  assert rates("linear_to_zero")[2] == pytest.approx(0.05)  # halfway, half the peak
+  # The two WSD arms differ in their cooldown alone: linear halves the rate halfway through it,
+  # 1-sqrt falls faster (1 - sqrt(1/2) = 0.29 of the peak).
+  lin, sqrt = rates("wsd_linear"), rates("wsd_1sqrt")
+  assert lin[:4] == sqrt[:4] == [pytest.approx(0.1)] * 4
+  assert lin[4] == pytest.approx(0.05) and sqrt[4] == pytest.approx(0.1 * (1 - 0.5**0.5), rel=1e-3)

@@ -127,17 +127,21 @@ def _wait_for_training(workdir, driver, deadline):
 def test_a_killed_worker_fails_its_cell_and_the_same_command_finishes_the_study(
   tmp_path, one_thread
 ):
-  driver = start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL)
+  # The study's own compile cache (not the tests' shared one): its workers write and read it,
+  # the resumed study too, and the bits are those of the reference study.
+  own = {"JAX_COMPILATION_CACHE_DIR": ""}
+  driver = start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL, env_extra=own)
   os.kill(_wait_for_training(tmp_path, driver, time.time() + 300), signal.SIGKILL)
   out = finish(driver, codes=(1,))[0]
   assert re.search(r"local: \d+ worker process(es)? of 1 thread on", out), out
   assert re.search(r"FAILED: its worker process died \(exit code -9\)", out), out
   assert "Run the same command again to retry them" in out
   before = _versions(tmp_path)
-  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL))
+  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path), *LOCAL, env_extra=own))
   after = _versions(tmp_path)
   assert all(after[run] == v for run, v in before.items())  # finished runs are not redone
   assert json.load(open(tmp_path / "study.json"))["runtime"]["threads"] == 1
+  assert any(f.endswith("-cache") for f in os.listdir(tmp_path / "compiled"))
   _same_study(tmp_path, one_thread)
 
 
@@ -162,9 +166,14 @@ def test_on_xla_s_convolutions_two_workers_equal_one_process(tmp_path):
   # executor either.
   xla = ["--config.runtime.convolutions=xla", "--config.runtime.threads=1"]
   xla.append("--config.study.seeds=(0,)")  # 3 cells: two workers busy, half the time
-  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "one"), *xla))
+  # One process compiling everything itself, two workers sharing the study's compile cache.
+  none = {"JAX_COMPILATION_CACHE_DIR": "", "JAX_ENABLE_COMPILATION_CACHE": "false"}
+  finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "one"), *xla, env_extra=none))
+  assert not (tmp_path / "one" / "compiled").exists()
   local = ["--executor", "local", "--local.workers=2", *xla]
-  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "local"), *local))[0]
-  assert "runtime: convolutions XLA, 1 thread" in out, out
+  own = {"JAX_COMPILATION_CACHE_DIR": ""}
+  out = finish(start_lrjax(*STUDY, "--workdir", str(tmp_path / "local"), *local, env_extra=own))
+  assert "runtime: convolutions XLA, 1 thread" in out[0], out[0]
+  assert any(f.endswith("-cache") for f in os.listdir(tmp_path / "local" / "compiled"))
   one, two = (hashes(tmp_path / w, seeds=(0,)) for w in ("one", "local"))
   assert len(one) == 3 and one == two

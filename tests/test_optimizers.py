@@ -44,6 +44,37 @@ def test_first_updates_are_optax_contribs(name):
 
 
 @pytest.mark.parametrize("name", NEW)
+def test_a_warmup_from_zero_stays_finite(name):
+  """A first step at rate 0 (any warmup from 0) leaves the parameters where they are and every
+  later step finite: optax's Prodigy and D-Adapt AdamW alone estimate 0 / 0 there; then, at
+  positive rates, the steps are optax's called on the same moments."""
+  loss = lambda p: jnp.sum((p["w"] - 1.0) ** 2) + p["b"] ** 2
+  opt = optimizers.make_optimizer(name, weight_decay=5e-4)
+  params = {"w": jnp.zeros((2, 3)), "b": jnp.asarray(1.0)}
+  state = opt.init(params)
+  for step, lr in enumerate((0.0, 0.01, 0.02, 0.03)):
+    state.hyperparams["learning_rate"] = jnp.asarray(lr)
+    updates, state = opt.update(jax.grad(loss)(params), state, params)
+    if step == 0:
+      assert all(float(jnp.abs(u).max()) == 0 for u in jax.tree.leaves(updates))
+    params = optax.apply_updates(params, updates)
+    assert all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(params)), (name, step)
+  if name != "dog":  # DoG's first steps are 1e-6 of the parameters' scale, by its design
+    assert float(loss(params)) < float(loss({"w": jnp.zeros((2, 3)), "b": jnp.asarray(1.0)}))
+
+
+def test_the_zero_rate_guard_is_needed():
+  """Without the guard, optax's Prodigy and D-Adapt AdamW turn a zero first rate into NaN (the
+  reason for it: if optax adds such a guard, this test says the wrapper can go)."""
+  for make in (contrib.prodigy, contrib.dadapt_adamw):
+    opt = optax.inject_hyperparams(make)(learning_rate=0.0)
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    _, state = opt.update({"w": jnp.ones(3)}, state, params)
+    assert not bool(jnp.isfinite(state.inner_state.estim_lr))
+
+
+@pytest.mark.parametrize("name", NEW)
 def test_each_trains_the_smoke_config(tmp_path, name):
   config = smoke_config(num_epochs=2, optimizer=name)
   lr = 0.05 if name.startswith("schedule_free") else 1.0  # a multiplier for the lr-free ones

@@ -89,9 +89,63 @@ def test_every_block_a_page_holds_is_known():
       assert name in KNOWN, (_name(path), name)
 
 
-def test_the_front_page_table_is_the_tuned_study_s():
+def test_the_front_page_evidence_is_the_tuned_study_s():
   tuned = update_docs.block("study-tuned-results")
-  assert update_docs.block("front-results") == update_docs.first_table(tuned)
+  assert update_docs.block("front-results") == update_docs.front(tuned)
+
+
+# A sentence that ranks, ties or judges arms: one of these words beside an arm's name.
+_COMPARES = re.compile(
+  r"\b(better|worse|best|highest|lowest|ahead|behind|trails?|ties?|tied|level with|above|below|"
+  r"beats?|outperforms?|ranks?|ranking|leads?|second|recommends?|recommended|significant(ly)?|"
+  r"undecided|equivalent|wins?)\b",
+  re.I,
+)
+_ARMS = re.compile(
+  r"\b(constant|time-based|drop-based|linear|polynomial|triangle|cosine|WSD|schedule-free|"
+  r"Prodigy|DoG)\b",
+  re.I,
+)
+
+
+def _prose(text: str) -> str:
+  """A page without its generated blocks, code blocks and figure lines."""
+  text = re.sub(r"<!-- BEGIN ([\w-]+) -->.*?<!-- END \1 -->", "", text, flags=re.S)
+  text = re.sub(r"```.*?```", "", text, flags=re.S)
+  text = re.sub(r"\]\([^)]*\)", "]", text)  # a link's target is an address, not words
+  return "\n".join(ln for ln in text.splitlines() if not ln.startswith(("![", "|", "#")))
+
+
+def _sentences(text: str) -> list[str]:
+  items = re.split(r"\n\s*[-*] ", text)  # a list item starts a sentence
+  flat = [re.sub(r"\s+", " ", item) for item in items]
+  return [s.strip() for f in flat for s in re.split(r"(?<=[.!?:;])\s+(?=[A-Z*(])", f) if s.strip()]
+
+
+def test_comparative_sentences_come_from_generated_blocks():
+  # What ranks, ties or judges arms on the results pages and in the README's evidence comes
+  # from a study's report (its verdicts), copied by scripts/update_docs.py, never typed.
+  readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+  evidence = readme.split("## What the evidence says", 1)[1].split("\n## ", 1)[0]
+  texts = {"README.md": evidence}
+  for page in glob_md("results"):
+    texts[page] = open(os.path.join(ROOT, page), encoding="utf-8").read()
+  typed = [
+    (page, sentence)
+    for page, text in texts.items()
+    for sentence in _sentences(_prose(text))
+    if _COMPARES.search(sentence) and _ARMS.search(sentence)
+  ]
+  assert not typed, "\n".join(f"{page}: {sentence}" for page, sentence in typed)
+
+
+def test_the_comparative_sentence_finder_finds_them():
+  page = (
+    "Setup.\n<!-- BEGIN x -->\nTriangle is better.\n<!-- END x -->\nCosine ends ahead of WSD.\n"
+    "- Linear decay, [the best](guide.md#best-rate) page.\n- The [guide](a.md#best-rate) on WSD."
+  )
+  found = [s for s in _sentences(_prose(page)) if _COMPARES.search(s) and _ARMS.search(s)]
+  assert found == ["Cosine ends ahead of WSD.", "Linear decay, [the best] page."]
 
 
 @pytest.mark.parametrize("name", sorted(update_docs.STUDY_BLOCKS))

@@ -114,13 +114,14 @@ def compare(args: list[str]) -> int:
     )
   make = _executor_factory(kind, options.get(kind, {}), ns.workdir)
   from lrjax import runtime
-  from lrjax.compare import runner
+  from lrjax.compare import folders, runner
   from lrjax.executors.base import CellsFailed
 
   def run():
     # The process, set up once, under the study's runtime (the one it started with, if any):
     # cells trained here, and every executor's workers, run under the same.
-    runtime.setup(runner.study_spec(study, os.path.abspath(ns.workdir)))
+    workdir = os.path.abspath(ns.workdir)
+    runtime.setup(runner.study_spec(study, workdir), compiled=folders.compiled_dir(workdir))
     try:
       return runner.compare(study, ns.workdir, executor=make(), shard=shard, wait=not ns.no_wait)
     except CellsFailed as e:

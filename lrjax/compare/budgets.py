@@ -24,6 +24,15 @@ from typing import Any
 from lrjax import stats
 from lrjax.compare import declared
 
+# Holm steps down, the intervals do not: a verdict may come with an interval that reaches 0.
+CONFIRMATION = (
+  "Chosen on final validation accuracy (validation data chooses); confirmed on the final "
+  "seeds' test accuracy, which chose nothing: every other arm against it, paired by seed, one "
+  "family declared before it was read (differences in points, intervals at the family's "
+  "Bonferroni level; Holm's step-down verdicts can decide a difference whose interval still "
+  "reaches 0)"
+)
+
 
 def epochs(n: int) -> str:
   return f"{n} epoch" if n == 1 else f"{n} epochs"
@@ -133,12 +142,7 @@ def budget_lines(results: Mapping[str, Any]) -> list[str]:
     how = " (a shared trunk, then one cooldown per budget)" if trunk else ""
     lines.append(f"- {stats.label(results, n)}: {compute_epochs(results, n):g}{how}")
   lines += ["", "## Recommendation per budget", ""]
-  lines.append(
-    "Chosen on final validation accuracy (validation data chooses); confirmed on the final "
-    "seeds' test accuracy, which chose nothing: every other arm against it, paired by seed, one "
-    "family declared before it was read (differences in points, intervals at the family's "
-    "level):"
-  )
+  lines.append(CONFIRMATION + ":")
   lines.append("")
   for b in budgets:
     lines.append(f"- {epochs(b)}: {recommendation_text(results, b)}")

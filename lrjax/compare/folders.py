@@ -4,6 +4,8 @@
     runs/<arm>/[budget_<b>/]tune/<point>/seed_<s>/  a tuning run (`lrjax.compare.tuning`)
     runs/<arm>/trunk/seed_<s>/                      a forked arm's trunk
     runs/_population/[budget_<b>_]seed_<s>/         a vmapped population's checkpoints
+    compiled/                                       the programs its processes compiled
+                                                    (`lrjax.runtime.compile_cache`)
 
 Each run's folder is an `lrjax.files.run_dir.RunDir`.
 """
@@ -32,3 +34,8 @@ def trunk_dir(workdir: str, name: str, seed: int) -> str:
 def population_dir(workdir: str, seed: int, budget: int | None = None) -> str:
   tail = f"seed_{seed}" if budget is None else f"budget_{budget}_seed_{seed}"
   return os.path.join(workdir, "runs", "_population", tail)
+
+
+def compiled_dir(workdir: str) -> str:
+  """The study's compiled programs, shared by every process that trains its cells."""
+  return os.path.join(workdir, "compiled")

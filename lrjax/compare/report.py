@@ -126,7 +126,8 @@ def _comparison_lines(results: Mapping[str, Any], baseline: str) -> list[str]:
     "normality (with n seeds it cannot go below 2/2^n); the verdict reads "
     f"{reads}, Holm-adjusted over the table's comparisons (p (Holm)); the interval is the "
     "t-test's at the Bonferroni level of the family (95% over all its comparisons), so with the "
-    "t-test declared one that excludes 0 always comes with a verdict. "
+    "t-test declared one that excludes 0 always comes with a verdict (Holm, stepping down, "
+    "can also decide one whose interval reaches 0). "
     f"{equivalent} is how many seeds the observed spread of the differences would "
     "need to detect a 1-point difference (two-sided 5%, power 80%, from the noncentral t). A "
     "difference the seeds cannot tell is *undecided*.",
@@ -162,10 +163,7 @@ def _recommendation_lines(results: Mapping[str, Any]) -> list[str]:
   return [
     "## Recommendation",
     "",
-    "Chosen on final validation accuracy (validation data chooses); confirmed on the final "
-    "seeds' test accuracy, which chose nothing: every other arm against it, paired by seed, one "
-    "family declared before it was read (differences in points, intervals at the family's "
-    "level): " + budgets.recommendation_text(results, None) + ".",
+    budgets.CONFIRMATION + ": " + budgets.recommendation_text(results, None) + ".",
   ]
 
 
@@ -306,7 +304,13 @@ def results_markdown(results: Mapping[str, Any], baseline: str | None = None) ->
   snapshot = _snapshot_lines(results)
   if snapshot:
     lines += snapshot + [""]
-  lines += ["## Wall time", ""]
+  lines += [
+    "## Training time",
+    "",
+    "Seconds in each run's train steps, from its records (evaluation, checkpoints and the "
+    "process's start not counted).",
+    "",
+  ]
   for n in names:
     cell = summary[n]["seconds"]
     if cell["n"] == 0:

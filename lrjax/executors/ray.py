@@ -85,10 +85,14 @@ class RayExecutor(Executor):
       raise ValueError(f"options must be a RayOptions, got {options!r}")
     import ray
 
+    from lrjax.runtime import compile_cache
+
     self._ray, self.started = ray, not ray.is_initialized()
     self._spec: Any = None
     self._options = options
-    env = {}
+    # A cluster joined by address did not inherit this process's environment: its workers are
+    # given the study's compile cache (a folder every node must see, like the study's).
+    env = compile_cache.environment()
     gpus = options.gpus_per_cell
     if gpus is not None and 0 < gpus < 1:
       # Several cells share a GPU: each JAX process must not take 75% of its memory up front.

@@ -9,6 +9,8 @@ the first run). What it sets:
   XLA's CPU thread pool (`PJRT_NPROC`), multi-output fusion (`XLA_FLAGS`), glibc's malloc keeping
   freed memory; a multi-host run's `jax.distributed` where the environment asks (it must also
   come first); and oneDNN's convolutions, built (once per machine) and loaded here;
+* where a study asks, the folder of its compiled programs (`lrjax.runtime.compile_cache`),
+  shared with the processes this one starts;
 * for each run, what `for_run(spec)` resolves without changing anything: its convolution,
   oneDNN's (with its thread count) or XLA's, and each jitted step's compiler options
   (`Runtime.convolution`, `Runtime.compiler_options`).
@@ -29,7 +31,7 @@ from jax import lax
 
 from lrjax.onednn import build as onednn_build
 from lrjax.onednn.conv import Convolution
-from lrjax.runtime import devices, memory, threads, xla_cpu
+from lrjax.runtime import compile_cache, devices, memory, threads, xla_cpu
 from lrjax.runtime.spec import RuntimeMismatch, Spec
 
 
@@ -104,7 +106,7 @@ class _Process:
 _process: _Process | None = None  # what `setup` applied to this process; it cannot change after
 
 
-def setup(spec: Any = None) -> Runtime:
+def setup(spec: Any = None, *, compiled: str | None = None) -> Runtime:
   """Sets this process up for `spec` and returns the resolved `Runtime` (see the module
   docstring). Called again with the same process settings it changes nothing and returns the
   runtime for `spec`. A multi-process run is joined first where the environment asks
@@ -113,6 +115,9 @@ def setup(spec: Any = None) -> Runtime:
 
   Args:
     spec: a `Spec`, or `config.runtime` as a dict (None: the defaults).
+    compiled: a folder for the programs this process and those it starts compile (a study's
+      `<workdir>/compiled`; see `lrjax.runtime.compile_cache`). None: JAX's own settings. Taken
+      by the first `setup` of a process only, like the rest.
 
   Raises:
     ValueError: a bad field (naming it).
@@ -124,6 +129,8 @@ def setup(spec: Any = None) -> Runtime:
   cpu = xla_cpu.cpu_only(os.environ)
   count = spec.threads or threads.available_cpus()
   if _process is None:
+    if compiled is not None:
+      compile_cache.use(compiled)  # before the first compilation
     _apply(spec, count, cpu)
   return for_run(spec)
 
