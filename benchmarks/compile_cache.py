@@ -45,9 +45,14 @@ WAYS = {
 }
 
 
+def _environment() -> dict[str, str]:
+  """This process's environment without JAX's and XLA's settings: each way sets its own."""
+  return {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "PJRT_"))}
+
+
 def _study_seconds(extra_env: dict) -> tuple[float, int]:
   """(wall seconds of the whole command, programs left in the study's cache)."""
-  env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "PJRT_"))}
+  env = _environment()
   env.update(extra_env)
   with tempfile.TemporaryDirectory() as workdir:
     t = time.perf_counter()
@@ -89,7 +94,7 @@ with tempfile.TemporaryDirectory() as workdir:
 
 def _cell_seconds(processes: int) -> dict[str, list[float]]:
   """Wall seconds of one cell's fresh process, with a filled cache and without one."""
-  env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "PJRT_"))}
+  env = _environment()
   with tempfile.TemporaryDirectory() as tmp:
     cached = dict(
       env,

@@ -181,15 +181,7 @@ def _tuned(study: Study, runs: dict, together, add) -> None:
       for r, seeds in enumerate(rungs[1:], start=1):  # later rungs: what the rung before kept
         before = tuple(phase1[name])
         phase1[name] += [
-          add(
-            seed,
-            [name],
-            budget,
-            [study.run(name, seed, budget, p)],
-            points=(p.id,),
-            condition=("rung", r),
-            after=before,
-          )
+          _point_cell(study, add, name, seed, budget, p, ("rung", r), before)
           for p in points
           for seed in seeds
         ]
@@ -200,6 +192,19 @@ def _tuned(study: Study, runs: dict, together, add) -> None:
         group_runs = [runs[n, seed, budget] for n in group]
         points = (CHOSEN,) * len(group)
         add(seed, group, budget, group_runs, points=points, population=len(group) > 1, after=after)
+
+
+def _point_cell(study: Study, add, name: str, seed: int, budget, point, condition, after) -> Cell:
+  """One tuning run of `name` at `point`, trained where `condition` holds once `after` is done."""
+  return add(
+    seed,
+    [name],
+    budget,
+    [study.run(name, seed, budget, point)],
+    points=(point.id,),
+    condition=condition,
+    after=after,
+  )
 
 
 def _levels(tune) -> list[tuple[str, int]]:
@@ -214,15 +219,7 @@ def _edges(study: Study, name: str, budget, base: list[Cell], add) -> list[Cell]
     before = list(base)
     for level in range(1, tune.extend_edges + 1):
       cells = [
-        add(
-          seed,
-          [name],
-          budget,
-          [study.run(name, seed, budget, p)],
-          points=(p.id,),
-          condition=("edge", side, level),
-          after=tuple(before),
-        )
+        _point_cell(study, add, name, seed, budget, p, ("edge", side, level), tuple(before))
         for p in tune.extension(side, level)
         for seed in tune.rungs()[0]
       ]
