@@ -26,6 +26,7 @@ SCRIPT = """
   config = smoke.get_config()
   config.model, config.dataset, config.augment = "tiny", "synthetic:16x16x3:128:64:4", False
   config.num_epochs, config.batch_size, config.eval_batch_size = 1, 32, 64
+  config.runtime.convolutions = sys.argv[3]
   runtime.setup(config.runtime, compiled=os.path.join(sys.argv[1], "compiled"))
   out = {"hits": [], "hashes": [], "dir": os.environ.get("JAX_COMPILATION_CACHE_DIR")}
   for seed in (0, 1):
@@ -37,12 +38,12 @@ SCRIPT = """
 """
 
 
-def _train_two_seeds(workdir, name, **env):
+def _train_two_seeds(workdir, name, convolutions, **env):
   env = {**os.environ, "PYTHONPATH": ROOT, "JAX_COMPILATION_CACHE_DIR": "", **env}
   env.pop("XLA_FLAGS", None)
   env.pop("PJRT_NPROC", None)
   proc = subprocess.run(
-    [sys.executable, "-c", textwrap.dedent(SCRIPT), str(workdir), name],
+    [sys.executable, "-c", textwrap.dedent(SCRIPT), str(workdir), name, convolutions],
     env=env,
     capture_output=True,
     text=True,
@@ -53,16 +54,20 @@ def _train_two_seeds(workdir, name, **env):
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_seeds_share_compiled_programs_and_their_bits(tmp_path):
-  first = _train_two_seeds(tmp_path, "first")
+# "auto" is oneDNN's convolutions where the [train] extra brings them (CI asserts it), else XLA's.
+@pytest.mark.parametrize("convolutions", ["auto", "xla"])
+def test_seeds_share_compiled_programs_and_their_bits(tmp_path, convolutions):
+  first = _train_two_seeds(tmp_path, "first", convolutions)
   assert first["dir"] == str(tmp_path / "compiled")
   # One process compiles each step once whatever the seed (lrjax.train.step keeps them): the
   # cache is for the next process, which loads the train, evaluation and initialisation steps.
   assert first["hits"] == [0, 0], first
   assert len([f for f in os.listdir(tmp_path / "compiled") if f.endswith("-cache")]) >= 3
-  again = _train_two_seeds(tmp_path, "again")
+  again = _train_two_seeds(tmp_path, "again", convolutions)
   assert again["hits"][0] >= 3 and again["hits"][1] == again["hits"][0], again
-  alone = _train_two_seeds(tmp_path / "alone", "alone", JAX_ENABLE_COMPILATION_CACHE="false")
+  alone = _train_two_seeds(
+    tmp_path / "alone", "alone", convolutions, JAX_ENABLE_COMPILATION_CACHE="false"
+  )
   assert alone["hits"] == [0, 0] and alone["dir"] == ""
   assert not (tmp_path / "alone" / "compiled").exists()
   assert first["hashes"] == again["hashes"] == alone["hashes"]
