@@ -1,5 +1,11 @@
 """lrjax: learning-rate schedules for JAX, and the experiments to choose one with evidence."""
 
+from lrjax.groups.depth import resnet_depths as resnet_depths
+from lrjax.groups.labels import decay_labels as decay_labels
+from lrjax.groups.optimizer import group_learning_rates as group_learning_rates
+from lrjax.groups.optimizer import per_group as per_group
+from lrjax.groups.scaling import layer_decay_groups as layer_decay_groups
+from lrjax.groups.scaling import scaled_groups as scaled_groups
 from lrjax.plot import plot_schedules as plot_schedules
 from lrjax.schedules.arithmetic import add as add
 from lrjax.schedules.arithmetic import clip as clip
@@ -29,6 +35,8 @@ from lrjax.schedules.decay import polynomial_decay as polynomial_decay
 from lrjax.schedules.decay import step_decay as step_decay
 from lrjax.schedules.decay import tanh_decay as tanh_decay
 from lrjax.schedules.decay import time_based_decay as time_based_decay
+from lrjax.schedules.momentum import cyclical_momentum as cyclical_momentum
+from lrjax.schedules.momentum import one_cycle_momentum as one_cycle_momentum
 from lrjax.schedules.piecewise import multi_step as multi_step
 from lrjax.schedules.piecewise import piecewise_constant as piecewise_constant
 from lrjax.schedules.piecewise import piecewise_linear as piecewise_linear
@@ -40,10 +48,16 @@ from lrjax.schedules.plateau import set_learning_rate as set_learning_rate
 from lrjax.schedules.wsd import inverse_sqrt as inverse_sqrt
 from lrjax.schedules.wsd import warmup_stable_decay as warmup_stable_decay
 from lrjax.schedules.wsd import wsd as wsd
+from lrjax.transforms.plateau import PlateauScaleState as PlateauScaleState
+from lrjax.transforms.plateau import plateau as plateau
+from lrjax.transforms.plateau import plateau_config as plateau_config
+from lrjax.transforms.readout import plateau_learning_rate as plateau_learning_rate
+from lrjax.transforms.readout import plateau_scale as plateau_scale
 
 __version__ = "0.1.0"
 
 __all__ = [
+  "PlateauScaleState",
   "PlateauState",
   "ReduceOnPlateau",
   "Schedule",
@@ -54,24 +68,36 @@ __all__ = [
   "cosine_annealing",
   "cosine_decay",
   "cyclical",
+  "cyclical_momentum",
+  "decay_labels",
   "exponential_decay",
   "from_config",
+  "group_learning_rates",
   "inverse_sqrt",
   "join",
+  "layer_decay_groups",
   "linear_decay",
   "multi_step",
   "multiply",
   "one_cycle",
+  "one_cycle_momentum",
   "per_epoch",
+  "per_group",
   "piecewise_constant",
   "piecewise_linear",
+  "plateau",
+  "plateau_config",
   "plateau_from_config",
+  "plateau_learning_rate",
+  "plateau_scale",
   "plot_schedules",
   "polynomial_decay",
   "reduce_on_plateau",
   "registry",
   "repeat",
+  "resnet_depths",
   "scale",
+  "scaled_groups",
   "set_learning_rate",
   "sgdr",
   "shift",

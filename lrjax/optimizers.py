@@ -25,6 +25,16 @@ on the kernels (the gradient plus `weight_decay * kernel`, BatchNorm scales and 
 alone, as the Flax examples do), added before the optimizer's own update, for every optimizer
 but "adamw", whose decay is decoupled (its definition). The contrib optimizers' own
 `weight_decay` arguments stay at their defaults: none is applied twice.
+
+Besides the learning rate, `make_optimizer(..., scheduled=names)` injects the hyperparameters
+`names` (`config.optimizer_schedules`), which the train step writes before every update as it
+writes the learning rate; the others stay fixed Python numbers in the program. `schedulable(name)`
+says which an optimizer has: the weight decay for every optimizer, the momentum for "sgd" and
+"mechanize" (its SGD's), b1 and b2 for "adam" and "adamw". A scheduled momentum always keeps a
+trace, so that a schedule may start at 0 (a fixed momentum of 0 has none). Not
+"schedule_free_sgd"'s momentum: schedule-free recovers its averaged point from `y = b1 x +
+(1 - b1) z` with one fixed b1, which a b1 that changes between updates breaks. A scheduled
+Adam b1 or b2 enters optax's bias correction too: update t divides by `1 - b1(t) ** (t + 1)`.
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ import jax.numpy as jnp
 import optax
 from optax import contrib
 
+HYPERPARAMETERS = ("momentum", "weight_decay", "b1", "b2")  # what a schedule may drive
+
 _CONTRIB = {
   "schedule_free_sgd": lambda lr, momentum, nesterov: contrib.schedule_free_sgd(lr, b1=momentum),
   "schedule_free_adamw": lambda lr, momentum, nesterov: contrib.schedule_free_adamw(lr),
@@ -44,7 +56,7 @@ _CONTRIB = {
   "dadapt_adamw": lambda lr, momentum, nesterov: _idle_at_zero_rate(contrib.dadapt_adamw(lr), lr),
   "dog": lambda lr, momentum, nesterov: contrib.dog(lr),
   "mechanize": lambda lr, momentum, nesterov: contrib.mechanize(
-    optax.sgd(lr, momentum=momentum or None, nesterov=nesterov)
+    optax.sgd(lr, momentum=_trace_decay(momentum), nesterov=nesterov)
   ),
 }
 OPTIMIZERS = ("sgd", "adam", "adamw", *_CONTRIB)
@@ -71,7 +83,26 @@ def _decay_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-@functools.lru_cache(maxsize=32)
+def _trace_decay(momentum: Any) -> Any:
+  # A fixed 0 means plain SGD (no trace); a scheduled (array) momentum needs the trace whatever
+  # its first value.
+  return None if isinstance(momentum, int | float) and momentum == 0 else momentum
+
+
+def schedulable(name: str) -> tuple[str, ...]:
+  """The hyperparameters of optimizer `name` that a schedule may drive (see the module
+  docstring).
+
+  Args:
+    name: one of `OPTIMIZERS`.
+  """
+  if name in ("sgd", "mechanize"):
+    return ("momentum", "weight_decay")
+  if name in ("adam", "adamw"):
+    return ("b1", "b2", "weight_decay")
+  return ("weight_decay",)
+
+
 def make_optimizer(
   name: str = "sgd",
   *,
@@ -80,27 +111,75 @@ def make_optimizer(
   weight_decay: float = 0.0,
   b1: float = 0.9,
   b2: float = 0.999,
+  scheduled: tuple[str, ...] = (),
 ) -> optax.GradientTransformation:
-  """The optimizer `name` (see the module docstring) with an injected learning rate."""
+  """The optimizer `name` (see the module docstring) with an injected learning rate.
+
+  Args:
+    name: one of `OPTIMIZERS`.
+    momentum: SGD's momentum (and schedule-free SGD's b1, Mechanic's SGD's momentum).
+    nesterov: Nesterov momentum.
+    weight_decay: coupled L2 on the kernels (decoupled for "adamw").
+    b1: Adam's first-moment decay.
+    b2: Adam's second-moment decay.
+    scheduled: names of `schedulable(name)` injected too, in `state.hyperparams`; their values
+      above are not read.
+
+  Returns:
+    One optimizer per distinct arguments (cached), so that runs that differ only in their
+    schedules' values share one optimizer and one compiled step.
+
+  Raises:
+    ValueError: an unknown optimizer, a negative fixed weight decay, or a scheduled name that
+      the optimizer does not have.
+  """
   if name not in OPTIMIZERS:
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
-  if weight_decay < 0:
+  scheduled = tuple(sorted(set(scheduled)))
+  wrong = [n for n in scheduled if n not in schedulable(name)]
+  if wrong:
+    raise ValueError(
+      f"scheduled must name hyperparameters of {name!r} ({list(schedulable(name))}), got {wrong}"
+    )
+  fixed = {"momentum": momentum, "weight_decay": weight_decay, "b1": b1, "b2": b2}
+  if "weight_decay" not in scheduled and weight_decay < 0:
     raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+  # Not read, and so not part of the cache key: one optimizer for every fixed value.
+  fixed.update(dict.fromkeys(scheduled, 0.0))
+  return _optimizer(name, nesterov, scheduled, **fixed)
 
-  def build(learning_rate):
+
+@functools.lru_cache(maxsize=32)
+def _optimizer(
+  name: str,
+  nesterov: bool,
+  scheduled: tuple[str, ...],
+  *,
+  momentum: float,
+  weight_decay: float,
+  b1: float,
+  b2: float,
+) -> optax.GradientTransformation:
+  decayed = "weight_decay" in scheduled or weight_decay > 0
+
+  def build(learning_rate, momentum, weight_decay, b1, b2):
     if name == "adamw":
       return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=_decay_mask)
     if name in _CONTRIB:
       base = _CONTRIB[name](learning_rate, momentum, nesterov)
     elif name == "sgd":
-      base = optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+      base = optax.sgd(learning_rate, momentum=_trace_decay(momentum), nesterov=nesterov)
     else:
       base = optax.adam(learning_rate, b1=b1, b2=b2)
-    if weight_decay:  # the same coupled L2 for every optimizer (see the module docstring)
+    if decayed:  # the same coupled L2 for every optimizer (see the module docstring)
       return optax.chain(optax.add_decayed_weights(weight_decay, mask=_decay_mask), base)
     return base
 
-  return optax.inject_hyperparams(build)(learning_rate=0.0)
+  # Fixed hyperparameters stay static (Python numbers in the program): only the scheduled ones
+  # become leaves of the state, so a run without schedules injects its learning rate alone.
+  static = tuple(n for n in HYPERPARAMETERS if n not in scheduled)
+  values = dict(momentum=momentum, weight_decay=weight_decay, b1=b1, b2=b2)
+  return optax.inject_hyperparams(build, static_args=static)(learning_rate=0.0, **values)
 
 
 def eval_params(name: str, opt_state: Any, params: Any) -> Any:

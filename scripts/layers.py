@@ -15,7 +15,8 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# From the bottom up. The schedules need nothing; the runtime chooses among the convolution
+# From the bottom up. The schedules (and their optax transformations and parameter groups) need
+# nothing; the runtime chooses among the convolution
 # kernels; models, data, optimizers and figures take what they are given; a config is checked
 # once into typed objects (config), and the executors spread work without knowing the engine;
 # the engine (train) builds on those; the range test and the user's own training function
@@ -23,7 +24,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (compare) plans cells and hands them to executors; the command line sits on top, and `lrjax`
 # itself only re-exports names.
 LAYERS = (
-  ("lrjax.schedules", "lrjax.import_path", "lrjax.files", "lrjax.configs", "lrjax.clock"),
+  (
+    "lrjax.schedules",
+    "lrjax.transforms",
+    "lrjax.groups",
+    "lrjax.import_path",
+    "lrjax.files",
+    "lrjax.configs",
+    "lrjax.clock",
+  ),
   ("lrjax.onednn", "lrjax.stats"),
   ("lrjax.runtime", "lrjax.models", "lrjax.data", "lrjax.plot", "lrjax.optimizers"),
   ("lrjax.config", "lrjax.executors"),

@@ -2,6 +2,7 @@
 tuning and of an arm's overrides refuses a bad value in one line naming it, before anything
 trains; nothing a config defines is dropped or overridden without a word."""
 
+import json
 import os
 
 import pytest
@@ -34,6 +35,10 @@ BAD = {
   "batch_size": (0, "config.batch_size must be a positive integer, got 0"),
   "num_epochs": (True, "config.num_epochs must be a positive integer, got True"),
   "schedule": ({"value": 0.1}, "config.schedule must be a schedule config with a 'name'"),
+  "optimizer_schedules": (
+    {"lr": {"name": "constant", "value": 0.1}},
+    "config.optimizer_schedules.lr: lrjax schedules ['momentum', 'weight_decay', 'b1', 'b2']",
+  ),
   "seed": (-1, "config.seed must be an integer >= 0, got -1"),
   "eval_batch_size": (0, "config.eval_batch_size must be a positive integer, got 0"),
   "checkpoint_every_epochs": (0, "config.checkpoint_every_epochs must be a positive integer"),
@@ -202,3 +207,85 @@ def test_an_arm_that_changes_a_shared_setting_says_why_or_is_refused():
   config["study"]["arms"] = {"linear": {"why": {"weight_decay": ""}}}
   with pytest.raises(ConfigError, match=r"config.study.arms.linear.why must map a field"):
     study.parse(config)
+
+
+A_SCHEDULE = {"name": "cosine_decay", "init_value": 5e-4, "decay_steps": {"fraction": 1.0}}
+
+
+@pytest.mark.parametrize(
+  "optimizer, names",
+  [
+    ("sgd", ["momentum", "weight_decay"]),
+    ("mechanize", ["momentum", "weight_decay"]),
+    ("adam", ["b1", "b2", "weight_decay"]),
+    ("adamw", ["b1", "b2", "weight_decay"]),
+    ("schedule_free_sgd", ["weight_decay"]),
+    ("prodigy", ["weight_decay"]),
+  ],
+)
+def test_an_optimizer_schedule_is_refused_where_the_optimizer_lacks_it(optimizer, names):
+  config = smoke.get_config().to_dict()
+  config["optimizer"] = optimizer
+  config["optimizer_schedules"] = {n: A_SCHEDULE for n in names}
+  assert sorted(experiment.parse(config).optimizer_schedules) == sorted(names)
+  for name in sorted({"momentum", "weight_decay", "b1", "b2"} - set(names)):
+    config["optimizer_schedules"] = {name: A_SCHEDULE}
+    with pytest.raises(ConfigError) as error:
+      experiment.parse(config)
+    _one_line(
+      error, f"config.optimizer_schedules.{name}: config.optimizer={optimizer!r} has no {name}"
+    )
+
+
+@pytest.mark.parametrize(
+  "value, message, detail",
+  [
+    ([1], "config.optimizer_schedules must be a dict, got [1]", ""),
+    ({"momentum": 0.9}, "config.optimizer_schedules.momentum must be a schedule config", ""),
+    ({"momentum": {"value": 0.9}}, "config.optimizer_schedules.momentum must be a schedule", ""),
+    ({"momentum": {"name": "nope"}}, "config.optimizer_schedules.momentum: ", "nope"),
+    (
+      {"weight_decay": {**A_SCHEDULE, "decay_steps": {"epochs": -1}}},
+      "config.optimizer_schedules.weight_decay: ",
+      "decay_steps must be a non-negative number of epochs, got -1",
+    ),
+  ],
+)
+def test_a_bad_optimizer_schedule_is_one_line_naming_it(value, message, detail):
+  config = smoke.get_config().to_dict()
+  config["optimizer_schedules"] = value
+  with pytest.raises(ConfigError) as error:
+    experiment.parse(config)
+  _one_line(error, message)
+  assert detail in str(error.value)
+
+
+def test_optimizer_schedules_are_optional_recorded_and_read_back():
+  config = smoke.get_config().to_dict()
+  assert "optimizer_schedules" not in config
+  parsed = experiment.parse(config)
+  assert parsed.optimizer_schedules == {} and "optimizer_schedules" not in parsed.to_dict()
+  assert experiment.parse({**config, "optimizer_schedules": {}}) == parsed
+  config["optimizer_schedules"] = {"weight_decay": A_SCHEDULE}
+  parsed = experiment.parse(config)
+  assert parsed.to_dict()["optimizer_schedules"] == {"weight_decay": A_SCHEDULE}
+  assert experiment.parse(json.loads(json.dumps(parsed.to_dict()))) == parsed
+  with pytest.raises(AttributeError, match="read-only"):
+    parsed.optimizer_schedules.weight_decay.init_value = 0.1
+
+
+def test_an_arm_s_optimizer_schedules_are_its_own_and_checked_with_its_optimizer():
+  config = study_smoke.get_config().to_dict()
+  config["study"]["arms"] = {"linear": {"optimizer_schedules": {"weight_decay": A_SCHEDULE}}}
+  parsed = study.parse(config)  # what an arm is: no reason needed
+  assert parsed.run("linear", 0).optimizer_schedules.weight_decay.name == "cosine_decay"
+  assert not parsed.run("cosine", 0).optimizer_schedules and parsed.schedule_only() is False
+  config["optimizer_schedules"] = {"momentum": A_SCHEDULE}
+  config["study"]["arms"] = {"linear": {"optimizer": "adam"}}
+  with pytest.raises(ConfigError) as error:
+    study.parse(config)
+  _one_line(
+    error,
+    "config.study.arms.linear.optimizer_schedules.momentum: "
+    "config.study.arms.linear.optimizer='adam' has no momentum",
+  )

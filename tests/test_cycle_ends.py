@@ -80,7 +80,7 @@ def test_every_schedule_answers(name):
   assert isinstance(ends, tuple) and all(isinstance(e, int) for e in ends)
   assert list(ends) == sorted(set(ends)) and all(0 < e <= 100 for e in ends)
   assert not ends or ends[-1] == 100
-  cyclic = {"cosine_annealing", "sgdr", "cyclical", "repeat"}
+  cyclic = {"cosine_annealing", "sgdr", "cyclical", "cyclical_momentum", "repeat"}
   assert bool(ends) == (name in cyclic), (name, ends)
 
 

@@ -229,3 +229,12 @@ def test_arguments_after_init_value_are_keyword_only():
   # optax.contrib.reduce_on_plateau(factor, patience, ...) would read these as factor and patience.
   with pytest.raises(TypeError):
     reduce_on_plateau(0.5, 5)
+
+
+def test_an_exact_decimal_tie_with_the_threshold_improves_in_float32():
+  # Documented against PyTorch, which compares in float64 and does not count this improvement.
+  rule = reduce_on_plateau(1.0, factor=0.5, patience=1, threshold=0.01, threshold_mode="abs")
+  state, _ = rule.update(rule.init(), 0.85)
+  state, lr = rule.update(state, 0.84)
+  assert float(lr) == 1.0 and int(state.num_bad) == 0
+  assert not (0.84 < 0.85 - 0.01)  # float64: no improvement, PyTorch reduces here

@@ -60,10 +60,26 @@ def fingerprint() -> str:
   return digest.hexdigest()
 
 
+def comparisons() -> dict[str, dict[str, lrjax.Schedule]]:
+  """Figures that set variants of a schedule side by side (`.. lrjax-comparison:: NAME`)."""
+  wsd = dict(peak_value=0.1, total_steps=100, warmup_fraction=0.2, decay_fraction=0.3)
+  return {
+    "warmup_shapes": {
+      shape: lrjax.warmup_stable_decay(**wsd, init_value=0.005, warmup_shape=shape)
+      for shape in ("linear", "cosine", "1-sqrt", "exponential")
+    },
+    "wsd_stable_and_decay": {
+      "constant, 1-sqrt decay": lrjax.warmup_stable_decay(**wsd, decay_shape="1-sqrt"),
+      "constant, cosine decay": lrjax.warmup_stable_decay(**wsd, decay_shape="cosine"),
+      "power 0.5 (rsqrt), linear decay": lrjax.warmup_stable_decay(**wsd, stable_shape="power"),
+    },
+  }
+
+
 def draw_figures(app: Sphinx) -> None:
   folder = os.path.join(app.srcdir, FIGURES)
   stamp = os.path.join(folder, "fingerprint.txt")
-  names = sorted(lrjax.registry())
+  names = sorted(lrjax.registry()) + sorted(comparisons())
   key = fingerprint()
   # Evaluating every example eagerly and drawing it takes most of a build: redraw only when the
   # code the figures come from has changed.
@@ -71,12 +87,14 @@ def draw_figures(app: Sphinx) -> None:
     with open(stamp) as f:
       if f.read() == key:
         return
-  for name in names:
+  for name in sorted(lrjax.registry()):
     entry = lrjax.registry()[name]
     schedule = entry.factory(**entry.example)
     lrjax.plot_schedules(
       {name: schedule}, NUM_STEPS, os.path.join(folder, f"{name}.png"), panels=True
     )
+  for name, schedules in comparisons().items():
+    lrjax.plot_schedules(schedules, NUM_STEPS, os.path.join(folder, f"{name}.png"))
   with open(stamp, "w") as f:
     f.write(key)
 
@@ -99,6 +117,27 @@ class ScheduleDirective(SphinxDirective):
       f"   :alt: the learning rate of {name} over {NUM_STEPS} steps",
       "",
       f"   ``{example_call(name, entry.example)}`` over steps 0 to {NUM_STEPS - 1}.",
+    ]
+    container = nodes.container()
+    self.state.nested_parse(
+      StringList(lines, source=self.env.docname), self.content_offset, container
+    )
+    return container.children
+
+
+class ComparisonDirective(SphinxDirective):
+  required_arguments = 1
+
+  def run(self) -> list[nodes.Node]:
+    name = self.arguments[0]
+    schedules = comparisons().get(name)
+    if schedules is None:
+      raise self.error(f"{name!r} is not a comparison figure; known: {sorted(comparisons())}")
+    lines = [
+      f".. figure:: /{FIGURES}/{name}.png",
+      f"   :alt: {', '.join(schedules)} over {NUM_STEPS} steps",
+      "",
+      "   " + "; ".join(f"{label}: ``{s!r}``" for label, s in schedules.items()),
     ]
     container = nodes.container()
     self.state.nested_parse(
@@ -130,6 +169,7 @@ def check_every_schedule_shown(app: Sphinx, env: Any) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
   app.connect("builder-inited", draw_figures)
   app.add_directive("lrjax-schedule", ScheduleDirective)
+  app.add_directive("lrjax-comparison", ComparisonDirective)
   app.connect("env-purge-doc", purge)
   app.connect("env-merge-info", merge)
   app.connect("env-check-consistency", check_every_schedule_shown)

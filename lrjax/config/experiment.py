@@ -25,6 +25,9 @@ from lrjax.runtime.spec import Spec
 
 # Fields of a config beside the experiment's own: a study's, and the user's (under `user`).
 STUDY = "study"
+# Fields a config may leave out: empty then. `optimizer_schedules` is also left out of a run's
+# record where empty, so that a record without it (an older run's) matches a config without it.
+OPTIONAL = ("optimizer_schedules", "user")
 
 
 def _model(value: Any, where: str) -> str:
@@ -63,10 +66,24 @@ def _schedule(value: Any, where: str) -> Fields:
   if "name" not in value:
     raise checks.fail(where, plain(value), "a schedule config with a 'name' (see lrjax.registry())")
   try:  # every duration resolves and the schedule builds: checked now, not after minutes
-    resolve_schedule(value, 1000, 1000)
+    resolve_schedule(value, 1000, 1000, samples_per_step=1)  # the real batch size comes later
   except ValueError as e:
     raise ConfigError(f"{where}: {e}") from None
   return value
+
+
+def _optimizer_schedules(value: Any, where: str) -> Fields:
+  from lrjax import optimizers
+
+  value = checks.mapping(value, where)
+  for name, config in value.items():
+    if name not in optimizers.HYPERPARAMETERS:
+      raise ConfigError(
+        f"{where}.{name}: lrjax schedules {list(optimizers.HYPERPARAMETERS)} of an optimizer, "
+        f"not {name!r} (the learning rate's schedule is config.schedule)"
+      )
+    _schedule(config, f"{where}.{name}")
+  return frozen(value)
 
 
 def _runtime(value: Any, where: str) -> Spec:
@@ -103,6 +120,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
   "batch_size": checks.count(1),
   "num_epochs": checks.count(1),
   "schedule": _schedule,
+  "optimizer_schedules": _optimizer_schedules,
   "seed": checks.count(0),
   "eval_batch_size": checks.count(1),
   "checkpoint_every_epochs": checks.count(1),
@@ -145,6 +163,15 @@ class Experiment:
     num_epochs: epochs to train.
     schedule: the learning-rate schedule's config (`lrjax.from_config`, durations in
       `{"epochs"|"steps"|"fraction": x}`).
+    optimizer_schedules: other hyperparameters' schedules, by name: "momentum" ("sgd",
+      "mechanize"), "b1" and "b2" ("adam", "adamw"), "weight_decay" (every optimizer; see
+      `lrjax.optimizers.schedulable`) -> a schedule config as `schedule` is, e.g.
+      `{"momentum": {"name": "linear_decay", "init_value": 0.95, "end_value": 0.85,
+      "total_steps": {"fraction": 1.0}}}`. Update t uses `schedule(t)`, written before it as the
+      learning rate is. A scheduled value replaces the fixed field (`momentum`, `weight_decay`),
+      which is then not read: the fixed fields always hold a value (the defaults'), so a
+      schedule overrides rather than conflicts. A name the optimizer does not have is refused.
+      Default `{}`: none, and the run is the same program as without the field.
     seed: the seed of the initialisation, the data order and the augmentation noise.
     eval_batch_size: examples per evaluation batch.
     checkpoint_every_epochs: checkpoint every that many epochs.
@@ -180,6 +207,7 @@ class Experiment:
   batch_size: int
   num_epochs: int
   schedule: Fields
+  optimizer_schedules: Fields
   seed: int
   eval_batch_size: int
   checkpoint_every_epochs: int
@@ -232,6 +260,8 @@ class Experiment:
     """Plain values, as a run's `config.json` records them."""
     out = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
     out["runtime"] = self.runtime.to_dict()
+    if not self.optimizer_schedules:
+      del out["optimizer_schedules"]
     return out
 
 
@@ -269,7 +299,7 @@ def parse(config: Any, where: str = "config") -> Experiment:
   fields = {}
   for name, check in CHECKS.items():
     if name not in config:
-      if name == "user":
+      if name in OPTIONAL:
         fields[name] = Fields()
         continue
       raise ConfigError(
@@ -283,6 +313,15 @@ def parse(config: Any, where: str = "config") -> Experiment:
 
 def _check_together(e: Experiment, where: str) -> None:
   """The checks that read two fields at once."""
+  from lrjax import optimizers
+
+  allowed = optimizers.schedulable(e.optimizer)
+  for name in e.optimizer_schedules:
+    if name not in allowed:
+      raise ConfigError(
+        f"{where}.optimizer_schedules.{name}: {where}.optimizer={e.optimizer!r} has no {name} a "
+        f"schedule may drive (it has {list(allowed)}; see lrjax.optimizers)"
+      )
   if e.validation_split and e.validation_split in (e.train_split, e.test_split):
     raise ConfigError(
       f"{where}.validation_split={e.validation_split!r} is the training or test split: "

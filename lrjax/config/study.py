@@ -3,16 +3,16 @@
 * Arms. `config.study.arms` maps an arm's name to config overrides (any field but `runtime`:
   `schedule`, `optimizer`, `batch_size`, ...); `config.study.schedules` maps a name to a schedule
   config and is shorthand for an arm that overrides the schedule only (the chapter's study). Both
-  may be given. Arms are set up alike: what an arm is (its `schedule`, `optimizer`, `wsd_fork`,
-  and `user` fields of your own) is its own, but every other field is the study's, shared by
-  every arm (weight decay, momentum, batch size, augmentation, ...); an arm that sets one to
-  another value must say why beside it, `"why": {"weight_decay": "the authors' setting"}`, or
-  the study is refused in one line naming the arm and the setting. `config.study.order` lists
-  every arm in column order, the first being the baseline of the paired comparison (default:
-  sorted names); an arm it leaves out is refused, not dropped. `config.study.labels` maps an
-  arm's name to the name its tables and figures show (default: the name, underscores as
-  spaces). Every arm of a seed starts from the same weights
-  and sees the same data order, whatever it overrides: both derive from the seed alone.
+  may be given. Arms are set up alike: what an arm is (its `schedule`, `optimizer_schedules`,
+  `optimizer`, `wsd_fork`, and `user` fields of your own) is its own, but every other field is
+  the study's, shared by every arm (weight decay, momentum, batch size, augmentation, ...); an
+  arm that sets one to another value must say why beside it, `"why": {"weight_decay": "the
+  authors' setting"}`, or the study is refused in one line naming the arm and the setting.
+  `config.study.order` lists every arm in column order, the first being the baseline of the
+  paired comparison (default: sorted names); an arm it leaves out is refused, not dropped.
+  `config.study.labels` maps an arm's name to the name its tables and figures show (default:
+  the name, underscores as spaces). Every arm of a seed starts from the same weights and sees
+  the same data order, whatever it overrides: both derive from the seed alone.
 * Budgets. `config.study.budgets` lists training lengths in epochs; every arm is trained at
   every budget (its `num_epochs`), and durations written as `{"fraction": f}` scale with it.
 * Tuning. `config.study.tune` (`lrjax.config.tune`) trains each arm at each point of a grid first

@@ -13,7 +13,8 @@ from lrjax.config.values import Fields, plain
 
 FORK = "wsd_fork"
 WHY = "why"  # an arm's reasons for the shared settings it changes: field -> text
-OWN = ("schedule", "optimizer", FORK, "user", WHY)  # what an arm is, not a shared setting
+# What an arm is, not a shared setting.
+OWN = ("schedule", "optimizer_schedules", "optimizer", FORK, "user", WHY)
 FORK_FIELDS = {"peak_value", "warmup_epochs", "cooldown", "decay_shape", "end_value"}
 
 

@@ -34,7 +34,9 @@ def function_of(path: Any, field: str = "study.train_fn") -> Callable[[TrainJob]
 
 
 def resolved_schedule(experiment: Experiment, spe: int) -> Schedule:
-  return resolve_schedule(experiment.schedule, spe, spe * experiment.num_epochs)
+  return resolve_schedule(
+    experiment.schedule, spe, spe * experiment.num_epochs, samples_per_step=experiment.batch_size
+  )
 
 
 def _number(value: Any) -> bool:

@@ -6,6 +6,7 @@ from lrjax.schedules import compose as compose
 from lrjax.schedules import cosine as cosine
 from lrjax.schedules import cyclic as cyclic
 from lrjax.schedules import decay as decay
+from lrjax.schedules import momentum as momentum
 from lrjax.schedules import piecewise as piecewise
 from lrjax.schedules import plateau as plateau
 from lrjax.schedules import wsd as wsd

@@ -125,6 +125,16 @@ def steps(name: str, x: Any) -> Any:
   return integer(name, x, minimum=0)
 
 
+def positive_for_exponential(init_value: Any, warmup_shape: str) -> None:
+  """An exponential (geometric) warmup starts from a positive value: 0 never grows."""
+  if warmup_shape != "exponential" or is_traced(init_value):
+    return
+  if np.any(np.asarray(init_value) <= 0):
+    raise ValueError(
+      f"init_value must be > 0 for warmup_shape='exponential', got {_show(init_value)}"
+    )
+
+
 def sorted_boundaries(name: str, x: Any, *, strict: bool = False) -> Any:
   """A 1-D int32 array of non-negative, sorted boundaries."""
   b = integer(name, x, minimum=0, what="a sequence of non-negative integer steps")

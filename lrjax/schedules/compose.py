@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.schedules import checks
-from lrjax.schedules.base import Schedule, periodic_ends, schedule_class
+from lrjax.schedules.base import Schedule, periodic_ends, schedule_class, static_field
 from lrjax.schedules.composite import (
   Composite,
   Wrapper,
@@ -27,7 +27,7 @@ from lrjax.schedules.composite import (
 )
 from lrjax.schedules.config import register
 from lrjax.schedules.decay import linear_decay, step_decay
-from lrjax.schedules.formulas import linear_warmup, whole_div, whole_mod
+from lrjax.schedules.formulas import WARMUP_SHAPES, shaped_warmup, whole_div, whole_mod
 from lrjax.schedules.steps import concrete_int, saturate
 
 
@@ -104,12 +104,13 @@ class Warmup(Composite):
   schedule: Schedule
   warmup_steps: Any
   init_value: Any
+  warmup_shape: str = static_field()
 
   def _value(self, t):
     w = self.warmup_steps
     peak = evaluate(self.schedule, jnp.zeros_like(t))
     after = evaluate(self.schedule, jnp.maximum(t - w, 0))
-    return linear_warmup(self.init_value, peak, t, w, after)
+    return shaped_warmup(self.init_value, peak, t, w, after, self.warmup_shape)
 
   def _fold_to(self, step, limit):
     return fold_after(self.schedule, step, self.warmup_steps, limit)
@@ -121,16 +122,23 @@ class Warmup(Composite):
 @register(
   "warmup", Warmup, example=dict(schedule=linear_decay(0.1, 90), warmup_steps=10, init_value=0.0)
 )
-def warmup(schedule: Schedule, warmup_steps: Any, init_value: Any = 0.0) -> Warmup:
-  r"""Prefixes a linear warmup from `init_value` to the schedule's first value.
+def warmup(
+  schedule: Schedule, warmup_steps: Any, init_value: Any = 0.0, warmup_shape: str = "linear"
+) -> Warmup:
+  r"""Prefixes a warmup from `init_value` to the schedule's first value.
 
   .. math::
     \eta(t) = \begin{cases}
-      \eta_i + (s(0) - \eta_i)\, t / W & t < W \\
+      \eta_i + (s(0) - \eta_i)\, g(t / W) & t < W \\
       s(t - W) & t \ge W
     \end{cases}
 
-  with :math:`W` = `warmup_steps` and :math:`\eta_i` = `init_value`. The wrapped schedule starts
+  with :math:`W` = `warmup_steps`, :math:`\eta_i` = `init_value` and the warmup shape
+  :math:`g(p)` = :math:`p` (`"linear"`, the default), :math:`\tfrac12(1 - \cos \pi p)`
+  (`"cosine"`), :math:`1 - \sqrt{1 - p}` (`"1-sqrt"`, fast at first), or the geometric ramp
+  :math:`\eta_i (s(0) / \eta_i)^{t / W}` in place of the first line (`"exponential"`, which
+  needs :math:`\eta_i > 0`); Hugging Face's `get_wsd_schedule(warmup_type=...)` has the first
+  three. The wrapped schedule starts
   after the warmup (a prefix, as optax's `warmup_*` schedules and timm's `warmup_prefix=True`),
   so the curve is continuous at :math:`W` and the whole run is :math:`W` steps longer. The first
   update uses `init_value`; a 0 there (the default) wastes that update, a small positive value
@@ -140,15 +148,21 @@ def warmup(schedule: Schedule, warmup_steps: Any, init_value: Any = 0.0) -> Warm
     schedule: the lrjax schedule that follows the warmup.
     warmup_steps: :math:`W`, an integer >= 0 (may be traced).
     init_value: :math:`\eta_i`, finite and >= 0.
+    warmup_shape: `"linear"`, `"cosine"`, `"1-sqrt"` or `"exponential"`.
 
   Raises:
     ValueError: if `schedule` is not a schedule, `warmup_steps` is negative or not an integer,
-      or `init_value` is negative or not finite.
+      `init_value` is negative or not finite, `warmup_shape` is unknown, or the warmup is
+      `"exponential"` from `init_value` 0.
   """
+  init_value = checks.lr_value("init_value", init_value)
+  warmup_shape = checks.choice("warmup_shape", warmup_shape, WARMUP_SHAPES)
+  checks.positive_for_exponential(init_value, warmup_shape)
   return Warmup(
     schedule=checks.schedule("schedule", schedule),
     warmup_steps=checks.steps("warmup_steps", warmup_steps),
-    init_value=checks.lr_value("init_value", init_value),
+    init_value=init_value,
+    warmup_shape=warmup_shape,
   )
 
 

@@ -176,8 +176,8 @@ def cyclical(
 
   Same values as PyTorch `CyclicLR(base_lr=min_value, max_lr=max_value, ...)` with
   `scale_fn=None` (Smith 2017, arXiv 1506.01186). Unlike PyTorch, `gamma` must be in
-  :math:`(0, 1]` so the values stay in :math:`[\eta_{\min}, \eta_{\max}]`, and momentum is not
-  cycled here (schedule it separately with `optax.inject_hyperparams`). A concrete step past
+  :math:`(0, 1]` so the values stay in :math:`[\eta_{\min}, \eta_{\max}]`. PyTorch's
+  `cycle_momentum=True` is the companion schedule `lrjax.cyclical_momentum`. A concrete step past
   :math:`2^{31} - 1` keeps its phase; the cycle count is then capped at what int32 holds,
   which is exact for `"triangular"` and reaches :math:`\eta_{\min}` to float32 precision for
   the decaying modes with cycles shorter than about :math:`10^7` steps.
@@ -225,7 +225,7 @@ def cyclical(
 ANNEAL_SHAPES = ("cos", "linear")
 
 
-def _onecycle_warmup(pct: jax.Array, total: jax.Array) -> jax.Array:
+def onecycle_warmup(pct: jax.Array, total: jax.Array) -> jax.Array:
   """floor(pct * T) as int32, with products within float32 precision of an integer snapped to it.
 
   `pct` is stored as float32 (0.7 becomes 0.69999999), so a plain floor would give 6 for
@@ -249,7 +249,7 @@ class OneCycle(Schedule):
 
   def _value(self, t):
     total = self.total_steps
-    w = _onecycle_warmup(self.pct_start, total)
+    w = onecycle_warmup(self.pct_start, total)
     if self.three_phase:
       w = jnp.minimum(w, total // 2)  # 2 * w stays within total_steps (no int32 overflow)
     init = self.peak_value / self.div_factor
@@ -299,7 +299,12 @@ def one_cycle(
   earlier: it peaks at :math:`pT - 1`, reaches :math:`\eta_{\min}` at :math:`T - 1` and
   raises past :math:`T`; its two-phase anneal equals this one shifted by one step
   (torch at :math:`t` = lrjax at :math:`t + 1` from :math:`pT - 1` on), and its warmup is one
-  step shorter. `optax.linear_onecycle_schedule` is a different three-phase shape (back to
+  step shorter. That shift holds when :math:`pT` is whole; otherwise PyTorch's phases end at the
+  fractional step :math:`pT - 1` and the values differ inside them (:math:`T = 57`,
+  :math:`p = 0.25`: PyTorch peaks at 13.25, lrjax at step 14). With `three_phase=True`
+  PyTorch's second phase ends at :math:`2pT - 2`, two steps before lrjax's :math:`2W`.
+  PyTorch's `cycle_momentum=True` is the companion schedule `lrjax.one_cycle_momentum`.
+  `optax.linear_onecycle_schedule` is a different three-phase shape (back to
   :math:`\eta_0` at `pct_final` :math:`\cdot T`, default 0.85, then to
   :math:`\eta_0 / \text{final\_div\_factor}`), not `anneal="linear"` here. :math:`W` is
   computed in float32 with products within float32 precision of an integer rounded to it,

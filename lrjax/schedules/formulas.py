@@ -292,6 +292,30 @@ def linear_warmup(init: Any, peak: Any, t: jax.Array, warmup_steps: Any, after: 
   return jnp.where(t < warmup_steps, up, after)
 
 
+WARMUP_SHAPES = ("linear", "cosine", "1-sqrt", "exponential")
+
+
+def shaped_warmup(
+  init: Any, peak: Any, t: jax.Array, warmup_steps: Any, after: Any, shape: str
+) -> jax.Array:
+  """A warmup from `init` to `peak` along `shape` for t < W, then `after`; exactly `init` at 0.
+
+  `shape` is one of WARMUP_SHAPES: with p = t / W, the value is init + (peak - init) g(p) with
+  g(p) = p ("linear"), (1 - cos(pi p)) / 2 ("cosine"), 1 - sqrt(1 - p) ("1-sqrt"), or the
+  geometric init (peak / init)^p ("exponential", which needs init > 0: callers check it).
+  """
+  if shape == "linear":
+    return linear_warmup(init, peak, t, warmup_steps, after)
+  if shape == "cosine":
+    up = interpolate(init, peak, t, warmup_steps, sin_squared_ramp)
+  elif shape == "1-sqrt":
+    up = init + (peak - init) * (1.0 - jnp.sqrt(fraction_left(t, warmup_steps)))
+  else:
+    ratio = safe_div(jnp.asarray(peak, jnp.float32), jnp.asarray(init, jnp.float32))
+    up = init * safe_pow(ratio, fraction_done(t, warmup_steps))
+  return jnp.where(t < warmup_steps, up, after)
+
+
 def cosine_mix(start: Any, end: Any, done: jax.Array, left: jax.Array, exponent: Any = 1.0):
   """end + (start - end) * c with c = ((1 + cos(pi * done)) / 2) ** exponent.
 

@@ -217,7 +217,10 @@ def reduce_on_plateau(
   optax and PyTorch; Keras decrements its cooldown counter before testing it and so ignores one
   evaluation fewer. Relative thresholds use PyTorch's formula (`min_delta` in Keras is
   absolute: use `threshold_mode="abs"`); as in PyTorch, a relative threshold on a negative metric
-  asks for less than a :math:`\theta` fraction of improvement.
+  asks for less than a :math:`\theta` fraction of improvement. Metrics are compared in float32
+  (PyTorch compares Python floats, float64), so a metric that ties the threshold exactly in
+  decimal can fall on the other side: after 0.85, a 0.84 with an absolute threshold of 0.01
+  improves here (in float32, 0.84 < 0.85 - 0.01) and not in PyTorch (in float64 it is equal).
 
   Args:
     init_value: the learning rate before any reduction, finite and >= 0.

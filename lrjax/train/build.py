@@ -3,17 +3,19 @@ needs, each usable alone.
 
 `build(experiment, runtime)` composes them into a `Run`: the placement on this machine's devices
 (`devices.make_placement`), the data (`load_data`), the run's length and its schedule in steps
-(`length`), the model on the runtime's convolution (`build_model`), the optimizer
-(`build_optimizer`) and the jitted steps with the runtime's compiler options (`step.jit_steps`).
-Nothing trains here, nothing is compiled until a step is first called, and nothing about the
-process changes (`lrjax.runtime.setup` did that once, where the process started);
-`lrjax.train.trainer` does the training.
+(`length`) and any other hyperparameter's (`optimizer_schedules_in_steps`), the model on the
+runtime's convolution (`build_model`), the optimizer (`build_optimizer`) and the jitted steps
+with the runtime's compiler options (`step.jit_steps`). Nothing trains here, nothing is compiled
+until a step is first called, and nothing about the process changes (`lrjax.runtime.setup` did
+that once, where the process started); `lrjax.train.trainer` does the training.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -81,9 +83,49 @@ def length(experiment: Experiment, dataset: data_lib.Dataset | None = None) -> L
   return Length(num_train, steps, steps * experiment.num_epochs)
 
 
-def schedule_in_steps(experiment: Experiment, run_length: Length) -> Schedule:
-  """The experiment's schedule with every duration in steps (`lrjax.config.durations`)."""
-  return resolve_schedule(experiment.schedule, run_length.steps_per_epoch, run_length.total_steps)
+def schedule_in_steps(experiment: Experiment, run_length: Length, config: Any = None) -> Schedule:
+  """The experiment's schedule (or `config`, another of its schedule configs) with every
+  duration in steps (`lrjax.config.durations`)."""
+  config = experiment.schedule if config is None else config
+  return resolve_schedule(
+    config,
+    run_length.steps_per_epoch,
+    run_length.total_steps,
+    samples_per_step=experiment.batch_size,
+  )
+
+
+# The values a scheduled hyperparameter may take, [least, below): Adam's bias correction divides
+# by 1 - b ** t, so b1 and b2 stay below 1.
+_RANGES = {
+  "momentum": (0.0, math.inf),
+  "weight_decay": (0.0, math.inf),
+  "b1": (0.0, 1.0),
+  "b2": (0.0, 1.0),
+}
+
+
+def optimizer_schedules_in_steps(experiment: Experiment, run_length: Length) -> dict[str, Schedule]:
+  """The experiment's `optimizer_schedules`, each with every duration in steps, as the learning
+  rate's (`schedule_in_steps`).
+
+  Raises:
+    ConfigError: a schedule takes a value its hyperparameter cannot at some step of the run
+      (negative, not finite, or b1, b2 at 1 or more).
+  """
+  out = {}
+  for name, config in experiment.optimizer_schedules.items():
+    schedule = schedule_in_steps(experiment, run_length, config)
+    values = np.asarray(schedule(np.arange(run_length.total_steps)))
+    least, below = _RANGES[name]
+    bad = np.flatnonzero(~(np.isfinite(values) & (values >= least) & (values < below)))
+    if bad.size:
+      raise ConfigError(
+        f"config.optimizer_schedules.{name} must stay in [{least:g}, {below:g}), got "
+        f"{float(values[bad[0]])!r} at step {int(bad[0])}"
+      )
+    out[name] = schedule
+  return out
 
 
 def build_model(
@@ -104,9 +146,14 @@ def build_model(
 
 
 def build_optimizer(experiment: Experiment) -> optax.GradientTransformation:
+  """The experiment's optimizer, with its scheduled hyperparameters injected."""
   e = experiment
   return optimizers.make_optimizer(
-    e.optimizer, momentum=e.momentum, nesterov=e.nesterov, weight_decay=e.weight_decay
+    e.optimizer,
+    momentum=e.momentum,
+    nesterov=e.nesterov,
+    weight_decay=e.weight_decay,
+    scheduled=tuple(sorted(e.optimizer_schedules)),
   )
 
 
@@ -130,10 +177,19 @@ class Run:
   tx: optax.GradientTransformation
   steps: step_lib.Steps
   snapshot_epochs: tuple[int, ...]
+  optimizer_schedules: Mapping[str, Schedule] = dataclasses.field(default_factory=dict)
 
   @property
   def train_step(self):
     return self.steps.train
+
+  @property
+  def step_schedules(self) -> step_lib.Schedules:
+    """What the train step takes: the learning rate's schedule alone (the program of a run
+    without optimizer schedules), else every injected hyperparameter's by name."""
+    if not self.optimizer_schedules:
+      return self.schedule
+    return {"learning_rate": self.schedule, **self.optimizer_schedules}
 
   @property
   def eval_batch(self) -> int:
@@ -222,11 +278,13 @@ class Run:
     return registry.count_params(variables["params"])
 
   def resolved_config(self) -> dict[str, Any]:
-    """What `config.json` records: the config, the schedule in steps, the run's sizes."""
+    """What `config.json` records: the config, the schedules in steps, the run's sizes."""
+    scheduled = {n: s.to_config() for n, s in self.optimizer_schedules.items()}
     return {
       "config": self.experiment.to_dict(),
       "runtime": self.runtime.record(),
       "schedule": self.schedule.to_config(),
+      **({"optimizer_schedules": scheduled} if scheduled else {}),
       "steps_per_epoch": self.steps_per_epoch,
       "total_steps": self.total_steps,
       "num_train": self.num_train,
@@ -242,7 +300,8 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
   the module docstring. Changes nothing about the process.
 
   Raises:
-    ConfigError: the batch size does not fit the data or the devices.
+    ConfigError: the batch size does not fit the data or the devices, or an optimizer schedule
+      leaves its hyperparameter's range.
     ValueError: the data or the model cannot be loaded (naming `config.dataset`, `config.model`).
   """
   placement = devices.make_placement()
@@ -255,6 +314,7 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
   ds = load_data(experiment)
   run_length = length(experiment, ds)
   schedule = schedule_in_steps(experiment, run_length)
+  scheduled = optimizer_schedules_in_steps(experiment, run_length)
   model = build_model(experiment, ds, runtime.convolution())
   steps = step_lib.jit_steps(
     model,
@@ -285,4 +345,5 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
     tx=build_optimizer(experiment),
     steps=steps,
     snapshot_epochs=snapshot_epochs,
+    optimizer_schedules=scheduled,
   )

@@ -4,13 +4,16 @@ The optimizer is built with `optax.inject_hyperparams` and a placeholder learnin
 step writes `schedule(step)` into the optimizer state before each update. The schedule is an
 ordinary argument of the jitted step (a pytree), not a constant baked into the program, so every
 schedule of one kind, whatever its values, runs the same compiled step, and the current learning
-rate is visible in `state.opt_state`.
+rate is visible in `state.opt_state`. A run that schedules other hyperparameters too
+(`config.optimizer_schedules`: momentum, weight decay, Adam's b1 and b2) passes a mapping from
+each injected hyperparameter's name to its schedule instead (`Run.step_schedules`), and each is
+written alike.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -75,16 +78,52 @@ def create_train_state(
   )
 
 
-def _with_lr(opt_state: Any, lr: jax.Array) -> Any:
+# The learning rate's schedule alone, or each injected hyperparameter's name -> its schedule.
+Schedules = Schedule | Mapping[str, Schedule]
+
+# The per-step metric of an injected hyperparameter: its name, but "lr" for the learning rate.
+METRIC = {"learning_rate": "lr"}
+
+
+def hyperparameters_at(schedules: Schedules, step: jax.Array) -> dict[str, jax.Array]:
+  """The optimizer's injected hyperparameters at `step`, by name (optax's: "learning_rate").
+
+  Args:
+    schedules: the learning rate's schedule, or a mapping from each injected hyperparameter's
+      name ("learning_rate", "momentum", "weight_decay", "b1", "b2") to its schedule.
+    step: the update about to be made, 0-based.
+  """
+  if isinstance(schedules, Schedule):
+    return {"learning_rate": schedules(step)}
+  return {name: schedule(step) for name, schedule in schedules.items()}
+
+
+def with_hyperparameters(opt_state: Any, values: Mapping[str, jax.Array]) -> Any:
+  """`opt_state` (an `optax.inject_hyperparams` state) with `values` as its hyperparameters.
+
+  Args:
+    opt_state: the optimizer's state (`lrjax.optimizers.make_optimizer`'s).
+    values: a value for every hyperparameter it injects, and no other.
+
+  Raises:
+    ValueError: `values` names other hyperparameters than the optimizer injects (a run with
+      `config.optimizer_schedules` passes `Run.step_schedules`, not its learning rate's alone).
+  """
   hyper = dict(opt_state.hyperparams)
-  hyper["learning_rate"] = jnp.asarray(lr, hyper["learning_rate"].dtype)
+  if set(values) != set(hyper):
+    raise ValueError(
+      f"the optimizer injects {sorted(hyper)} but the step has schedules for {sorted(values)}: "
+      "pass the run's step_schedules"
+    )
+  for name, value in values.items():
+    hyper[name] = jnp.asarray(value, hyper[name].dtype)
   return opt_state._replace(hyperparams=hyper)
 
 
 def train_step(
   state: TrainState,
   batch: dict[str, jax.Array],
-  schedule: Schedule,
+  schedule: Schedules,
   *,
   model: nn.Module,
   mean: Any,
@@ -93,8 +132,10 @@ def train_step(
   pad: int = 4,
   flip: bool = True,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One SGD update on a batch of uint8 images; returns the new state and per-step metrics."""
-  lr = schedule(state.step)
+  """One SGD update on a batch of uint8 images; returns the new state and per-step metrics:
+  "loss", "accuracy", "lr" and each other scheduled hyperparameter by its name ("momentum", ...).
+  `schedule`: the learning rate's, or every injected hyperparameter's (`hyperparameters_at`)."""
+  values = hyperparameters_at(schedule, state.step)
   images = batch["image"]
   if augment:
     images = preprocess.augment(
@@ -115,7 +156,7 @@ def train_step(
     return loss, (logits, updates.get("batch_stats", state.batch_stats))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  opt_state = _with_lr(state.opt_state, lr)
+  opt_state = with_hyperparameters(state.opt_state, values)
   updates, opt_state = state.tx.update(grads, opt_state, state.params)
   new_state = state.replace(
     step=state.step + 1,
@@ -124,7 +165,8 @@ def train_step(
     opt_state=opt_state,
   )
   correct = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
-  return new_state, {"loss": loss, "accuracy": correct, "lr": lr}
+  scheduled = {METRIC.get(name, name): value for name, value in values.items()}
+  return new_state, {"loss": loss, "accuracy": correct, **scheduled}
 
 
 def _logits(state: TrainState, images: jax.Array, model: nn.Module, mean: Any, std: Any):
@@ -181,8 +223,18 @@ def batch_stats_of(
   return jax.tree.map(lambda a, b: a / (1 - (b - a)), updated(0.0), updated(1.0))
 
 
+def _chosen(schedules: tuple[Schedules, ...], index: jax.Array) -> Schedules:
+  """Member `index`'s schedules, as one pytree whatever each member's kinds (`choose`)."""
+  if all(isinstance(s, Schedule) for s in schedules):
+    return choose(schedules, index)
+  names = set(schedules[0])
+  if any(isinstance(s, Schedule) or set(s) != names for s in schedules):
+    raise ValueError("a population's members must schedule the same hyperparameters")
+  return {n: choose([s[n] for s in schedules], index) for n in sorted(names)}
+
+
 def _member_step(state, batch, schedules, index, **kw):
-  return train_step(state, batch, choose(schedules, index), **kw)
+  return train_step(state, batch, _chosen(schedules, index), **kw)
 
 
 class Steps(NamedTuple):
@@ -192,7 +244,8 @@ class Steps(NamedTuple):
   `batch_stats(state, images)` (see `batch_stats_of`) and
   `train_members(states, batch, schedules, indices)`: K members' states stacked on a leading
   axis and trained as one vmapped program on the same batch, member k following
-  `schedules[indices[k]]` (`lrjax.choose` makes schedules of different kinds one pytree).
+  `schedules[indices[k]]` (`lrjax.choose` makes schedules of different kinds one pytree). A
+  schedule argument is the learning rate's, or a mapping by hyperparameter (`train_step`).
   """
 
   train: Callable

@@ -51,7 +51,7 @@ def probe(runs: list[build.Run], steps: int = 3) -> dict[str, float]:
   def time_sequential():
     t = time.perf_counter()
     for i, r in enumerate(runs):
-      singles[i], m = r.steps.train(singles[i], batch, r.schedule)
+      singles[i], m = r.steps.train(singles[i], batch, r.step_schedules)
       jax.block_until_ready(m)
     return time.perf_counter() - t
 

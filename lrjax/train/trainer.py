@@ -182,7 +182,7 @@ class Trainer:
     self.every_epoch = every_epoch
     self.max_steps = max_steps
     self.keep = keep
-    self.schedules = tuple(m.run.schedule for m in members)
+    self.schedules = tuple(m.run.step_schedules for m in members)
     self.indices = jnp.arange(len(members), dtype=jnp.int32)
 
   @property
@@ -212,12 +212,12 @@ class Trainer:
       batch: the step's batch (`Run.train_batch`), the same for every member.
 
     Returns:
-      (the new state, the step's metrics `{"loss", "accuracy", "lr"}` on the device, with a
-      leading axis of K when vmapped).
+      (the new state, the step's metrics `{"loss", "accuracy", "lr"}` and each scheduled
+      hyperparameter's, e.g. "momentum", on the device, with a leading axis of K when vmapped).
     """
     if self.vmapped:
       return self.run.steps.train_members(state, batch, self.schedules, self.indices)
-    return self.run.steps.train(state, batch, self.run.schedule)
+    return self.run.steps.train(state, batch, self.run.step_schedules)
 
   def fit(self) -> Result:
     """Trains to the end, or until SIGTERM/SIGINT, every member's divergence or an observer
@@ -348,6 +348,7 @@ class Trainer:
         "epoch": epoch,
         "step": (epoch + 1) * spe,
         "lr": float(m.run.schedule(epoch * spe)),
+        **{n: float(s(epoch * spe)) for n, s in m.run.optimizer_schedules.items()},
         "train_loss": sums.loss[i] / spe,
         "train_accuracy": sums.correct[i] / spe,
         "seconds": sums.seconds / k,

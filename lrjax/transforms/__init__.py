@@ -1,0 +1,1 @@
+"""Optax gradient transformations: factors on an optimizer's updates, driven by a metric."""
