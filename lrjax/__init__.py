@@ -37,6 +37,8 @@ from lrjax.schedules.decay import tanh_decay as tanh_decay
 from lrjax.schedules.decay import time_based_decay as time_based_decay
 from lrjax.schedules.momentum import cyclical_momentum as cyclical_momentum
 from lrjax.schedules.momentum import one_cycle_momentum as one_cycle_momentum
+from lrjax.schedules.multi_period import wsd_s as wsd_s
+from lrjax.schedules.noise import noisy as noisy
 from lrjax.schedules.piecewise import multi_step as multi_step
 from lrjax.schedules.piecewise import piecewise_constant as piecewise_constant
 from lrjax.schedules.piecewise import piecewise_linear as piecewise_linear
@@ -45,6 +47,7 @@ from lrjax.schedules.plateau import ReduceOnPlateau as ReduceOnPlateau
 from lrjax.schedules.plateau import plateau_from_config as plateau_from_config
 from lrjax.schedules.plateau import reduce_on_plateau as reduce_on_plateau
 from lrjax.schedules.plateau import set_learning_rate as set_learning_rate
+from lrjax.schedules.power import power_scheduler as power_scheduler
 from lrjax.schedules.wsd import inverse_sqrt as inverse_sqrt
 from lrjax.schedules.wsd import warmup_stable_decay as warmup_stable_decay
 from lrjax.schedules.wsd import wsd as wsd
@@ -79,6 +82,7 @@ __all__ = [
   "linear_decay",
   "multi_step",
   "multiply",
+  "noisy",
   "one_cycle",
   "one_cycle_momentum",
   "per_epoch",
@@ -92,6 +96,7 @@ __all__ = [
   "plateau_scale",
   "plot_schedules",
   "polynomial_decay",
+  "power_scheduler",
   "reduce_on_plateau",
   "registry",
   "repeat",
@@ -110,4 +115,5 @@ __all__ = [
   "warmup_cosine_decay",
   "warmup_stable_decay",
   "wsd",
+  "wsd_s",
 ]

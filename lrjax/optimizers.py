@@ -35,17 +35,33 @@ trace, so that a schedule may start at 0 (a fixed momentum of 0 has none). Not
 "schedule_free_sgd"'s momentum: schedule-free recovers its averaged point from `y = b1 x +
 (1 - b1) z` with one fixed b1, which a b1 that changes between updates breaks. A scheduled
 Adam b1 or b2 enters optax's bias correction too: update t divides by `1 - b1(t) ** (t + 1)`.
+
+`make_optimizer(..., plateau=settings)` (`config.plateau`) chains `lrjax.plateau(**settings)`
+after the optimizer, inside `optax.inject_hyperparams`: the state's hyperparameters stay where
+the train step writes them, and its update takes the plateau's `value=` and `value_is_new=`.
+
+`make_optimizer(..., param_groups=groups)` (`config.param_groups`) partitions the parameters
+(`lrjax.groups.rules`): each group is this optimizer at a constant factor of the one injected
+learning rate, with its own weight decay, so the step writes one learning rate as before and
+`lrjax.groups.group_learning_rates(state)` reads each group's. Only for "sgd", "adam" and
+"adamw": the contrib optimizers estimate their step size over all the parameters at once, which
+one optimizer per group would do over its group alone.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from optax import contrib
+
+from lrjax.groups.rules import ParamGroups
+from lrjax.transforms.plateau import plateau as plateau_transform
+from lrjax.transforms.plateau import plateau_config
 
 HYPERPARAMETERS = ("momentum", "weight_decay", "b1", "b2")  # what a schedule may drive
 
@@ -61,6 +77,10 @@ _CONTRIB = {
 }
 OPTIMIZERS = ("sgd", "adam", "adamw", *_CONTRIB)
 SCHEDULE_FREE = ("schedule_free_sgd", "schedule_free_adamw")
+# The optimizers whose parameters may be grouped (`param_groups`): the others estimate their step
+# size over all the parameters at once (or average them, schedule-free), which a group's
+# optimizer would do over its group alone.
+GROUPED = ("sgd", "adam", "adamw")
 
 
 def _idle_at_zero_rate(
@@ -112,6 +132,8 @@ def make_optimizer(
   b1: float = 0.9,
   b2: float = 0.999,
   scheduled: tuple[str, ...] = (),
+  plateau: Mapping[str, Any] | None = None,
+  param_groups: ParamGroups | None = None,
 ) -> optax.GradientTransformation:
   """The optimizer `name` (see the module docstring) with an injected learning rate.
 
@@ -124,14 +146,19 @@ def make_optimizer(
     b2: Adam's second-moment decay.
     scheduled: names of `schedulable(name)` injected too, in `state.hyperparams`; their values
       above are not read.
+    plateau: `lrjax.plateau`'s settings (some of its arguments by name, every duration in
+      steps), chained after the optimizer; None: none.
+    param_groups: groups of parameters, each at a constant factor of the injected rate with its
+      own weight decay (`lrjax.groups.rules`; "sgd", "adam" and "adamw" only); None: none.
 
   Returns:
     One optimizer per distinct arguments (cached), so that runs that differ only in their
     schedules' values share one optimizer and one compiled step.
 
   Raises:
-    ValueError: an unknown optimizer, a negative fixed weight decay, or a scheduled name that
-      the optimizer does not have.
+    ValueError: an unknown optimizer, a negative fixed weight decay, a scheduled name that
+      the optimizer does not have, a plateau setting `lrjax.plateau` refuses, or groups for
+      an optimizer not in `GROUPED`.
   """
   if name not in OPTIMIZERS:
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
@@ -146,7 +173,10 @@ def make_optimizer(
     raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
   # Not read, and so not part of the cache key: one optimizer for every fixed value.
   fixed.update(dict.fromkeys(scheduled, 0.0))
-  return _optimizer(name, nesterov, scheduled, **fixed)
+  settings = None if plateau is None else tuple(plateau_config(plateau).items())
+  if param_groups is not None and name not in GROUPED:
+    raise ValueError(f"param_groups take an optimizer of {list(GROUPED)}, got {name!r}")
+  return _optimizer(name, nesterov, scheduled, plateau=settings, param_groups=param_groups, **fixed)
 
 
 @functools.lru_cache(maxsize=32)
@@ -159,12 +189,14 @@ def _optimizer(
   weight_decay: float,
   b1: float,
   b2: float,
+  plateau: tuple[tuple[str, Any], ...] | None = None,
+  param_groups: ParamGroups | None = None,
 ) -> optax.GradientTransformation:
   decayed = "weight_decay" in scheduled or weight_decay > 0
 
-  def build(learning_rate, momentum, weight_decay, b1, b2):
+  def one(learning_rate, momentum, weight_decay, b1, b2, mask=_decay_mask, decayed=decayed):
     if name == "adamw":
-      return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=_decay_mask)
+      return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=mask)
     if name in _CONTRIB:
       base = _CONTRIB[name](learning_rate, momentum, nesterov)
     elif name == "sgd":
@@ -172,14 +204,36 @@ def _optimizer(
     else:
       base = optax.adam(learning_rate, b1=b1, b2=b2)
     if decayed:  # the same coupled L2 for every optimizer (see the module docstring)
-      return optax.chain(optax.add_decayed_weights(weight_decay, mask=_decay_mask), base)
+      return optax.chain(optax.add_decayed_weights(weight_decay, mask=mask), base)
     return base
+
+  def build(learning_rate, momentum, weight_decay, b1, b2):
+    if param_groups is None:
+      return one(learning_rate, momentum, weight_decay, b1, b2)
+
+    def group(rate, decay, mask):  # a group's own fixed decay, or the run's (fixed or injected)
+      on = not isinstance(decay, int | float) or decay > 0
+      return one(rate, momentum, decay, b1, b2, mask=mask, decayed=on)
+
+    return param_groups.transformation(group, learning_rate, weight_decay)
 
   # Fixed hyperparameters stay static (Python numbers in the program): only the scheduled ones
   # become leaves of the state, so a run without schedules injects its learning rate alone.
   static = tuple(n for n in HYPERPARAMETERS if n not in scheduled)
   values = dict(momentum=momentum, weight_decay=weight_decay, b1=b1, b2=b2)
-  return optax.inject_hyperparams(build, static_args=static)(learning_rate=0.0, **values)
+  factory = build if plateau is None else _then_plateau(build, dict(plateau))
+  return optax.inject_hyperparams(factory, static_args=static)(learning_rate=0.0, **values)
+
+
+def _then_plateau(build: Callable, settings: dict[str, Any]) -> Callable:
+  """`build`'s optimizer followed by `lrjax.plateau(**settings)`, with `build`'s signature (the
+  hyperparameters `optax.inject_hyperparams` reads from it)."""
+
+  @functools.wraps(build)
+  def factory(*args, **kwargs):
+    return optax.chain(build(*args, **kwargs), plateau_transform(**settings))
+
+  return factory
 
 
 def eval_params(name: str, opt_state: Any, params: Any) -> Any:

@@ -39,6 +39,11 @@ BAD = {
     {"lr": {"name": "constant", "value": 0.1}},
     "config.optimizer_schedules.lr: lrjax schedules ['momentum', 'weight_decay', 'b1', 'b2']",
   ),
+  "plateau": ({"patience": 0}, "config.plateau.patience must be a positive integer, got 0"),
+  "param_groups": (
+    {"head": {"match": "^Dense_", "lr_scale": 0}},
+    "config.param_groups.head.lr_scale must be a finite number > 0, got 0",
+  ),
   "seed": (-1, "config.seed must be an integer >= 0, got -1"),
   "eval_batch_size": (0, "config.eval_batch_size must be a positive integer, got 0"),
   "checkpoint_every_epochs": (0, "config.checkpoint_every_epochs must be a positive integer"),
@@ -289,3 +294,81 @@ def test_an_arm_s_optimizer_schedules_are_its_own_and_checked_with_its_optimizer
     "config.study.arms.linear.optimizer_schedules.momentum: "
     "config.study.arms.linear.optimizer='adam' has no momentum",
   )
+
+
+HEAD = {"match": "^Dense_", "lr_scale": 10.0}
+
+
+@pytest.mark.parametrize(
+  "value, changes, message",
+  [
+    ([1], {}, "config.param_groups must be a dict, got [1]"),
+    ({"head": 3}, {}, "config.param_groups.head must be a dict, got 3"),
+    ({"head": {"lr_scale": 10.0}}, {}, "config.param_groups.head must have a 'match'"),
+    ({"head": {**HEAD, "lr": 1}}, {}, "config.param_groups.head takes ['match', 'lr_scale', "),
+    ({"head": {**HEAD, "match": ""}}, {}, "config.param_groups.head.match must be a regular"),
+    ({"head": {**HEAD, "match": "("}}, {}, "config.param_groups.head.match='(' is not a regular"),
+    ({"head": {**HEAD, "match": "^Nothing"}}, {}, "config.param_groups.head.match='^Nothing' "),
+    ({"head": {**HEAD, "lr_scale": -1}}, {}, "config.param_groups.head.lr_scale must be a finite"),
+    ({"head": {**HEAD, "lr_scale": "10"}}, {}, "config.param_groups.head.lr_scale must be a"),
+    ({"head": {**HEAD, "weight_decay": -1e-4}}, {}, "config.param_groups.head.weight_decay must"),
+    ({"rest": HEAD}, {}, "config.param_groups.rest: a group's name is an identifier other than"),
+    ({"a-b": HEAD}, {}, "config.param_groups.a-b: a group's name is an identifier"),
+    (
+      {"head": HEAD, "kernels": {"match": "kernel$"}},
+      {},
+      "config.param_groups.head.match and config.param_groups.kernels.match both find "
+      "Dense_0/kernel: a parameter belongs to one group",
+    ),
+    ({"layer_decay": 0.0}, {}, "config.param_groups.layer_decay must be a number in (0, 1], got 0"),
+    ({"layer_decay": 1.5}, {}, "config.param_groups.layer_decay must be a number in (0, 1]"),
+    ({"layer_decay": True}, {}, "config.param_groups.layer_decay must be a number in (0, 1]"),
+    (
+      {"layer_decay": 0.75},
+      {"model": "convnet"},
+      "config.param_groups.layer_decay: config.model='convnet' has no layer depths",
+    ),
+    ({"weight_decay_on": "biases"}, {}, "config.param_groups.weight_decay_on must be one of"),
+    (
+      {"head": HEAD},
+      {"optimizer": "prodigy"},
+      "config.param_groups: config.optimizer='prodigy' cannot group its parameters",
+    ),
+  ],
+)
+def test_bad_param_groups_are_one_line_naming_the_field(value, changes, message):
+  config = {**smoke.get_config().to_dict(), **changes, "param_groups": value}
+  with pytest.raises(ConfigError) as error:
+    experiment.parse(config)
+  _one_line(error, message)
+
+
+def test_a_pattern_that_finds_nothing_lists_the_model_s_parameters():
+  config = {**smoke.get_config().to_dict(), "param_groups": {"head": {"match": "^fc"}}}
+  with pytest.raises(ConfigError, match=r"whose parameters are BasicBlock_0/.*conv_init/kernel"):
+    experiment.parse(config)
+
+
+def test_param_groups_are_optional_recorded_and_read_back():
+  config = smoke.get_config().to_dict()
+  parsed = experiment.parse(config)
+  assert parsed.param_groups == {} and "param_groups" not in parsed.to_dict()
+  assert experiment.parse({**config, "param_groups": {}}) == parsed
+  groups = {"head": HEAD, "layer_decay": 0.75, "weight_decay_on": "all"}
+  parsed = experiment.parse({**config, "param_groups": groups})
+  assert parsed.to_dict()["param_groups"] == groups
+  assert experiment.parse(json.loads(json.dumps(parsed.to_dict()))) == parsed
+
+
+def test_an_arm_s_param_groups_are_its_own_and_checked_with_its_model():
+  config = study_smoke.get_config().to_dict()
+  config["study"]["arms"] = {"linear": {"param_groups": {"head": HEAD}}}
+  parsed = study.parse(config)  # what an arm is: no reason needed
+  assert parsed.run("linear", 0).param_groups.head.lr_scale == 10.0
+  assert not parsed.run("cosine", 0).param_groups and parsed.schedule_only() is False
+  config["study"]["arms"] = {
+    "linear": {"param_groups": {"layer_decay": 0.5}, "model": "convnet", "why": {"model": "x"}}
+  }
+  with pytest.raises(ConfigError) as error:
+    study.parse(config)
+  _one_line(error, "config.study.arms.linear.param_groups.layer_decay: ")

@@ -54,6 +54,9 @@ REGISTRY = lrjax.registry()
     (lrjax.choose([lrjax.constant(0.1), lrjax.sgdr(0.1, 40)], 1), 100, (40, 80, 100)),
     (lrjax.choose([lrjax.constant(0.1), lrjax.sgdr(0.1, 40)], 0), 100, ()),
     (lrjax.cosine_annealing(0.1, 100, 4), 0, ()),
+    # WSD-S: a period ends at each decay point, where the decayed model is.
+    (lrjax.wsd_s(0.1, 5, [30, 60, 90], 10), 100, (30, 60, 90, 100)),
+    (lrjax.wsd_s(0.1, 5, [30, 60, 90], 10), 60, (30, 60)),
   ],
 )
 def test_cycle_ends(schedule, total, ends):
@@ -80,7 +83,7 @@ def test_every_schedule_answers(name):
   assert isinstance(ends, tuple) and all(isinstance(e, int) for e in ends)
   assert list(ends) == sorted(set(ends)) and all(0 < e <= 100 for e in ends)
   assert not ends or ends[-1] == 100
-  cyclic = {"cosine_annealing", "sgdr", "cyclical", "cyclical_momentum", "repeat"}
+  cyclic = {"cosine_annealing", "sgdr", "cyclical", "cyclical_momentum", "repeat", "wsd_s"}
   assert bool(ends) == (name in cyclic), (name, ends)
 
 

@@ -4,7 +4,8 @@ table, so that every difference between the arms is on the page.
 For each arm: its optimizer, momentum and weight decay (the study's unless the arm says why it
 changes them, `config.study.arms.<arm>.why`), its schedule's shape, whether the rate changes per
 step or per epoch, its warmup (the leading steps over which the rate rises, read from the
-schedule as the runs resolved it), and the reasons it gave.
+schedule as the runs resolved it), its parameter groups where an arm has some
+(`config.param_groups`), and the reasons it gave.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lrjax import stats
+from lrjax.config.param_groups import LAYER_DECAY, WEIGHT_DECAY_ON_KEY
 from lrjax.config.study import Study
 from lrjax.schedules.config import from_config
 
@@ -48,6 +50,25 @@ def warmup_steps(config: Mapping[str, Any], total_steps: int) -> int:
   return int(falls[0]) if falls.size else len(lr) - 1
 
 
+def groups_words(groups: Mapping[str, Any]) -> str:
+  """An arm's parameter groups in words: each group's pattern, factor and own weight decay, the
+  layer decay, and "decay on all" where weight decay is not on the kernels alone; "" for none.
+
+  Args:
+    groups: its `config.param_groups`.
+  """
+  parts = []
+  for name, g in sorted(groups.items()):
+    if name not in (LAYER_DECAY, WEIGHT_DECAY_ON_KEY):
+      own = "" if g.get("weight_decay") is None else f", weight decay {g['weight_decay']:g}"
+      parts.append(f"{name} `{g['match']}` x{g.get('lr_scale', 1.0):g}{own}")
+  if groups.get(LAYER_DECAY) is not None:
+    parts.append(f"layer decay {groups[LAYER_DECAY]:g}")
+  if groups.get(WEIGHT_DECAY_ON_KEY, "kernels") != "kernels":
+    parts.append("decay on all")
+  return "; ".join(parts)
+
+
 def setup(study: Study, runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
   """Each arm's setup (see the module docstring), keyed by arm; warmup is None for an arm with
   no finished run yet.
@@ -65,6 +86,7 @@ def setup(study: Study, runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
       total = int(recorded["total_steps"])
       warmup = warmup_steps(recorded["schedule_config"], total)
     schedule = shape(e.schedule)
+    groups = groups_words(e.param_groups)
     out[name] = {
       "optimizer": e.optimizer,
       "momentum": e.momentum,
@@ -75,6 +97,7 @@ def setup(study: Study, runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
       "warmup_steps": warmup,
       "total_steps": total,
       "why": study.reasons(name),
+      **({"groups": groups} if groups else {}),  # a study without groups records what it did
     }
   return out
 
@@ -96,9 +119,12 @@ def lines(results: Mapping[str, Any]) -> list[str]:
     "leading steps over which the rate rises. Weight decay is coupled L2 on the kernels for "
     "every optimizer but adamw (decoupled).",
     "",
-    "| Arm | Optimizer | Momentum | Weight decay | Schedule | Changes per | Warmup | Why |",
-    "| --- | --- | ---: | ---: | --- | --- | ---: | --- |",
   ]
+  grouped = any(a.get("groups") for a in arms.values())  # a column only where an arm has groups
+  head = ["Arm", "Optimizer", "Momentum", "Weight decay", "Schedule", "Changes per", "Warmup"]
+  align = ["---", "---", "---:", "---:", "---", "---", "---:"]
+  head, align = head + ["Groups"] * grouped + ["Why"], align + ["---"] * grouped + ["---"]
+  out += ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
   for name, a in arms.items():
     warmup = "n/a"
     if a["warmup_steps"] is not None:
@@ -114,6 +140,7 @@ def lines(results: Mapping[str, Any]) -> list[str]:
       f"`{a['schedule']}`",
       a["per"],
       warmup,
+      *([a.get("groups") or "all 1x"] if grouped else []),
       why,
     ]
     out.append("| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |")

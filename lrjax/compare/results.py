@@ -74,6 +74,7 @@ def _run_result(out: RunDir, name: str, seed: int, budget: int | None, forked: b
     if history and "validation_loss" in history[0]
     else ()
   )
+  keys += ("plateau_scale",) if history and "plateau_scale" in history[0] else ()
   schedule = resolved["schedule"]
   trained = resolved["total_steps"]
   if forked and budget is not None:  # a fork trains its cooldown only; the trunk is shared

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lrjax.config import checks
+from lrjax.config import param_groups as param_groups_lib
+from lrjax.config import plateau as plateau_lib
 from lrjax.config.checks import ConfigError
 from lrjax.config.durations import resolve_schedule
 from lrjax.config.values import Fields, frozen, plain
@@ -25,9 +27,10 @@ from lrjax.runtime.spec import Spec
 
 # Fields of a config beside the experiment's own: a study's, and the user's (under `user`).
 STUDY = "study"
-# Fields a config may leave out: empty then. `optimizer_schedules` is also left out of a run's
-# record where empty, so that a record without it (an older run's) matches a config without it.
-OPTIONAL = ("optimizer_schedules", "user")
+# Fields a config may leave out: empty then. `optimizer_schedules` and `plateau` are also left out
+# of a run's record where empty, so that a record without them (an older run's) matches a config
+# without them.
+OPTIONAL = ("optimizer_schedules", "plateau", "param_groups", "user")
 
 
 def _model(value: Any, where: str) -> str:
@@ -121,6 +124,8 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
   "num_epochs": checks.count(1),
   "schedule": _schedule,
   "optimizer_schedules": _optimizer_schedules,
+  "plateau": plateau_lib.check,
+  "param_groups": param_groups_lib.check,
   "seed": checks.count(0),
   "eval_batch_size": checks.count(1),
   "checkpoint_every_epochs": checks.count(1),
@@ -172,6 +177,14 @@ class Experiment:
       which is then not read: the fixed fields always hold a value (the defaults'), so a
       schedule overrides rather than conflicts. A name the optimizer does not have is refused.
       Default `{}`: none, and the run is the same program as without the field.
+    plateau: reduce-on-plateau after the optimizer, driven by a validation metric
+      (`lrjax.config.plateau`): `lrjax.plateau`'s settings, `metric` ("validation_loss" or
+      "validation_accuracy") and `every_steps` (0: at each epoch's end). Default `{}`: none,
+      and the run is the same program as without the field.
+    param_groups: groups of parameters, each at a constant factor of the learning rate with its
+      own weight decay (`lrjax.config.param_groups`): `{"head": {"match": "^Dense_",
+      "lr_scale": 10.0}}`, `{"layer_decay": 0.75}`, `{"weight_decay_on": "all"}`. Default `{}`:
+      none, and the run is the same program as without the field.
     seed: the seed of the initialisation, the data order and the augmentation noise.
     eval_batch_size: examples per evaluation batch.
     checkpoint_every_epochs: checkpoint every that many epochs.
@@ -208,6 +221,8 @@ class Experiment:
   num_epochs: int
   schedule: Fields
   optimizer_schedules: Fields
+  plateau: Fields
+  param_groups: Fields
   seed: int
   eval_batch_size: int
   checkpoint_every_epochs: int
@@ -262,6 +277,10 @@ class Experiment:
     out["runtime"] = self.runtime.to_dict()
     if not self.optimizer_schedules:
       del out["optimizer_schedules"]
+    if not self.plateau:
+      del out["plateau"]
+    if not self.param_groups:  # as the two above: a record without it matches a config without it
+      del out["param_groups"]
     return out
 
 
@@ -327,3 +346,5 @@ def _check_together(e: Experiment, where: str) -> None:
       f"{where}.validation_split={e.validation_split!r} is the training or test split: "
       "validation data must be neither"
     )
+  plateau_lib.check_together(e, where)
+  param_groups_lib.check_together(e, where)

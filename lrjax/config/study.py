@@ -4,10 +4,11 @@
   `schedule`, `optimizer`, `batch_size`, ...); `config.study.schedules` maps a name to a schedule
   config and is shorthand for an arm that overrides the schedule only (the chapter's study). Both
   may be given. Arms are set up alike: what an arm is (its `schedule`, `optimizer_schedules`,
-  `optimizer`, `wsd_fork`, and `user` fields of your own) is its own, but every other field is
-  the study's, shared by every arm (weight decay, momentum, batch size, augmentation, ...); an
-  arm that sets one to another value must say why beside it, `"why": {"weight_decay": "the
-  authors' setting"}`, or the study is refused in one line naming the arm and the setting.
+  `plateau`, `param_groups`, `optimizer`, `wsd_fork`, and `user` fields of your own) is its own,
+  but every other field is the study's, shared by every arm (weight decay, momentum, batch size,
+  augmentation, ...); an arm that sets one to another value must say why beside it, `"why":
+  {"weight_decay": "the authors' setting"}`, or the study is refused in one line naming the arm
+  and the setting.
   `config.study.order` lists every arm in column order, the first being the baseline of the
   paired comparison (default: sorted names); an arm it leaves out is refused, not dropped.
   `config.study.labels` maps an arm's name to the name its tables and figures show (default:

@@ -13,8 +13,9 @@ from lrjax.config.values import Fields, plain
 
 FORK = "wsd_fork"
 WHY = "why"  # an arm's reasons for the shared settings it changes: field -> text
-# What an arm is, not a shared setting.
-OWN = ("schedule", "optimizer_schedules", "optimizer", FORK, "user", WHY)
+# What an arm is, not a shared setting; its parameter groups too (a head at 10x against all at 1x
+# compares group settings, as arms with other schedules compare schedules).
+OWN = ("schedule", "optimizer_schedules", "plateau", "param_groups", "optimizer", FORK, "user", WHY)
 FORK_FIELDS = {"peak_value", "warmup_epochs", "cooldown", "decay_shape", "end_value"}
 
 
@@ -89,7 +90,12 @@ def check(study: Any) -> None:
           "warmup_stable_decay schedule"
         )
     for budget in study.budget_list():
-      study.run(name, study.seeds[0], budget)
+      run = study.run(name, study.seeds[0], budget)
+      if run.plateau and study.train_fn is not None:
+        raise ConfigError(
+          f"config.study.arms.{name}.plateau: a plateau is fed its validation metric by lrjax's "
+          "engine, which config.study.train_fn replaces: leave it out of the study"
+        )
     if study.tune is not None:
       for point in study.tune.all_points().values():
         _check_point(study, name, point)

@@ -184,8 +184,13 @@ def group_learning_rates(opt_state: Any) -> dict[Hashable, jax.Array]:
   traced states, inside `jax.jit`. After update :math:`t` (0-based) a group's value is
   :math:`s_g(t)`, the rate that update used; before the first update, :math:`s_g(0)`.
 
+  The trainer's optimizer with `config.param_groups` (`lrjax.groups.rules.ParamGroups`) holds
+  such a state too: each group's value is its factor times the injected learning rate of the
+  latest update (0 before the first, where the injected rate is its placeholder).
+
   Args:
-    opt_state: the state of an optimizer built with `per_group`.
+    opt_state: the state of an optimizer built with `per_group`, or with
+      `ParamGroups.transformation` (`lrjax.make_optimizer(..., param_groups=...)`).
 
   Returns:
     A dict from each group's label to its rate, a scalar array of the parameters' widest float

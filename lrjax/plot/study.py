@@ -78,7 +78,8 @@ def _draw(ax, band, color: str, label: str, linestyle: str = "-") -> None:
 
 def _lr_curve(results: Mapping[str, Any], schedule: str):
   """(epochs, lr) of a schedule: at every step (up to 2,000 points) when the run recorded its
-  schedule config and steps per epoch, else the per-epoch lr its records hold (seed 0 first)."""
+  schedule config and steps per epoch, else the per-epoch lr its records hold (seed 0 first).
+  A run with a plateau draws its effective rate: each step's times its epoch's plateau scale."""
   for run in sorted(
     (r for r in results.get("runs", []) if r.get("arm") == schedule),
     key=lambda r: r.get("seed") != 0,
@@ -93,7 +94,12 @@ def _lr_curve(results: Mapping[str, Any], schedule: str):
 
       # The steps trained: 0 .. T - 1.
       steps = np.unique(np.linspace(0, total - 1, min(total, 2000)).astype(np.int64))
-      return steps / spe, np.asarray(from_config(config)(steps), np.float64)
+      lr = np.asarray(from_config(config)(steps), np.float64)
+      scales = (run.get("curves") or {}).get("plateau_scale")
+      if scales:  # the scale a run fed at epoch ends applies to every step of an epoch
+        epochs = np.minimum(steps // spe, len(scales) - 1)
+        lr = lr * np.asarray(scales, np.float64)[epochs]
+      return steps / spe, lr
   curves = _curves(results, schedule, "lr")
   if not curves:
     return None

@@ -2,7 +2,8 @@
 
 The chapter writes these per epoch; here `t` is the 0-based optimizer update. Wrap a schedule in
 `lrjax.per_epoch` to hold its value for a whole epoch as the chapter's per-epoch formulas do.
-Registered examples use a horizon of 100 steps so that the gallery plots line up.
+Registered examples use a horizon of 100 steps so that the gallery plots line up. Polynomial decay
+(with k-decay and Keras's cycling) is in `lrjax.schedules.polynomial` and importable from here too.
 """
 
 from __future__ import annotations
@@ -17,18 +18,14 @@ from lrjax.schedules import checks
 from lrjax.schedules.base import Schedule, schedule_class, static_field
 from lrjax.schedules.config import register
 from lrjax.schedules.formulas import (
-  exact_gap,
-  fraction_from,
   fraction_left,
-  known_equal,
   lerp,
   linear_ramp,
-  power_of,
   safe_div,
-  unit_scale,
   whole_div,
   whole_mod,
 )
+from lrjax.schedules.polynomial import polynomial_decay as polynomial_decay
 
 
 @schedule_class
@@ -206,70 +203,6 @@ def exponential_decay(
     transition_begin=checks.steps("transition_begin", transition_begin),
     end_value=None if end_value is None else checks.lr_value("end_value", end_value),
     staircase=checks.flag("staircase", staircase),
-  )
-
-
-@schedule_class
-class PolynomialDecay(Schedule):
-  init_value: Any
-  total_steps: Any
-  power: Any
-  end_value: Any
-
-  def _value(self, t):
-    total = self.total_steps
-    if known_equal(self.power, 1.0):
-      return linear_ramp(self.init_value, self.end_value, t, total)
-    tc = jnp.minimum(t, total)
-    positive = known_equal(self.power > 0, True)
-    scale, gap = unit_scale(total), exact_gap(self.end_value, self.init_value)
-    if scale is not None and gap is not None and positive:
-      # Known values: left is exactly 1 at t = 0 and 0 at T, and end + gap is exactly init, so
-      # both ends are exact without pins (the same values as below, within an ulp).
-      left = (total - tc).astype(jnp.float32) * scale
-      return self.end_value + gap * power_of(left, self.power)
-    left = fraction_from(t, total, False)
-    v = self.end_value + (self.init_value - self.end_value) * power_of(left, self.power)
-    # end + (init - end) * 1 is not always init in float32 (and x / T may be x * (1 / T)): pin
-    # t = 0. At T, left is exactly 0 and so is left ** p for p > 0; p = 0 needs the pin.
-    v = jnp.where(tc <= 0, self.init_value, v)
-    return v if positive else jnp.where(tc >= total, self.end_value, v)
-
-
-@register(
-  "polynomial_decay",
-  PolynomialDecay,
-  example=dict(init_value=0.1, total_steps=100, power=5.0),
-)
-def polynomial_decay(
-  init_value: Any, total_steps: Any, power: Any, end_value: Any = 0.0
-) -> PolynomialDecay:
-  r"""Polynomial decay from `init_value` to `end_value` at `total_steps`, then constant.
-
-  .. math::
-    \eta(t) = E + (\eta_0 - E)\left(\frac{T - \min(t, T)}{T}\right)^{p}
-
-  The chapter's form is :math:`E = 0`. The value is exactly :math:`\eta_0` at :math:`t = 0` and
-  exactly :math:`E` for :math:`t \ge T` (also for :math:`p < 1`, where a naive
-  :math:`1 - t/T` under jit leaves a residue). Same values as `optax.polynomial_schedule`,
-  Keras `PolynomialDecay(cycle=False)`, timm `PolyLRScheduler` and, for :math:`E = 0`,
-  PyTorch `PolynomialLR`.
-
-  Args:
-    init_value: :math:`\eta_0`, finite and >= 0.
-    total_steps: :math:`T`, a positive integer.
-    power: :math:`p >= 0` (1 is linear; 0 gives a constant :math:`\eta_0`).
-    end_value: :math:`E`, finite and >= 0 (default 0).
-
-  Raises:
-    ValueError: for a non-positive `total_steps`, a negative `power`, or a negative or
-      non-finite value.
-  """
-  return PolynomialDecay(
-    init_value=checks.lr_value("init_value", init_value),
-    total_steps=checks.duration("total_steps", total_steps),
-    power=checks.non_negative("power", power),
-    end_value=checks.lr_value("end_value", end_value),
   )
 
 

@@ -342,3 +342,30 @@ def cosine_between(start: Any, end: Any, t: jax.Array, total: Any, exponent: Any
   c = safe_pow(r, exponent)
   m = jnp.where(one, r, jnp.where(rising, 1.0 - c, c))
   return anchored_blend(start, end, m, t, total, last=jnp.where(exponent == 0, start, end))
+
+
+DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
+# f(p) = (e^(1 - p) - 1) / (e - 1): exp(-p) rescaled to fall from 1 to exactly 0.
+_EXP_SCALE = np.float32(1.0 / np.expm1(1.0))
+
+
+def shaped_decay(start: Any, end: Any, u: jax.Array, total: Any, shape: str) -> jax.Array:
+  """`start` -> `end` over `total` along a decay shape, `u` into the decay (steps or tokens).
+
+  `shape` is one of DECAY_SHAPES or "exponential": with p = u / D, the value is
+  end + (start - end) f(p) with f(p) = 1 - p ("linear"), (1 + cos(pi p)) / 2 ("cosine"),
+  1 - sqrt(p) ("1-sqrt", Hägele et al. 2024) or (e^(1 - p) - 1) / (e - 1) ("exponential",
+  exp(-p) rescaled to reach 0). Exactly `start` at u <= 0 and exactly `end` at u >= D. `u` and
+  `total` are int32 steps, or float32 (a count of tokens) of one kind.
+  """
+  if shape in ("linear", "cosine"):
+    return interpolate(start, end, u, total, sin_squared_ramp if shape == "cosine" else None)
+  # Both shapes from the exact fraction left, 1 - p: computed as 1 - p near the end, an ulp of p
+  # would become D / (D - u) ulps of the value.
+  p, left = fraction_done(u, total), fraction_left(u, total)
+  if shape == "1-sqrt":
+    root = jnp.sqrt(jnp.where(p > 0, p, 1.0))  # sqrt has no finite gradient at 0
+    f = left / (1.0 + root)  # = 1 - sqrt(p)
+  else:
+    f = jnp.minimum(jnp.expm1(left) * _EXP_SCALE, 1.0)  # a rounded scale may pass 1
+  return jnp.where(p <= 0, start, end + (start - end) * f)

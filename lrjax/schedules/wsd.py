@@ -16,12 +16,13 @@ from lrjax.schedules import checks
 from lrjax.schedules.base import Schedule, schedule_class, static_field
 from lrjax.schedules.config import register
 from lrjax.schedules.formulas import (
+  DECAY_SHAPES,
   WARMUP_SHAPES,
   fraction_done,
   fraction_left,
-  interpolate,
   linear_warmup,
   safe_pow,
+  shaped_decay,
   shaped_warmup,
   sin_squared_ramp,
 )
@@ -113,7 +114,6 @@ def inverse_sqrt(
   )
 
 
-DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 STABLE_SHAPES = ("constant", "power")
 
 
@@ -137,13 +137,8 @@ class WarmupStableDecay(Schedule):
     u = jnp.maximum(t - w, 0) - self.stable_steps
     if self.stable_shape == "power":
       down = self._power_stable(t, u)
-    elif self.decay_shape == "1-sqrt":
-      p = fraction_done(u, d)
-      down = self.end_value + (self.peak_value - self.end_value) * (1.0 - jnp.sqrt(p))
-      down = jnp.where(p <= 0, self.peak_value, down)  # exactly the peak while stable
-    else:
-      shape = sin_squared_ramp if self.decay_shape == "cosine" else None
-      down = interpolate(self.peak_value, self.end_value, u, d, shape)
+    else:  # exactly the peak while stable (u <= 0)
+      down = shaped_decay(self.peak_value, self.end_value, u, d, self.decay_shape)
     return shaped_warmup(self.init_value, self.peak_value, t, w, down, self.warmup_shape)
 
   def _power_stable(self, t, u):

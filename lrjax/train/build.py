@@ -3,11 +3,13 @@ needs, each usable alone.
 
 `build(experiment, runtime)` composes them into a `Run`: the placement on this machine's devices
 (`devices.make_placement`), the data (`load_data`), the run's length and its schedule in steps
-(`length`) and any other hyperparameter's (`optimizer_schedules_in_steps`), the model on the
-runtime's convolution (`build_model`), the optimizer (`build_optimizer`) and the jitted steps
-with the runtime's compiler options (`step.jit_steps`). Nothing trains here, nothing is compiled
-until a step is first called, and nothing about the process changes (`lrjax.runtime.setup` did
-that once, where the process started); `lrjax.train.trainer` does the training.
+(`length`) and any other hyperparameter's (`optimizer_schedules_in_steps`), its plateau in steps
+(`lrjax.config.plateau.of_run`), the model on the runtime's convolution (`build_model`), its
+parameter groups (`lrjax.config.param_groups.of_model`), the optimizer (`build_optimizer`) and
+the jitted steps with the runtime's compiler options (`step.jit_steps`). Nothing trains here,
+nothing is compiled until a step is first called, and nothing about the process changes
+(`lrjax.runtime.setup` did that once, where the process started); `lrjax.train.trainer` does the
+training.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import optax
 
 from lrjax import optimizers
 from lrjax import runtime as runtime_lib
+from lrjax.config import param_groups as groups_lib
+from lrjax.config import plateau as plateau_lib
 from lrjax.config.checks import ConfigError
 from lrjax.config.durations import resolve_schedule
 from lrjax.config.experiment import Experiment
 from lrjax.data import datasets as data_lib
 from lrjax.data import validation
+from lrjax.groups.rules import ParamGroups
 from lrjax.import_path import is_import_path
 from lrjax.models import registry
 from lrjax.runtime import devices
@@ -145,15 +150,25 @@ def build_model(
   return model
 
 
-def build_optimizer(experiment: Experiment) -> optax.GradientTransformation:
-  """The experiment's optimizer, with its scheduled hyperparameters injected."""
+def build_optimizer(
+  experiment: Experiment,
+  plateau: plateau_lib.Plateau | None = None,
+  param_groups: ParamGroups | None = None,
+) -> optax.GradientTransformation:
+  """The experiment's optimizer, with its scheduled hyperparameters injected, and `plateau`
+  (the experiment's, in steps: `lrjax.config.plateau.of_run`) chained after it; `param_groups`:
+  its groups for its model (`lrjax.config.param_groups.of_model`), which its field needs."""
   e = experiment
+  if e.param_groups and param_groups is None:
+    raise ValueError("config.param_groups needs param_groups, resolved for the model (of_model)")
   return optimizers.make_optimizer(
     e.optimizer,
     momentum=e.momentum,
     nesterov=e.nesterov,
     weight_decay=e.weight_decay,
     scheduled=tuple(sorted(e.optimizer_schedules)),
+    plateau=None if plateau is None else dict(plateau.settings),
+    param_groups=param_groups,
   )
 
 
@@ -178,6 +193,8 @@ class Run:
   steps: step_lib.Steps
   snapshot_epochs: tuple[int, ...]
   optimizer_schedules: Mapping[str, Schedule] = dataclasses.field(default_factory=dict)
+  plateau: plateau_lib.Plateau | None = None
+  param_groups: ParamGroups | None = None  # config.param_groups, for the model's parameters
 
   @property
   def train_step(self):
@@ -199,7 +216,11 @@ class Run:
 
   def init_state(self) -> step_lib.TrainState:
     state = step_lib.create_train_state(
-      self.model, self.tx, self.dataset.image_shape, self.experiment.seed
+      self.model,
+      self.tx,
+      self.dataset.image_shape,
+      self.experiment.seed,
+      plateau=self.plateau is not None,
     )
     return self.placement.put_replicated(state)
 
@@ -285,6 +306,8 @@ class Run:
       "runtime": self.runtime.record(),
       "schedule": self.schedule.to_config(),
       **({"optimizer_schedules": scheduled} if scheduled else {}),
+      **({"plateau": self.plateau.to_dict()} if self.plateau else {}),
+      **groups_lib.record(self.param_groups, self.experiment),
       "steps_per_epoch": self.steps_per_epoch,
       "total_steps": self.total_steps,
       "num_train": self.num_train,
@@ -300,8 +323,8 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
   the module docstring. Changes nothing about the process.
 
   Raises:
-    ConfigError: the batch size does not fit the data or the devices, or an optimizer schedule
-      leaves its hyperparameter's range.
+    ConfigError: the batch size does not fit the data or the devices, an optimizer schedule
+      leaves its hyperparameter's range, or a plateau has no validation split to read.
     ValueError: the data or the model cannot be loaded (naming `config.dataset`, `config.model`).
   """
   placement = devices.make_placement()
@@ -315,7 +338,11 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
   run_length = length(experiment, ds)
   schedule = schedule_in_steps(experiment, run_length)
   scheduled = optimizer_schedules_in_steps(experiment, run_length)
+  plateau = plateau_lib.of_run(
+    experiment, run_length.steps_per_epoch, run_length.total_steps, ds.has_validation
+  )
   model = build_model(experiment, ds, runtime.convolution())
+  param_groups = groups_lib.of_model(experiment, model, ds.image_shape)
   steps = step_lib.jit_steps(
     model,
     _stats(ds.mean),
@@ -342,8 +369,10 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
     total_steps=run_length.total_steps,
     schedule=schedule,
     model=model,
-    tx=build_optimizer(experiment),
+    tx=build_optimizer(experiment, plateau, param_groups),
+    param_groups=param_groups,
     steps=steps,
     snapshot_epochs=snapshot_epochs,
     optimizer_schedules=scheduled,
+    plateau=plateau,
   )

@@ -111,3 +111,16 @@ def summary(
   out["runtime"] = runtime
   out["environment"] = environment()
   return out
+
+
+def group_rates(param_groups: Any, lr: float) -> dict[str, float]:
+  """Each parameter group's learning rate for an epoch's record, `"lr/{label}"` beside `lr`:
+  its factor times `lr` (`config.param_groups`); {} without groups.
+
+  Args:
+    param_groups: the run's `lrjax.groups.ParamGroups`, or None.
+    lr: the learning rate (the schedule's value).
+  """
+  if param_groups is None:
+    return {}
+  return {f"lr/{label}": factor * lr for label, factor in param_groups.factors().items()}

@@ -8,6 +8,13 @@ rate is visible in `state.opt_state`. A run that schedules other hyperparameters
 (`config.optimizer_schedules`: momentum, weight decay, Adam's b1 and b2) passes a mapping from
 each injected hyperparameter's name to its schedule instead (`Run.step_schedules`), and each is
 written alike.
+
+A run with a plateau (`config.plateau`) carries its metric in the train state
+(`TrainState.plateau`, a `PlateauFeed`): the loop writes the latest validation metric there, and
+the step passes it to the optimizer's update as `value=`, with `value_is_new=` true for the one
+update after it was written. Both are traced leaves, so one compiled step serves every value,
+and the checkpoint keeps them. A run without one carries None there and passes nothing: the
+program it was without plateaus.
 """
 
 from __future__ import annotations
@@ -27,6 +34,20 @@ from lrjax.data import preprocess
 from lrjax.models import registry
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.compose import choose
+from lrjax.transforms.readout import plateau_scale
+
+
+class PlateauFeed(NamedTuple):
+  """The metric a plateau reads: `value` (float32) and whether no update has read it yet
+  (`is_new`, bool); with a leading axis of K for a vmapped population."""
+
+  value: jax.Array
+  is_new: jax.Array
+
+  @classmethod
+  def nothing(cls) -> PlateauFeed:
+    """The feed before the first evaluation: no value to read."""
+    return cls(jnp.zeros((), jnp.float32), jnp.zeros((), bool))
 
 
 class TrainState(struct.PyTreeNode):
@@ -36,15 +57,19 @@ class TrainState(struct.PyTreeNode):
   opt_state: Any
   key: jax.Array  # raw uint32 key: augmentation noise for step t is fold_in(key, t)
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
+  plateau: PlateauFeed | None = None  # a run with a plateau's metric; None: no leaves at all
 
   def checkpoint_items(self) -> dict[str, Any]:
-    return {
+    items = {
       "step": self.step,
       "params": self.params,
       "batch_stats": self.batch_stats,
       "opt_state": self.opt_state,
       "key": self.key,
     }
+    if self.plateau is not None:
+      items["plateau"] = self.plateau
+    return items
 
 
 @functools.lru_cache(maxsize=32)
@@ -62,9 +87,15 @@ def _jitted_init(model: nn.Module, tx: optax.GradientTransformation) -> Callable
 
 
 def create_train_state(
-  model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int
+  model: nn.Module,
+  tx: optax.GradientTransformation,
+  input_shape: tuple[int, ...],
+  seed: int,
+  *,
+  plateau: bool = False,
 ) -> TrainState:
-  """Initialises parameters from `seed` alone, so every schedule of a study starts alike."""
+  """Initialises parameters from `seed` alone, so every schedule of a study starts alike;
+  `plateau`: the state carries a `PlateauFeed` (`tx` chains `lrjax.plateau`)."""
   init_key, aug_key = jax.random.split(jax.random.PRNGKey(seed))
   x = jnp.zeros((1, *input_shape), jnp.float32)
   variables, opt_state = _jitted_init(model, tx)(init_key, x)
@@ -75,6 +106,7 @@ def create_train_state(
     opt_state=opt_state,
     key=aug_key,
     tx=tx,
+    plateau=PlateauFeed.nothing() if plateau else None,
   )
 
 
@@ -134,7 +166,9 @@ def train_step(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD update on a batch of uint8 images; returns the new state and per-step metrics:
   "loss", "accuracy", "lr" and each other scheduled hyperparameter by its name ("momentum", ...).
-  `schedule`: the learning rate's, or every injected hyperparameter's (`hyperparameters_at`)."""
+  `schedule`: the learning rate's, or every injected hyperparameter's (`hyperparameters_at`).
+  With a plateau (`state.plateau`), "lr" is the update's effective learning rate, the
+  schedule's times "plateau_scale", the scale the update applied."""
   values = hyperparameters_at(schedule, state.step)
   images = batch["image"]
   if augment:
@@ -157,7 +191,9 @@ def train_step(
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   opt_state = with_hyperparameters(state.opt_state, values)
-  updates, opt_state = state.tx.update(grads, opt_state, state.params)
+  feed = state.plateau
+  fed = {} if feed is None else {"value": feed.value, "value_is_new": feed.is_new}
+  updates, opt_state = state.tx.update(grads, opt_state, state.params, **fed)
   new_state = state.replace(
     step=state.step + 1,
     params=optax.apply_updates(state.params, updates),
@@ -166,6 +202,10 @@ def train_step(
   )
   correct = jnp.mean((jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32))
   scheduled = {METRIC.get(name, name): value for name, value in values.items()}
+  if feed is not None:  # read once: the next update waits for the next evaluation
+    new_state = new_state.replace(plateau=feed._replace(is_new=jnp.zeros_like(feed.is_new)))
+    scale = plateau_scale(opt_state)
+    scheduled |= {"lr": scheduled["lr"] * scale, "plateau_scale": scale}
   return new_state, {"loss": loss, "accuracy": correct, **scheduled}
 
 

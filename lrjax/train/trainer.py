@@ -10,7 +10,9 @@ transfer, K updates a step).
 members' folders say they stand (`lrjax.train.storage`), then steps through the epochs; every
 `log_every_steps` steps (and where something asks) it fetches the metrics, records members whose
 loss stopped being finite, and saves a checkpoint on its cadence; at each epoch's end it
-evaluates, writes the records and checkpoints; at the end it writes each member's summary.
+evaluates, writes the records and checkpoints; at the end it writes each member's summary. A
+run with a plateau gets its validation metric where one is due (`lrjax.train.feed`), before the
+checkpoint there.
 SIGTERM or SIGINT stop it after the current step (at an epoch's end, after evaluating), with a
 checkpoint there. What is not the loop's own job (the progress line, a fork's start, the range
 test's curve) is an `Observer`: it sees each `Moment` read-only and may return a `Stop`; no
@@ -31,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax.runtime.preemption import Preempted, StopSignal
-from lrjax.train import build, records
+from lrjax.train import build, feed, records
 from lrjax.train.storage import Storage, Sums
 
 
@@ -257,6 +259,8 @@ class Trainer:
           pending, seconds = [], time.perf_counter() - t0
           diverged = {**diverged, **self._diverged(fetched, diverged)}
           mid = step % spe != 0
+          if mid:  # a plateau fed every N steps (at an epoch's end, after its evaluation)
+            state = feed.feed(self, state, step, {}, diverged)
           # At an epoch's end a signal stops the loop after the epoch is evaluated, below.
           stop = self._stop(diverged, signal if mid else None, step)
           partial = sums.here(seconds)
@@ -275,6 +279,7 @@ class Trainer:
         )
         for i, record in epoch_records.items():
           history[i].append(record)
+        state = feed.feed(self, state, step, epoch_records, diverged)
         if storage is not None:
           storage.epoch_done(epoch, history, predictions, diverged)
         stop = self._stop(diverged, signal, step)
@@ -298,7 +303,7 @@ class Trainer:
   def _wants(self, step: int, signal: StopSignal | None, storage: Storage | None) -> bool:
     if signal is not None and signal.signum is not None:
       return True
-    if storage is not None and storage.wants_sync(step):
+    if (storage is not None and storage.wants_sync(step)) or feed.due(self, step):
       return True
     return any(o.wants_sync(self, step) for o in self.observers)
 
@@ -349,10 +354,12 @@ class Trainer:
         "step": (epoch + 1) * spe,
         "lr": float(m.run.schedule(epoch * spe)),
         **{n: float(s(epoch * spe)) for n, s in m.run.optimizer_schedules.items()},
+        **records.group_rates(m.run.param_groups, float(m.run.schedule(epoch * spe))),
         "train_loss": sums.loss[i] / spe,
         "train_accuracy": sums.correct[i] / spe,
         "seconds": sums.seconds / k,
         "images_per_second": ips,
+        **feed.epoch_fields(m.run, self.member_state(state, i), epoch),
       }
       last = epoch + 1 == run.experiment.num_epochs
       if self.evaluate and (self.every_epoch or last):
