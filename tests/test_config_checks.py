@@ -44,6 +44,11 @@ BAD = {
     {"head": {"match": "^Dense_", "lr_scale": 0}},
     "config.param_groups.head.lr_scale must be a finite number > 0, got 0",
   ),
+  "batch_ramp": (
+    {"stages": [[0, 16]], "lr_rule": "cubic"},
+    "config.batch_ramp.lr_rule must be one of ['none', 'linear', 'sqrt'], got 'cubic'",
+  ),
+  "tokens_per_sample": (0, "config.tokens_per_sample must be a positive integer, got 0"),
   "seed": (-1, "config.seed must be an integer >= 0, got -1"),
   "eval_batch_size": (0, "config.eval_batch_size must be a positive integer, got 0"),
   "checkpoint_every_epochs": (0, "config.checkpoint_every_epochs must be a positive integer"),

@@ -76,10 +76,63 @@ def comparisons() -> dict[str, dict[str, lrjax.Schedule]]:
   }
 
 
+def groups_comparison() -> dict[str, lrjax.Schedule]:
+  """Layer-wise decay on resnet20: every depth's rate, from the stem to the head."""
+  import jax
+
+  from lrjax.models import registry
+
+  model = registry.create_model("resnet20", 10)
+  shapes = jax.eval_shape(lambda: registry.init_variables(model, jax.random.key(0), (32, 32, 3)))
+  params = shapes["params"]
+  base = lrjax.warmup(lrjax.cosine_decay(0.1, 100), 10)
+  groups, _ = lrjax.layer_decay_groups(params, base, 0.75, lrjax.resnet_depths(params))
+  depths = sorted(int(g.split("_")[1]) for g in groups if g.endswith("_decay") and "no_" not in g)
+  # Every other depth, so that no two lines share a colour; the head is the last depth.
+  shown = [d for d in depths if d % 2 == depths[-1] % 2]
+  names = {depths[0]: " (stem)", depths[-1]: " (head)"}
+  return {f"depth {d}{names.get(d, '')}": groups[f"layer_{d}_decay"]["schedule"] for d in shown}
+
+
+def draw_plateau(path: str) -> None:
+  """A cosine with a warmup, alone and scaled by `lrjax.plateau` on a loss that stalls."""
+  import numpy as np
+  import optax
+
+  from lrjax.plot.figure import new_figure, save
+
+  schedule = lrjax.warmup(lrjax.cosine_decay(0.1, NUM_STEPS - 10), 10)
+  tx = optax.chain(optax.sgd(schedule), lrjax.plateau(0.5, patience=8, warmup_steps=10))
+  params = {"w": np.zeros((), np.float32)}
+  state = tx.init(params)
+  # A loss that improves for 40 steps and then stalls with noise.
+  rng = np.random.default_rng(0)
+  losses = 1.0 / (1.0 + 0.05 * np.minimum(np.arange(NUM_STEPS), 40))
+  losses = losses + 0.002 * rng.standard_normal(NUM_STEPS)
+  rates = []
+  for t in range(NUM_STEPS):
+    _, state = tx.update({"w": np.ones((), np.float32)}, state, params, value=losses[t])
+    rates.append(float(schedule(t)) * float(lrjax.plateau_scale(state)))
+  fig = new_figure(7.5, 4.2)
+  ax = fig.subplots()
+  ax.plot(np.asarray(schedule(np.arange(NUM_STEPS))), label="warmup + cosine", lw=1.6)
+  ax.plot(rates, label="the same, scaled by lrjax.plateau(0.5, patience=8)", lw=1.6)
+  twin = ax.twinx()
+  twin.plot(losses, color="0.6", lw=1, label="metric (value=)")
+  twin.set_ylabel("metric")
+  ax.set_xlabel("step")
+  ax.set_ylabel("learning rate")
+  ax.grid(alpha=0.3)
+  lines = ax.get_legend_handles_labels()
+  more = twin.get_legend_handles_labels()
+  ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
+  save(fig, path)
+
+
 def draw_figures(app: Sphinx) -> None:
   folder = os.path.join(app.srcdir, FIGURES)
   stamp = os.path.join(folder, "fingerprint.txt")
-  names = sorted(lrjax.registry()) + sorted(comparisons())
+  names = sorted(lrjax.registry()) + sorted(comparisons()) + ["layer_decay", "plateau"]
   key = fingerprint()
   # Evaluating every example eagerly and drawing it takes most of a build: redraw only when the
   # code the figures come from has changed.
@@ -90,11 +143,19 @@ def draw_figures(app: Sphinx) -> None:
   for name in sorted(lrjax.registry()):
     entry = lrjax.registry()[name]
     schedule = entry.factory(**entry.example)
+    # The momentum companions' values are momenta, not learning rates.
+    label = "momentum" if name.endswith("_momentum") else "learning rate"
     lrjax.plot_schedules(
-      {name: schedule}, NUM_STEPS, os.path.join(folder, f"{name}.png"), panels=True
+      {name: schedule},
+      NUM_STEPS,
+      os.path.join(folder, f"{name}.png"),
+      panels=True,
+      value_label=label,
     )
   for name, schedules in comparisons().items():
     lrjax.plot_schedules(schedules, NUM_STEPS, os.path.join(folder, f"{name}.png"))
+  lrjax.plot_schedules(groups_comparison(), NUM_STEPS, os.path.join(folder, "layer_decay.png"))
+  draw_plateau(os.path.join(folder, "plateau.png"))
   with open(stamp, "w") as f:
     f.write(key)
 
@@ -114,7 +175,7 @@ class ScheduleDirective(SphinxDirective):
       f".. autofunction:: lrjax.{name}",
       "",
       f".. figure:: /{FIGURES}/{name}.png",
-      f"   :alt: the learning rate of {name} over {NUM_STEPS} steps",
+      f"   :alt: {name} over {NUM_STEPS} steps",
       "",
       f"   ``{example_call(name, entry.example)}`` over steps 0 to {NUM_STEPS - 1}.",
     ]

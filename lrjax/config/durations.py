@@ -46,8 +46,8 @@ def to_steps(
     raise ValueError(f"{where} is in samples, but this run's batch size is not known")
   if unit == "tokens" and (samples_per_step is None or tokens_per_sample is None):
     raise ValueError(
-      f"{where} is in tokens, but this run's tokens per example are not known: configs take "
-      "durations in samples (lrjax.config.durations.resolve_schedule takes tokens_per_sample)"
+      f"{where} is in tokens, but this run's tokens per example are not known: set "
+      "config.tokens_per_sample (resolve_schedule's tokens_per_sample), e.g. a sequence's length"
     )
   if unit in ("samples", "tokens"):
     per_step = samples_per_step * (tokens_per_sample if unit == "tokens" else 1)

@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lrjax.config import batch_ramp as batch_ramp_lib
 from lrjax.config import checks
 from lrjax.config import param_groups as param_groups_lib
 from lrjax.config import plateau as plateau_lib
@@ -27,10 +28,17 @@ from lrjax.runtime.spec import Spec
 
 # Fields of a config beside the experiment's own: a study's, and the user's (under `user`).
 STUDY = "study"
-# Fields a config may leave out: empty then. `optimizer_schedules` and `plateau` are also left out
-# of a run's record where empty, so that a record without them (an older run's) matches a config
-# without them.
-OPTIONAL = ("optimizer_schedules", "plateau", "param_groups", "user")
+# Fields a config may leave out: empty (None for `tokens_per_sample`) then. All but `user` are
+# also left out of a run's record where empty, so that a record without them (an older run's)
+# matches a config without them.
+OPTIONAL = (
+  "optimizer_schedules",
+  "plateau",
+  "param_groups",
+  "batch_ramp",
+  "tokens_per_sample",
+  "user",
+)
 
 
 def _model(value: Any, where: str) -> str:
@@ -62,16 +70,21 @@ def _dataset(value: Any, where: str) -> str:
   return value
 
 
+def _resolves(value: Fields, where: str, tokens_per_sample: int | None = 1) -> None:
+  try:  # every duration resolves and the schedule builds: checked now, not after minutes
+    # The real batch size comes later; tokens are checked against their size with the others.
+    resolve_schedule(value, 1000, 1000, samples_per_step=1, tokens_per_sample=tokens_per_sample)
+  except ValueError as e:
+    raise ConfigError(f"{where}: {e}") from None
+
+
 def _schedule(value: Any, where: str) -> Fields:
   if not isinstance(value, Mapping) and not hasattr(value, "to_dict"):
     raise checks.fail(where, value, "a schedule config with a 'name' (see lrjax.registry())")
   value = frozen(value)
   if "name" not in value:
     raise checks.fail(where, plain(value), "a schedule config with a 'name' (see lrjax.registry())")
-  try:  # every duration resolves and the schedule builds: checked now, not after minutes
-    resolve_schedule(value, 1000, 1000, samples_per_step=1)  # the real batch size comes later
-  except ValueError as e:
-    raise ConfigError(f"{where}: {e}") from None
+  _resolves(value, where)
   return value
 
 
@@ -94,6 +107,10 @@ def _runtime(value: Any, where: str) -> Spec:
     return Spec.of(value)  # its errors name config.runtime.FIELD
   except ValueError as e:
     raise ConfigError(str(e)) from None
+
+
+def _tokens_per_sample(value: Any, where: str) -> int | None:
+  return None if value is None else checks.count(1)(value, where)
 
 
 def _user(value: Any, where: str) -> Fields:
@@ -126,6 +143,8 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
   "optimizer_schedules": _optimizer_schedules,
   "plateau": plateau_lib.check,
   "param_groups": param_groups_lib.check,
+  "batch_ramp": batch_ramp_lib.check,
+  "tokens_per_sample": _tokens_per_sample,
   "seed": checks.count(0),
   "eval_batch_size": checks.count(1),
   "checkpoint_every_epochs": checks.count(1),
@@ -167,7 +186,7 @@ class Experiment:
     batch_size: examples per update, over all devices.
     num_epochs: epochs to train.
     schedule: the learning-rate schedule's config (`lrjax.from_config`, durations in
-      `{"epochs"|"steps"|"fraction": x}`).
+      `{"epochs"|"steps"|"fraction"|"samples"|"tokens": x}`).
     optimizer_schedules: other hyperparameters' schedules, by name: "momentum" ("sgd",
       "mechanize"), "b1" and "b2" ("adam", "adamw"), "weight_decay" (every optimizer; see
       `lrjax.optimizers.schedulable`) -> a schedule config as `schedule` is, e.g.
@@ -185,6 +204,12 @@ class Experiment:
       own weight decay (`lrjax.config.param_groups`): `{"head": {"match": "^Dense_",
       "lr_scale": 10.0}}`, `{"layer_decay": 0.75}`, `{"weight_decay_on": "all"}`. Default `{}`:
       none, and the run is the same program as without the field.
+    batch_ramp: stages of the batch size (`lrjax.config.batch_ramp`): `{"stages": [[0, 64],
+      [{"epochs": 2}, 128]], "lr_rule": "sqrt"}`; `batch_size` is then the base batch size the
+      schedule's rates and steps refer to, and the schedule runs on the samples seen. Default
+      `{}`: none, and the run is the same program as without the field.
+    tokens_per_sample: the tokens of one example (a sequence's length), for durations in
+      `{"tokens": n}`. Default None: durations in tokens are refused.
     seed: the seed of the initialisation, the data order and the augmentation noise.
     eval_batch_size: examples per evaluation batch.
     checkpoint_every_epochs: checkpoint every that many epochs.
@@ -223,6 +248,8 @@ class Experiment:
   optimizer_schedules: Fields
   plateau: Fields
   param_groups: Fields
+  batch_ramp: Fields
+  tokens_per_sample: int | None
   seed: int
   eval_batch_size: int
   checkpoint_every_epochs: int
@@ -279,8 +306,9 @@ class Experiment:
       del out["optimizer_schedules"]
     if not self.plateau:
       del out["plateau"]
-    if not self.param_groups:  # as the two above: a record without it matches a config without it
-      del out["param_groups"]
+    for name in ("param_groups", "batch_ramp", "tokens_per_sample"):
+      if out[name] in ({}, None):  # as above: a record without it matches a config without it
+        del out[name]
     return out
 
 
@@ -319,7 +347,7 @@ def parse(config: Any, where: str = "config") -> Experiment:
   for name, check in CHECKS.items():
     if name not in config:
       if name in OPTIONAL:
-        fields[name] = Fields()
+        fields[name] = None if name == "tokens_per_sample" else Fields()
         continue
       raise ConfigError(
         f"{where} has no field {name!r}; start from lrjax.configs.default (configs/default.py)"
@@ -346,5 +374,10 @@ def _check_together(e: Experiment, where: str) -> None:
       f"{where}.validation_split={e.validation_split!r} is the training or test split: "
       "validation data must be neither"
     )
+  if e.tokens_per_sample is None:  # durations in tokens need their size
+    _resolves(e.schedule, f"{where}.schedule", None)
+    for name, config in e.optimizer_schedules.items():
+      _resolves(config, f"{where}.optimizer_schedules.{name}", None)
   plateau_lib.check_together(e, where)
   param_groups_lib.check_together(e, where)
+  batch_ramp_lib.check_together(e, where)

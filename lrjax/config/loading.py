@@ -130,9 +130,17 @@ def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> Any:
 # The fields a study config may set under `config.study` (see `lrjax.config.study`).
 STUDY_FIELDS = _study.FIELDS
 # Fields beside those of `lrjax.configs.default`: the study, the user's own, the schedules of the
-# optimizer's hyperparameters, the plateau and the parameter groups (none by default;
-# `lrjax.config.experiment`).
-EXTRA_FIELDS = ("study", "user", "optimizer_schedules", "plateau", "param_groups")
+# optimizer's hyperparameters, the plateau, the parameter groups, the batch ramp and the tokens
+# of an example (none by default; `lrjax.config.experiment`).
+EXTRA_FIELDS = (
+  "study",
+  "user",
+  "optimizer_schedules",
+  "plateau",
+  "param_groups",
+  "batch_ramp",
+  "tokens_per_sample",
+)
 
 
 def check_fields(config: Any, spec: str = "the config") -> None:

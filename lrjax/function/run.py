@@ -35,7 +35,11 @@ def function_of(path: Any, field: str = "study.train_fn") -> Callable[[TrainJob]
 
 def resolved_schedule(experiment: Experiment, spe: int) -> Schedule:
   return resolve_schedule(
-    experiment.schedule, spe, spe * experiment.num_epochs, samples_per_step=experiment.batch_size
+    experiment.schedule,
+    spe,
+    spe * experiment.num_epochs,
+    samples_per_step=experiment.batch_size,
+    tokens_per_sample=experiment.tokens_per_sample,
   )
 
 

@@ -67,6 +67,7 @@ def plot_schedules(
   panels: bool = False,
   title: str | None = None,
   log_scale: bool = False,
+  value_label: str = "learning rate",
 ) -> str:
   """Draws one or several schedules into a PNG, as the chapter's figures show each schedule.
 
@@ -78,6 +79,7 @@ def plot_schedules(
     panels: one panel per schedule (a grid) instead of all on one axis.
     title: the figure title.
     log_scale: a logarithmic learning-rate axis.
+    value_label: the value axis's label ("momentum" for a momentum schedule, say).
 
   Returns:
     The path written, as a string.
@@ -104,7 +106,7 @@ def plot_schedules(
       ax.plot(x, schedule_values(s, num_steps), color="C0", lw=1.6)
       ax.set_title(label, fontsize=10)
       ax.set_xlabel(xlabel)
-      ax.set_ylabel("learning rate")
+      ax.set_ylabel(value_label)
       ax.grid(alpha=0.3)
       if log_scale:
         ax.set_yscale("log")
@@ -116,7 +118,7 @@ def plot_schedules(
     for label, s in named.items():
       ax.plot(x, schedule_values(s, num_steps), label=label, lw=1.6)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel(value_label)
     ax.grid(alpha=0.3)
     if log_scale:
       ax.set_yscale("log")

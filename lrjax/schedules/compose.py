@@ -135,11 +135,11 @@ def warmup(
 
   with :math:`W` = `warmup_steps`, :math:`\eta_i` = `init_value` and the warmup shape
   :math:`g(p)` = :math:`p` (`"linear"`, the default), :math:`\tfrac12(1 - \cos \pi p)`
-  (`"cosine"`), :math:`1 - \sqrt{1 - p}` (`"1-sqrt"`, fast at first), or the geometric ramp
-  :math:`\eta_i (s(0) / \eta_i)^{t / W}` in place of the first line (`"exponential"`, which
-  needs :math:`\eta_i > 0`); Hugging Face's `get_wsd_schedule(warmup_type=...)` has the first
-  three. The wrapped schedule starts
-  after the warmup (a prefix, as optax's `warmup_*` schedules and timm's `warmup_prefix=True`),
+  (`"cosine"`), :math:`1 - \sqrt{1 - p}` (`"1-sqrt"`, slow at first and steep at the end), or
+  the geometric ramp :math:`\eta_i (s(0) / \eta_i)^{t / W}` in place of the first line
+  (`"exponential"`, which needs :math:`\eta_i > 0`); Hugging Face's
+  `get_wsd_schedule(warmup_type=...)` has the first three. The wrapped schedule starts after the
+  warmup (a prefix, as optax's `warmup_*` schedules and timm's `warmup_prefix=True`),
   so the curve is continuous at :math:`W` and the whole run is :math:`W` steps longer. The first
   update uses `init_value`; a 0 there (the default) wastes that update, a small positive value
   does not. With `warmup_steps=0` the values are the schedule's.

@@ -3,7 +3,8 @@ needs, each usable alone.
 
 `build(experiment, runtime)` composes them into a `Run`: the placement on this machine's devices
 (`devices.make_placement`), the data (`load_data`), the run's length and its schedule in steps
-(`length`) and any other hyperparameter's (`optimizer_schedules_in_steps`), its plateau in steps
+(`length`) and any other hyperparameter's (`optimizer_schedules_in_steps`; on the samples seen
+where the batch size ramps: `lrjax.config.batch_ramp`, `lrjax.train.ramp`), its plateau in steps
 (`lrjax.config.plateau.of_run`), the model on the runtime's convolution (`build_model`), its
 parameter groups (`lrjax.config.param_groups.of_model`), the optimizer (`build_optimizer`) and
 the jitted steps with the runtime's compiler options (`step.jit_steps`). Nothing trains here,
@@ -28,6 +29,7 @@ import optax
 
 from lrjax import optimizers
 from lrjax import runtime as runtime_lib
+from lrjax.config import batch_ramp
 from lrjax.config import param_groups as groups_lib
 from lrjax.config import plateau as plateau_lib
 from lrjax.config.checks import ConfigError
@@ -40,7 +42,7 @@ from lrjax.import_path import is_import_path
 from lrjax.models import registry
 from lrjax.runtime import devices
 from lrjax.schedules.base import Schedule
-from lrjax.train import snapshots
+from lrjax.train import ramp, snapshots
 from lrjax.train import step as step_lib
 
 # The runs of a study share their dataset: read (and un-gzip) it once per process, and hold out
@@ -97,6 +99,7 @@ def schedule_in_steps(experiment: Experiment, run_length: Length, config: Any = 
     run_length.steps_per_epoch,
     run_length.total_steps,
     samples_per_step=experiment.batch_size,
+    tokens_per_sample=experiment.tokens_per_sample,
   )
 
 
@@ -192,6 +195,7 @@ class Run:
   tx: optax.GradientTransformation
   steps: step_lib.Steps
   snapshot_epochs: tuple[int, ...]
+  epochs: batch_ramp.Epochs  # each epoch's batch size and updates (`config.batch_ramp`)
   optimizer_schedules: Mapping[str, Schedule] = dataclasses.field(default_factory=dict)
   plateau: plateau_lib.Plateau | None = None
   param_groups: ParamGroups | None = None  # config.param_groups, for the model's parameters
@@ -224,8 +228,9 @@ class Run:
     )
     return self.placement.put_replicated(state)
 
-  def train_batch(self, perm: np.ndarray, i: int) -> dict[str, jax.Array]:
-    size = self.experiment.batch_size
+  def train_batch(self, perm: np.ndarray, i: int, size: int = 0) -> dict[str, jax.Array]:
+    """Batch `i` of `perm` in batches of `size` (0: `config.batch_size`)."""
+    size = size or self.experiment.batch_size
     idx = np.sort(perm[i * size : (i + 1) * size])
     ds = self.dataset
     return self.placement.put_batch({"image": ds.train_images[idx], "label": ds.train_labels[idx]})
@@ -308,6 +313,7 @@ class Run:
       **({"optimizer_schedules": scheduled} if scheduled else {}),
       **({"plateau": self.plateau.to_dict()} if self.plateau else {}),
       **groups_lib.record(self.param_groups, self.experiment),
+      **({"batch_ramp": self.epochs.to_dict()} if self.epochs.ramped else {}),
       "steps_per_epoch": self.steps_per_epoch,
       "total_steps": self.total_steps,
       "num_train": self.num_train,
@@ -336,8 +342,11 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
     )
   ds = load_data(experiment)
   run_length = length(experiment, ds)
-  schedule = schedule_in_steps(experiment, run_length)
-  scheduled = optimizer_schedules_in_steps(experiment, run_length)
+  epochs = batch_ramp.of_run(experiment, run_length.num_train, placement.num_devices)
+  on_samples = ramp.samples_length(run_length, epochs, experiment.num_epochs)
+  schedule = ramp.on_samples(schedule_in_steps(experiment, on_samples), epochs)
+  scheduled = optimizer_schedules_in_steps(experiment, on_samples)
+  scheduled = {n: ramp.on_samples(s, epochs, rate=False) for n, s in scheduled.items()}
   plateau = plateau_lib.of_run(
     experiment, run_length.steps_per_epoch, run_length.total_steps, ds.has_validation
   )
@@ -366,13 +375,14 @@ def build(experiment: Experiment, runtime: runtime_lib.Runtime) -> Run:
     dataset=ds,
     num_train=run_length.num_train,
     steps_per_epoch=run_length.steps_per_epoch,
-    total_steps=run_length.total_steps,
+    total_steps=epochs.start(experiment.num_epochs),
     schedule=schedule,
     model=model,
     tx=build_optimizer(experiment, plateau, param_groups),
     param_groups=param_groups,
     steps=steps,
     snapshot_epochs=snapshot_epochs,
+    epochs=epochs,
     optimizer_schedules=scheduled,
     plateau=plateau,
   )

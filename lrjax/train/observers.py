@@ -41,8 +41,8 @@ class ProgressLine(Observer):
           label = self.labels[i] if self.labels and trainer.k > 1 else None
           self.progress.epoch_done(history[-1], label=label)
       return None
-    spe = trainer.run.steps_per_epoch
-    epoch, i = (moment.step - 1) // spe, (moment.step - 1) % spe + 1
+    epoch, i = trainer.run.epochs.locate(moment.step - 1)
+    i += 1
     losses = np.atleast_1d(moment.fetched[-1][1]["loss"])
     finite = losses[np.isfinite(losses)]  # the members' mean loss, over those still finite
     latest = {
@@ -50,7 +50,7 @@ class ProgressLine(Observer):
       "last_lr": float(np.atleast_1d(moment.fetched[-1][1]["lr"])[0]),
     }
     seconds = moment.partial["seconds"]
-    self.progress.update(epoch, i, latest, seconds, trainer.run.experiment.batch_size)
+    self.progress.update(epoch, i, latest, seconds, trainer.run.epochs.batch_size(epoch))
     return None
 
 
@@ -65,7 +65,7 @@ class ForkExports(Observer):
     return step in self.exports
 
   def see(self, trainer: Trainer, moment: Moment) -> Stop | None:
-    at_epoch_end = moment.step % trainer.run.steps_per_epoch == 0
+    at_epoch_end = trainer.run.epochs.locate(moment.step)[1] == 0
     if moment.epoch_end == at_epoch_end:  # a step inside an epoch, or an epoch just evaluated
       partial = moment.partial if not at_epoch_end else Sums.zero(trainer.k).to_dict()
       for folder in self.exports.get(moment.step, []):

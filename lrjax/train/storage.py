@@ -84,7 +84,7 @@ class Storage:
     self.names = [os.path.relpath(m.workdir, group_dir) for m in self.members]
     run = self.members[0].run
     self.experiment = run.experiment
-    self.spe = run.steps_per_epoch
+    self.epochs = run.epochs
     self.main = jax.process_index() == 0
     self._stack = contextlib.ExitStack()
     self.checkpoints: Checkpoints | None = None
@@ -165,7 +165,7 @@ class Storage:
   def save_epoch_end(self, step: int, state: Any, diverged: dict, stop: Any) -> None:
     """At an epoch's end: every `checkpoint_every_epochs` epochs, the last, and where a stop
     asks."""
-    epochs = step // self.spe
+    epochs = self.epochs.locate(step)[0]
     every = epochs % self.experiment.checkpoint_every_epochs == 0
     if every or epochs == self.experiment.num_epochs or (stop is not None and stop.save):
       self._save(step, state, Sums.zero(len(self.members)).to_dict(), diverged)

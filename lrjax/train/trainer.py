@@ -171,8 +171,8 @@ class Trainer:
     r0 = members[0].run
     for m in members[1:]:
       r = m.run
-      same = (r.steps_per_epoch, r.experiment.seed, r.model)
-      if same != (r0.steps_per_epoch, r0.experiment.seed, r0.model):
+      same = (r.epochs, r.experiment.seed, r.model)
+      if same != (r0.epochs, r0.experiment.seed, r0.model):
         raise ValueError("a population's runs must share their model, data, batch size and seed")
     self.members = list(members)
     self.group_dir = group_dir
@@ -230,8 +230,8 @@ class Trainer:
       ClaimedError: another live process trains one of the folders.
     """
     run, exp, k = self.run, self.run.experiment, self.k
-    spe = run.steps_per_epoch
-    last = min(exp.num_epochs * spe, self.max_steps or math.inf)
+    clock = run.epochs  # each epoch's updates and batch size
+    last = min(clock.start(exp.num_epochs), self.max_steps or math.inf)
     with contextlib.ExitStack() as stack:
       for observer in self.observers:
         stack.callback(observer.close)
@@ -241,15 +241,16 @@ class Trainer:
       state, step, sums, diverged = self.init_state(), 0, Sums.zero(k), {}
       if storage is not None:
         state, step, sums, diverged = storage.restore(state, sums)
-      history = storage.begin(step // spe) if storage else [[] for _ in range(k)]
+      history = storage.begin(clock.locate(step)[0]) if storage else [[] for _ in range(k)]
       for observer in self.observers:
         observer.start(self, step)
       stop: Stop | None = None
       while step < last and stop is None:
-        epoch, first = divmod(step, spe)
+        epoch, first = clock.locate(step)
+        spe, size = clock.steps_in(epoch), clock.batch_size(epoch)
         order, pending, t0 = run.epoch_order(epoch), [], time.perf_counter()
         for i in range(first, spe):
-          state, metrics = self.train_step(state, run.train_batch(order, i))
+          state, metrics = self.train_step(state, run.train_batch(order, i, size))
           step += 1
           pending.append((step - 1, metrics))
           ends = i + 1 == spe or step >= last
@@ -258,7 +259,7 @@ class Trainer:
           fetched = self._fetch(pending, sums)  # waits for every step dispatched: time them all
           pending, seconds = [], time.perf_counter() - t0
           diverged = {**diverged, **self._diverged(fetched, diverged)}
-          mid = step % spe != 0
+          mid = i + 1 < spe
           if mid:  # a plateau fed every N steps (at an epoch's end, after its evaluation)
             state = feed.feed(self, state, step, {}, diverged)
           # At an epoch's end a signal stops the loop after the epoch is evaluated, below.
@@ -271,7 +272,7 @@ class Trainer:
             storage.save_mid_epoch(step, state, partial, diverged, stop)
           if stop is not None or ends:
             break
-        if stop is not None or step < (epoch + 1) * spe:  # stopped inside the epoch
+        if stop is not None or step < clock.start(epoch + 1):  # stopped inside the epoch
           break
         sums.seconds += seconds
         epoch_records, predictions = self._end_epoch(
@@ -343,18 +344,19 @@ class Trainer:
   ) -> tuple[dict[int, dict], dict[int, np.ndarray]]:
     """Each live member's record of `epoch` (and its test predictions where a snapshot is due);
     `pace`: steps per second of this process's part of the epoch (after a resume, the rest)."""
-    run, k, spe = self.run, self.k, self.run.steps_per_epoch
-    ips = pace * run.experiment.batch_size * k
+    run, k, clock = self.run, self.k, self.run.epochs
+    start, spe = clock.start(epoch), clock.steps_in(epoch)
+    ips = pace * clock.batch_size(epoch) * k
     out, predictions = {}, {}
     for i, m in enumerate(self.members):
       if i in diverged:  # its state is not finite: nothing to evaluate
         continue
       record = {
         "epoch": epoch,
-        "step": (epoch + 1) * spe,
-        "lr": float(m.run.schedule(epoch * spe)),
-        **{n: float(s(epoch * spe)) for n, s in m.run.optimizer_schedules.items()},
-        **records.group_rates(m.run.param_groups, float(m.run.schedule(epoch * spe))),
+        "step": start + spe,
+        "lr": float(m.run.schedule(start)),
+        **{n: float(s(start)) for n, s in m.run.optimizer_schedules.items()},
+        **records.group_rates(m.run.param_groups, float(m.run.schedule(start))),
         "train_loss": sums.loss[i] / spe,
         "train_accuracy": sums.correct[i] / spe,
         "seconds": sums.seconds / k,
