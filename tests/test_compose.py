@@ -215,8 +215,9 @@ def test_vectorised_equals_looped(s, steps):
 
 @settings(max_examples=20, deadline=None)
 @given(
-  lo=st.floats(0.0, 0.1),
-  width=st.floats(0.0, 0.1),
+  # float32 subnormals are left out: XLA:CPU flushes them to 0.
+  lo=st.floats(0.0, 0.125, width=32, allow_subnormal=False),
+  width=st.floats(0.0, 0.125, width=32, allow_subnormal=False),
   steps=st.lists(st.integers(0, 200), min_size=8, max_size=8),
 )
 def test_clip_bounds(lo, width, steps):

@@ -102,8 +102,9 @@ def test_parity_with_optax(t):
 
 @settings(max_examples=40, deadline=None)
 @given(
-  init=st.floats(0.0, 10.0),
-  end=st.floats(0.0, 10.0),
+  # float32 subnormals are left out: XLA:CPU flushes them to 0 (see the conventions).
+  init=st.floats(0.0, 10.0, width=32, allow_subnormal=False),
+  end=st.floats(0.0, 10.0, width=32, allow_subnormal=False),
   total=st.integers(1, 10**6),
   power=st.floats(0.0, 8.0),
   t=st.integers(0, 2**31 - 1),
@@ -253,8 +254,8 @@ def test_linear_edges_closed_over_under_jit(init, total, end, power):
 
 @settings(max_examples=30, deadline=None)
 @given(
-  init=st.floats(0.0, 10.0, width=32),
-  end=st.floats(0.0, 10.0, width=32) | st.just(0.0),
+  init=st.floats(0.0, 10.0, width=32, allow_subnormal=False),
+  end=st.floats(0.0, 10.0, width=32, allow_subnormal=False) | st.just(0.0),
   total=st.integers(1, 2**24) | st.integers(1, 1000),
 )
 def test_linear_exact_at_both_ends_under_jit(init, end, total):

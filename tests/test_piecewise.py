@@ -113,7 +113,9 @@ def test_optax_interpolate_reference_values():
 def pieces(draw):
   n = draw(st.sampled_from([1, 3]))  # few shapes: each is a new compiled program
   b = sorted(draw(st.sets(st.integers(0, 300), min_size=n, max_size=n)))
-  v = draw(st.lists(st.floats(0, 2, width=32), min_size=n + 1, max_size=n + 1))
+  # float32 subnormals are left out: XLA:CPU flushes them to 0.
+  value = st.floats(0, 2, width=32, allow_subnormal=False)
+  v = draw(st.lists(value, min_size=n + 1, max_size=n + 1))
   return b, v
 
 
