@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from runs import build_run
+from runs import EveryStep, assert_the_program_it_was, build_run
 from test_train import smoke_config
 
 from lrjax import optimizers
@@ -17,7 +17,7 @@ from lrjax.config import load
 from lrjax.config.checks import ConfigError
 from lrjax.train import build
 from lrjax.train import step as step_lib
-from lrjax.train.trainer import Member, Observer, Trainer
+from lrjax.train.trainer import Member, Trainer
 
 LR = 0.1
 # Known values at steps 0, 1, 2 (the hand computations below use these numbers, not the schedules).
@@ -111,28 +111,7 @@ def test_without_optimizer_schedules_a_run_is_the_program_it_always_was(changes)
   assert experiment_lib.parse(smoke_config(**changes)) == run.experiment
   assert run.step_schedules is run.schedule and "optimizer_schedules" not in run.resolved_config()
   assert set(run.tx.init({"w": jnp.zeros(2)}).hyperparams) == {"learning_rate"}
-  e = run.experiment
-
-  def before(learning_rate):
-    mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
-    if e.optimizer == "adamw":
-      return optax.adamw(learning_rate, weight_decay=e.weight_decay, mask=mask)
-    base = optax.sgd(learning_rate, momentum=e.momentum or None, nesterov=e.nesterov)
-    if e.weight_decay:
-      return optax.chain(optax.add_decayed_weights(e.weight_decay, mask=mask), base)
-    return base
-
-  old = optax.inject_hyperparams(before)(learning_rate=0.0)
-  states = [run.init_state(), run.init_state().replace(tx=old)]
-  states[1] = states[1].replace(opt_state=old.init(states[1].params))
-  perm = np.arange(256)
-  lowered = [run.train_step.lower(s, run.train_batch(perm, 0), run.schedule) for s in states]
-  assert lowered[0].as_text() == lowered[1].as_text()
-  for i in range(3):
-    batch = run.train_batch(perm, i)
-    states = [run.train_step(s, batch, run.schedule)[0] for s in states]
-  for a, b in zip(jax.tree.leaves(states[0].params), jax.tree.leaves(states[1].params)):
-    np.testing.assert_array_equal(a, b)
+  assert_the_program_it_was(run)
 
 
 def test_runs_that_differ_in_schedule_values_or_replaced_fields_share_their_optimizer():
@@ -190,21 +169,6 @@ def test_a_schedule_that_leaves_its_range_is_refused_naming_the_field():
     _scheduled_run(optimizer="adam", optimizer_schedules={"b2": bad})
 
 
-class _EveryStep(Observer):
-  """Keeps every step's fetched metrics."""
-
-  def __init__(self):
-    self.metrics = {}
-
-  def wants_sync(self, trainer, step):
-    return True
-
-  def see(self, trainer, moment):
-    for step, m in moment.fetched:
-      self.metrics[step] = m
-    return None
-
-
 def test_a_run_records_its_scheduled_hyperparameters(tmp_path):
   momentum = {
     "name": "cosine_decay",
@@ -216,7 +180,7 @@ def test_a_run_records_its_scheduled_hyperparameters(tmp_path):
   config = smoke_config(num_epochs=2)
   config.optimizer_schedules = {"momentum": momentum, "weight_decay": weight_decay}
   run = build_run(config)
-  seen = _EveryStep()
+  seen = EveryStep()
   result = Trainer([Member(run, str(tmp_path))], str(tmp_path), observers=[seen]).fit()
   spe, total = run.steps_per_epoch, run.total_steps
   assert sorted(seen.metrics) == list(range(total))

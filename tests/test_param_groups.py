@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-from runs import build_run
+from runs import assert_the_program_it_was, build_run
 from test_train import smoke_config
 
 from lrjax import optimizers
@@ -207,22 +207,7 @@ def test_without_the_field_a_run_is_the_program_it_was():
   assert run.param_groups is None and "param_groups" not in run.resolved_config()
   assert "param_groups" not in run.experiment.to_dict()
 
-  def before(learning_rate):
-    mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
-    return optax.chain(
-      optax.add_decayed_weights(5e-4, mask=mask), optax.sgd(learning_rate, momentum=0.9)
-    )
-
-  old = optax.inject_hyperparams(before)(learning_rate=0.0)
-  states = [run.init_state(), run.init_state().replace(tx=old)]
-  states[1] = states[1].replace(opt_state=old.init(states[1].params))
-  perm = np.arange(256)
-  lowered = [run.train_step.lower(s, run.train_batch(perm, 0), run.schedule) for s in states]
-  assert lowered[0].as_text() == lowered[1].as_text()
-  for i in range(3):
-    states = [run.train_step(s, run.train_batch(perm, i), run.schedule)[0] for s in states]
-  for a, b in zip(jax.tree.leaves(states[0].params), jax.tree.leaves(states[1].params)):
-    np.testing.assert_array_equal(a, b)
+  assert_the_program_it_was(run)
 
 
 def test_runs_that_differ_in_schedule_values_share_their_grouped_optimizer():

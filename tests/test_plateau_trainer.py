@@ -8,9 +8,8 @@ import signal
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
-from runs import build_run
+from runs import EveryStep, assert_the_program_it_was, build_run, synthetic_arrays
 from test_train import smoke_config
 
 from lrjax import cli
@@ -19,7 +18,6 @@ from lrjax.config import experiment as experiment_lib
 from lrjax.config import study as study_lib
 from lrjax.config.checks import ConfigError
 from lrjax.configs import study_smoke
-from lrjax.data import datasets as data
 from lrjax.plot import study as study_plot
 from lrjax.train import build
 from lrjax.train import step as step_lib
@@ -114,23 +112,7 @@ def test_without_a_plateau_a_run_is_the_program_it_always_was(empty):
   state = run.init_state()
   assert state.plateau is None
   assert set(state.checkpoint_items()) == {"step", "params", "batch_stats", "opt_state", "key"}
-  e = run.experiment
-  mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
-
-  def before(learning_rate):
-    sgd = optax.sgd(learning_rate, momentum=e.momentum, nesterov=e.nesterov)
-    return optax.chain(optax.add_decayed_weights(e.weight_decay, mask=mask), sgd)
-
-  old = optax.inject_hyperparams(before)(learning_rate=0.0)
-  states = [state, run.init_state().replace(tx=old)]
-  states[1] = states[1].replace(opt_state=old.init(states[1].params))
-  perm = np.arange(256)
-  lowered = [run.train_step.lower(s, run.train_batch(perm, 0), run.schedule) for s in states]
-  assert lowered[0].as_text() == lowered[1].as_text()
-  for i in range(3):
-    states = [run.train_step(s, run.train_batch(perm, i), run.schedule)[0] for s in states]
-  for a, b in zip(jax.tree.leaves(states[0].params), jax.tree.leaves(states[1].params)):
-    np.testing.assert_array_equal(a, b)
+  assert_the_program_it_was(run)
 
 
 # ------------------------------------------------------------------------------- the step
@@ -161,20 +143,8 @@ def test_the_step_reads_the_fed_metric_once_and_compiles_once():
 # ------------------------------------------------------------------------------- the loop
 
 
-class _EveryStep(Observer):
-  def __init__(self):
-    self.metrics = {}
-
-  def wants_sync(self, trainer, step):
-    return True
-
-  def see(self, trainer, moment):
-    for step, m in moment.fetched:
-      self.metrics[step] = {k: float(np.atleast_1d(v)[0]) for k, v in m.items()}
-
-
 def _fit(config, workdir, **kw):
-  seen = _EveryStep()
+  seen = EveryStep()
   run = build_run(config)
   result = Trainer([Member(run, str(workdir))], str(workdir), observers=[seen], **kw).fit()
   return run, result, seen.metrics
@@ -303,26 +273,12 @@ def test_a_plateau_scaled_cosine_resumes_bitwise_after_sigterm(
 # ------------------------------------------------------------------------------ a study
 
 
-def _loader(permute_test: bool):
-  ds = data.synthetic_dataset((16, 16, 3), 256, 64, 4)
-  test_labels = ds.test_labels
-  if permute_test:
-    test_labels = np.random.default_rng(7).permutation(test_labels)
-  return {
-    "train_images": ds.train_images,
-    "train_labels": ds.train_labels,
-    "test_images": ds.test_images,
-    "test_labels": test_labels,
-    "num_classes": 4,
-  }
-
-
 def load_data():
-  return _loader(False)
+  return synthetic_arrays(256, permute_test=False)
 
 
 def load_data_with_permuted_test_labels():
-  return _loader(True)
+  return synthetic_arrays(256, permute_test=True)
 
 
 def _study(loader: str):

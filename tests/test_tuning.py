@@ -5,15 +5,14 @@ import math
 import os
 
 import ml_collections
-import numpy as np
 import pytest
 from compare_fixtures import headings_never_skip_a_level, interrupt_at_epochs
+from runs import synthetic_arrays
 from test_train import smoke_config
 
 from lrjax.compare import folders, phases, runner, tuning
 from lrjax.config import study as study_lib
 from lrjax.config import tune as tune_lib
-from lrjax.data import datasets as data
 from lrjax.files.run_dir import RunDir, State
 
 # --------------------------------------------------------------- the grid and the choice
@@ -175,26 +174,12 @@ def test_an_edge_extends_the_grid_where_the_results_call_for_it(tmp_path):
   assert entry["edge"] == "high"  # still the edge after the extension: the report says so
 
 
-def _stripes(permute_test: bool):
-  ds = data.synthetic_dataset((16, 16, 3), 288, 64, 4)
-  test_labels = ds.test_labels
-  if permute_test:
-    test_labels = np.random.default_rng(7).permutation(test_labels)
-  return {
-    "train_images": ds.train_images,
-    "train_labels": ds.train_labels,
-    "test_images": ds.test_images,
-    "test_labels": test_labels,
-    "num_classes": 4,
-  }
-
-
 def load_data():
-  return _stripes(False)
+  return synthetic_arrays(288, permute_test=False)
 
 
 def load_data_with_permuted_test_labels():
-  return _stripes(True)
+  return synthetic_arrays(288, permute_test=True)
 
 
 def test_selection_reads_no_test_data(tmp_path):

@@ -101,6 +101,11 @@ def mapping(value: Any, where: str) -> Mapping:
   return value
 
 
+def optional_mapping(value: Any, where: str) -> Mapping:
+  """An optional field's dict: None (the field left out) is an empty one."""
+  return {} if value is None else mapping(value, where)
+
+
 def seeds(value: Any, where: str, *, empty: bool = False) -> tuple[int, ...]:
   """Distinct integers >= 0 (at least one unless `empty`)."""
   values = tuple(value) if isinstance(value, list | tuple) else None

@@ -19,6 +19,7 @@ from typing import Any
 
 from lrjax.schedules.base import Schedule
 from lrjax.schedules.config import from_config
+from lrjax.schedules.steps import round_steps
 
 _UNITS = ("epochs", "steps", "fraction", "samples", "tokens")
 
@@ -54,8 +55,7 @@ def to_steps(
     steps = x / per_step
   else:
     steps = x * {"epochs": steps_per_epoch, "steps": 1, "fraction": total_steps}[unit]
-  # Round like big_vision: a tiny positive duration still lasts one step.
-  return 0 if steps == 0 else max(1, round(steps))
+  return round_steps(steps)
 
 
 def _walk(value: Any, spe: int, total: int, where: str, sizes: dict[str, Any]) -> Any:

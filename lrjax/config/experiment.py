@@ -114,9 +114,7 @@ def _tokens_per_sample(value: Any, where: str) -> int | None:
 
 
 def _user(value: Any, where: str) -> Fields:
-  if value is None:
-    return Fields()
-  return frozen(checks.mapping(value, where))
+  return frozen(checks.optional_mapping(value, where))
 
 
 CHECKS: dict[str, Callable[[Any, str], Any]] = {

@@ -71,9 +71,7 @@ def check(value: Any, where: str) -> Fields:
   Raises:
     ConfigError: an unknown key or a value `lrjax.plateau` refuses, naming `where.KEY`.
   """
-  if value is None:
-    return Fields()
-  value = checks.mapping(value, where)
+  value = checks.optional_mapping(value, where)
   if not value:
     return Fields()
   for key in value:

@@ -237,6 +237,16 @@ def onecycle_warmup(pct: jax.Array, total: jax.Array) -> jax.Array:
   return jnp.clip(w, 0, jnp.maximum(total - 1, 0).astype(jnp.float32)).astype(jnp.int32)
 
 
+def onecycle_turn(pct: jax.Array, total: jax.Array, three_phase: bool) -> jax.Array:
+  """The step W at which 1cycle's rate peaks (and its momentum bottoms out).
+
+  With three phases W is also capped at T // 2, so 2W stays within `total_steps` (no int32
+  overflow).
+  """
+  w = onecycle_warmup(pct, total)
+  return jnp.minimum(w, total // 2) if three_phase else w
+
+
 @schedule_class
 class OneCycle(Schedule):
   peak_value: Any
@@ -249,9 +259,7 @@ class OneCycle(Schedule):
 
   def _value(self, t):
     total = self.total_steps
-    w = onecycle_warmup(self.pct_start, total)
-    if self.three_phase:
-      w = jnp.minimum(w, total // 2)  # 2 * w stays within total_steps (no int32 overflow)
+    w = onecycle_turn(self.pct_start, total, self.three_phase)
     init = self.peak_value / self.div_factor
     low = init / self.final_div_factor
     shape = sin_squared_ramp if self.anneal == "cos" else None

@@ -21,7 +21,7 @@ from lrjax.schedules.cyclic import (
   ANNEAL_SHAPES,
   Cyclical,
   cyclical,
-  onecycle_warmup,
+  onecycle_turn,
 )
 from lrjax.schedules.formulas import interpolate, lerp, sin_squared_ramp
 
@@ -45,9 +45,7 @@ class OneCycleMomentum(Schedule):
 
   def _value(self, t):
     total = self.total_steps
-    w = onecycle_warmup(self.pct_start, total)
-    if self.three_phase:
-      w = jnp.minimum(w, total // 2)  # as `OneCycle`: the turn stays where the rate peaks
+    w = onecycle_turn(self.pct_start, total, self.three_phase)  # where `one_cycle` peaks
     top, base = self.max_momentum, self.base_momentum
     shape = sin_squared_ramp if self.anneal == "cos" else None
     down = interpolate(top, base, t, w, shape)

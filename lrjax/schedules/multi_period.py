@@ -16,6 +16,7 @@ from lrjax.schedules import checks
 from lrjax.schedules.base import Schedule, schedule_class, static_field
 from lrjax.schedules.config import register
 from lrjax.schedules.formulas import DECAY_SHAPES, WARMUP_SHAPES, shaped_decay, shaped_warmup
+from lrjax.schedules.steps import round_steps
 
 
 @schedule_class
@@ -197,7 +198,7 @@ def _from_fractions(decay_fraction: Any, points: Any) -> np.ndarray:
     checks.same_length(("decay_points", "decay_fraction"), points, decay_fraction)
   # float64 products of the float64 fractions, as a study rounds `cooldown * epochs` of a fork.
   f = np.broadcast_to(np.asarray(decay_fraction, np.float64), np.shape(points))
-  return np.maximum(1, np.round(f * _periods(points))).astype(np.int32)
+  return round_steps(f * _periods(points)).astype(np.int32)
 
 
 def _check_periods(warmup_steps: Any, points: Any, decay_steps: Any) -> None:

@@ -132,3 +132,16 @@ def fits_int32(**durations: Any) -> None:
   if np.any(total > INT32_MAX):
     parts = ", ".join(f"{k}={np.asarray(v).tolist()}" for k, v in durations.items())
     raise ValueError(f"{' + '.join(durations)} must be at most 2**31 - 1, got {parts}")
+
+
+def round_steps(x: Any) -> Any:
+  """A duration in (fractional) steps as whole steps: the nearest, ties to even, and at least one
+  for any positive duration (as big_vision rounds), so a tiny fraction still lasts a step.
+
+  The one rounding of every duration given as a fraction, in samples or in epochs (configs'
+  `lrjax.config.durations`, WSD's and multi-period WSD's fractions). An int for a scalar, an
+  int64 array for an array.
+  """
+  a = np.asarray(x, np.float64)
+  out = np.where(a == 0, 0, np.maximum(1, np.round(a))).astype(np.int64)
+  return int(out) if out.ndim == 0 else out

@@ -26,7 +26,7 @@ from lrjax.schedules.formulas import (
   shaped_warmup,
   sin_squared_ramp,
 )
-from lrjax.schedules.steps import fits_int32
+from lrjax.schedules.steps import fits_int32, round_steps
 
 _DEFAULT_TIMESCALE = 10_000
 
@@ -305,8 +305,7 @@ def _from_fraction(name: str, fraction: Any, total: int, lo_open: bool, hi_open:
   if lo_bad or hi_bad or not np.isfinite(fraction):
     rng = ("(0, " if lo_open else "[0, ") + ("1)" if hi_open else "1]")
     raise ValueError(f"{name} must be in {rng}, got {fraction!r}")
-  steps = float(fraction) * total
-  return 0 if steps == 0 else max(1, round(steps))
+  return round_steps(float(fraction) * total)
 
 
 def _resolve_durations(warmup, stable, decay, total, warmup_fraction, decay_fraction):

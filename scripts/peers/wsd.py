@@ -57,36 +57,36 @@ def hugging_face() -> list[dict]:
   return cases
 
 
+def _timm_case(case_id: str, steps: int, settings: dict) -> dict:
+  """timm's `WSDLRScheduler` stepped per update (`step_update(t)`) over `steps` updates."""
+  opt = _optimizer()
+  sched = common.timm_scheduler().WSDLRScheduler(opt, t_in_epochs=False, **settings)
+  values = []
+  for t in range(steps):
+    sched.step_update(t)
+    values.append(float(opt.param_groups[0]["lr"]))
+  return dict(
+    id=case_id,
+    peer="timm.scheduler.WSDLRScheduler",
+    settings=dict(peak=PEAK, **settings),
+    values=values,
+  )
+
+
 def timm() -> list[dict]:
-  scheduler = common.timm_scheduler()
   cases = []
   for (w, d, total), decay in itertools.product(SIZES, SHAPES):
-    opt = _optimizer()
     settings = dict(t_initial=total - w, decay_t=d, warmup_t=w, decay_fn=decay)
-    sched = scheduler.WSDLRScheduler(opt, t_in_epochs=False, **settings)
-    values = []
-    for t in range(total + 3):
-      sched.step_update(t)
-      values.append(float(opt.param_groups[0]["lr"]))
-    cases.append(
-      dict(
-        id=f"timm-W{w}-D{d}-T{total}-{decay}",
-        peer="timm.scheduler.WSDLRScheduler",
-        settings=dict(peak=PEAK, **settings),
-        values=values,
-      )
-    )
+    cases.append(_timm_case(f"timm-W{w}-D{d}-T{total}-{decay}", total + 3, settings))
   return cases
 
 
 def timm_stable_power() -> list[dict]:
   """timm's decaying stable phases: rsqrt (power 0.5, timescale W) and a power law."""
-  scheduler = common.timm_scheduler()
   cases = []
   stables = (("rsqrt", None, 0.5), ("power", 7, 0.3))
   for (fn, timescale, power), decay, floor in itertools.product(stables, SHAPES, (0.0, 0.01)):
     w, d, total = 10, 25, 100
-    opt = _optimizer()
     settings = dict(
       t_initial=total - w,
       decay_t=d,
@@ -97,19 +97,7 @@ def timm_stable_power() -> list[dict]:
       stable_power=power,
       lr_min=floor,
     )
-    sched = scheduler.WSDLRScheduler(opt, t_in_epochs=False, **settings)
-    values = []
-    for t in range(total + 3):
-      sched.step_update(t)
-      values.append(float(opt.param_groups[0]["lr"]))
-    cases.append(
-      dict(
-        id=f"timm-{fn}-{decay}-min{floor}",
-        peer="timm.scheduler.WSDLRScheduler",
-        settings=dict(peak=PEAK, **settings),
-        values=values,
-      )
-    )
+    cases.append(_timm_case(f"timm-{fn}-{decay}-min{floor}", total + 3, settings))
   return cases
 
 
