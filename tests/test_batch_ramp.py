@@ -99,10 +99,18 @@ def test_a_ramp_is_recorded_and_compiles_once_per_batch_size(tmp_path):
   assert resolved["schedule"] == lrjax.linear_decay(0.1, 24).to_config()
 
 
+# "auto" is oneDNN's convolutions where the [train] extra brings them (CI asserts it), else XLA's.
+@pytest.mark.parametrize("convolutions", ["auto", "xla"])
 @pytest.mark.parametrize("signal_after, saved_at", [(20, 21), (16, 16)])
-def test_a_ramped_run_resumes_bitwise_after_sigterm(tmp_path, signal_after, saved_at):
+def test_a_ramped_run_resumes_bitwise_after_sigterm(tmp_path, signal_after, saved_at, convolutions):
   """Stopped inside the second stage, or at the epoch where the batch size changes."""
-  _, whole = _fit(build_run(_config()), tmp_path / "whole")
+
+  def config():
+    c = _config()
+    c.runtime.convolutions = convolutions
+    return c
+
+  _, whole = _fit(build_run(config()), tmp_path / "whole")
 
   class Sigterm(Observer):
     def wants_sync(self, trainer, step):
@@ -113,8 +121,8 @@ def test_a_ramped_run_resumes_bitwise_after_sigterm(tmp_path, signal_after, save
         os.kill(os.getpid(), signal.SIGTERM)
 
   with pytest.raises(Preempted, match=f"at step {saved_at}"):
-    _fit(build_run(_config()), tmp_path / "cut", [Sigterm()])
-  trainer, cut = _fit(build_run(_config()), tmp_path / "cut")
+    _fit(build_run(config()), tmp_path / "cut", [Sigterm()])
+  trainer, cut = _fit(build_run(config()), tmp_path / "cut")
   assert trainer.sizes == SIZES[saved_at:]
   digest = lambda result: records.digest(result.train_state.params)
   assert digest(cut) == digest(whole)

@@ -249,11 +249,15 @@ class _StopAfterFirstEpoch(Observer):
     return None
 
 
-def test_a_grouped_run_resumes_bit_for_bit_and_trains_in_a_population(tmp_path):
+# "auto" is oneDNN's convolutions where the [train] extra brings them (CI asserts it), else XLA's.
+@pytest.mark.parametrize("convolutions", ["auto", "xla"])
+def test_a_grouped_run_resumes_bit_for_bit_and_trains_in_a_population(tmp_path, convolutions):
   groups = {"layer_decay": 0.8, **HEAD}
 
   def fit(workdir, observers=()):
-    run = build_run(smoke_config(num_epochs=2, param_groups=groups))
+    config = smoke_config(num_epochs=2, param_groups=groups)
+    config.runtime.convolutions = convolutions
+    run = build_run(config)
     return Trainer([Member(run, str(workdir))], str(workdir), observers=list(observers)).fit()
 
   whole = fit(tmp_path / "whole")

@@ -209,7 +209,7 @@ def test_a_population_feeds_each_member_its_own_metric(tmp_path):
 # ------------------------------------------------------------------- a stop and a resume
 
 
-def _config_file(tmp_path):
+def _config_file(tmp_path, convolutions="auto"):
   path = tmp_path / "plateau_cosine.py"
   path.write_text(
     "from lrjax.configs import smoke\n\n\n"
@@ -220,6 +220,7 @@ def _config_file(tmp_path):
     "  config.num_epochs = 5\n"
     f"  config.schedule = {COSINE!r}\n"
     f"  config.plateau = {REDUCES!r}\n"
+    f"  config.runtime.convolutions = {convolutions!r}\n"
     "  return config\n"
   )
   return str(path)
@@ -232,14 +233,16 @@ def _train(path, workdir):
     return e.code
 
 
+# "auto" is oneDNN's convolutions where the [train] extra brings them (CI asserts it), else XLA's.
+@pytest.mark.parametrize("convolutions", ["auto", "xla"])
 @pytest.mark.parametrize("signal_after, saved_at", [(15, 16), (17, 18)])
 def test_a_plateau_scaled_cosine_resumes_bitwise_after_sigterm(
-  tmp_path, monkeypatch, capsys, signal_after, saved_at
+  tmp_path, monkeypatch, capsys, signal_after, saved_at, convolutions
 ):
   """`lrjax train` stopped by SIGTERM inside epoch 2 (after its reduction at update 12, before
   those at 18 and 24), or at epoch 2's end (its metric fed and not yet read), resumes to the
   bits of an uninterrupted run: the plateau's state and its metric are in the checkpoint."""
-  path = _config_file(tmp_path)
+  path = _config_file(tmp_path, convolutions)
   assert _train(path, tmp_path / "whole") == 0
   real = Trainer.__init__
 
